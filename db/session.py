@@ -1,0 +1,141 @@
+"""Engine and sessions: made lazily, once per process, with the schema migrated on first use.
+
+A Celery worker forks its children; an engine made before the fork would share sockets with
+them. So the engine is keyed by the process id and built on first use in each process.
+"""
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.settings import get_settings, mask_url
+
+_engines: dict[tuple[int, str], Engine] = {}
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The configured database cannot be reached or opened."""
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets readers (the CLI, reports) run while a worker writes; busy_timeout makes writers
+    # from several worker processes wait for each other instead of failing with "locked".
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def build_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        database = url.split("///", 1)[-1]
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    # pre_ping replaces connections that died while the pool held them (a restarted database).
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                         connect_args={"connect_timeout": 10})
+
+
+def get_engine() -> Engine:
+    """The process's engine for the configured database, migrated to the newest schema."""
+    url = get_settings().effective_database_url
+    key = (os.getpid(), url)
+    if key not in _engines:
+        engine = build_engine(url)
+        try:
+            upgrade_schema(engine)
+        except OperationalError as error:
+            engine.dispose()
+            raise DatabaseUnavailable(
+                f"cannot reach the database at {mask_url(url)}: {error.orig}"
+            ) from None
+        _engines[key] = engine
+    return _engines[key]
+
+
+def dispose_engines() -> None:
+    """Close every engine of this process (tests, and before a fork)."""
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
+
+
+@contextlib.contextmanager
+def session_scope() -> Iterator[Session]:
+    """One transaction: commit on success, roll back on error. Entry points own it."""
+    session = sessionmaker(get_engine(), expire_on_commit=False)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _alembic_config(engine: Engine):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    config.attributes["engine"] = engine
+    return config
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision(engine: Engine) -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Only one process migrates at a time: an advisory lock on PostgreSQL, a file lock on SQLite."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(72417)"))
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(72417)"))
+                connection.commit()
+        return
+    lock_path = Path(str(engine.url.database or "happysad") + ".migrate.lock")
+    if not lock_path.parent.exists():
+        yield
+        return
+    with open(lock_path, "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        yield
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Bring the schema to the newest migration; a no-op when it is there already."""
+    head = head_revision(engine)
+    if current_revision(engine) == head:
+        return
+    from alembic import command
+
+    with _migration_lock(engine):
+        if current_revision(engine) != head:
+            command.upgrade(_alembic_config(engine), "head")

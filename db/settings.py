@@ -1,0 +1,109 @@
+"""Typed configuration: every setting is an environment variable with the HAPPYSAD_ prefix.
+
+Read once per process through `get_settings()`, never at import time, so a Celery worker that
+forks gets its own copy and tests can change the environment between cases.
+"""
+
+import functools
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    """Where everything lives when nothing is configured: ./.happysad in the working directory."""
+    return Path.cwd() / ".happysad"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HAPPYSAD_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default_factory=default_home)
+    database_url: str | None = None
+    broker_url: str | None = None
+    model_store: str | None = None
+    report_store: str | None = None
+    s3_endpoint_url: str | None = None
+
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    worker_concurrency: int = Field(default=0, ge=0)
+    inference_threads: int = Field(default=0, ge=0)
+    max_image_pixels: int = Field(default=50_000_000, ge=1)
+    task_max_retries: int = Field(default=3, ge=0)
+    visibility_timeout: int = Field(default=3600, ge=10)
+
+    retrain_cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+    train_data: str | None = None
+    promotion_metric: str = "accuracy"
+    promotion_margin: float = 0.0
+
+    log_level: str = "INFO"
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, home: Path) -> Path:
+        return home.expanduser().resolve()
+
+    @field_validator("promotion_metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if metric not in {"accuracy", "precision", "recall", "f1"}:
+            raise ValueError("must be one of accuracy, precision, recall, f1")
+        return metric
+
+    @field_validator("retrain_cron")
+    @classmethod
+    def _five_fields(cls, cron: str) -> str:
+        if len(cron.split()) != 5:
+            raise ValueError("needs five fields: minute hour day-of-month month day-of-week")
+        return cron
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'happysad.db'}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        """True when no broker server is configured: the queue lives in files under home."""
+        return not self.broker_url
+
+    @property
+    def effective_model_store(self) -> str:
+        return self.model_store or str(self.home / "models")
+
+    @property
+    def effective_report_store(self) -> str:
+        return self.report_store or str(self.home / "jobs")
+
+    @property
+    def queue_folder(self) -> Path:
+        return self.home / "queue"
+
+    def concurrency(self) -> int:
+        """Worker processes per machine: one per core unless told otherwise."""
+        return self.worker_concurrency or max(1, os.cpu_count() or 1)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests, and processes that change the environment)."""
+    get_settings.cache_clear()
+
+
+def mask_url(url: str | None) -> str | None:
+    """Hide the password in a URL before it reaches a log, the database or the screen."""
+    if not url or "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    if ":" in credentials:
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url

@@ -1,0 +1,140 @@
+"""ORM tables: model versions and their promotions, jobs, batches, predictions, retrain runs."""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import UniqueConstraint, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True), dict: JSON, list: JSON}
+
+
+class ModelVersion(Base):
+    """One trained model: its file, what it expects as input, how it was made, how it scored."""
+
+    __tablename__ = "model_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    path: Mapped[str] = mapped_column(Text)
+    model_sha256: Mapped[str] = mapped_column(String(64))  # a tampered file is refused
+    architecture: Mapped[str] = mapped_column(String(64))
+    class_names: Mapped[list]
+    image_size: Mapped[int]
+    preprocessing_version: Mapped[int]
+    dataset_source: Mapped[str] = mapped_column(Text)
+    dataset_fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    metrics: Mapped[dict]
+    params: Mapped[dict]
+    is_production: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        # Exactly one production version: a partial unique index enforces "at most one".
+        Index(
+            "ix_model_versions_one_production",
+            "is_production",
+            unique=True,
+            sqlite_where=text("is_production"),
+            postgresql_where=text("is_production"),
+        ),
+    )
+
+
+class Promotion(Base):
+    """Every change of the production version: automatic, manual, or a rollback."""
+
+    __tablename__ = "promotions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utc_now)
+    version: Mapped[int] = mapped_column(ForeignKey("model_versions.version"))
+    previous_version: Mapped[int | None]
+    kind: Mapped[str] = mapped_column(String(16))  # auto | manual | rollback
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class Job(Base):
+    """A batch-labelling job: one source, pinned to one model version."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    model_version: Mapped[int] = mapped_column(ForeignKey("model_versions.version"))
+    status: Mapped[str] = mapped_column(String(16), default="scanning")  # scanning|running|done
+    batch_size: Mapped[int]
+    total_images: Mapped[int | None]
+    batches_total: Mapped[int | None]
+    batches_done: Mapped[int] = mapped_column(default=0)
+    skipped_files: Mapped[int] = mapped_column(default=0)
+    submitted_at: Mapped[datetime] = mapped_column(default=utc_now)
+    finished_at: Mapped[datetime | None]
+    report_path: Mapped[str | None] = mapped_column(Text)
+
+
+class JobBatch(Base):
+    """A batch whose rows are written: makes redelivery idempotent and completion countable."""
+
+    __tablename__ = "job_batches"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    batch_index: Mapped[int] = mapped_column(primary_key=True)
+    images: Mapped[int]
+    worker_host: Mapped[str] = mapped_column(String(255))
+    finished_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class BatchAttempt(Base):
+    """How often a batch was started: bounds the retries of a batch that kills its worker."""
+
+    __tablename__ = "batch_attempts"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    batch_index: Mapped[int] = mapped_column(primary_key=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+
+
+class Prediction(Base):
+    """One image of a job: its label and every class's probability, or the error it met."""
+
+    __tablename__ = "predictions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
+    uri: Mapped[str] = mapped_column(Text)
+    label: Mapped[str | None] = mapped_column(String(255))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    probabilities: Mapped[dict | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    model_version: Mapped[int]
+    worker_host: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "uri", name="uq_predictions_job_uri"),
+        Index("ix_predictions_job_label_confidence", "job_id", "label", "confidence"),
+        Index("ix_predictions_job_id_id", "job_id", "id"),
+    )
+
+
+class RetrainRun(Base):
+    """One retrain: scheduled or forced, its outcome and why it was or was not promoted."""
+
+    __tablename__ = "retrain_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slot: Mapped[str] = mapped_column(String(64), unique=True)  # one run per scheduled slot
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running|done|skipped|failed
+    source: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utc_now)
+    finished_at: Mapped[datetime | None]
+    dataset_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    model_version: Mapped[int | None]
+    promoted: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text)

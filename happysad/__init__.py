@@ -1,0 +1,1 @@
+"""The `happysad` command line: thin, it calls scheduler, worker, trainer and db."""

@@ -1,0 +1,198 @@
+"""Commands for batch labelling: submit, jobs, results, report."""
+
+import csv
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from happysad import output
+
+jobs_app = typer.Typer(help="Batch-labelling jobs: `happysad jobs` lists, `jobs show JOB` details.",
+                       invoke_without_command=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _job_record(job_id: int) -> dict:
+    from db import queries
+    from db.session import session_scope
+
+    with session_scope() as session:
+        return output.job_record(queries.get_job(session, job_id),
+                                 queries.job_counts(session, job_id))
+
+
+def submit_command(
+    source: Annotated[str, typer.Argument(help="Folder, file:// or s3://bucket/prefix of images.")],
+    model: Annotated[int | None, typer.Option(help="Model version (default: production).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per task (default: HAPPYSAD_BATCH_SIZE).")] = None,
+    wait: Annotated[bool, typer.Option(help="Show progress until the job ends, then a summary.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Submit a folder or bucket of images for labelling; prints the job id."""
+    from happysad.local_workers import local_workers_for
+    from scheduler.submit import submit_source
+
+    submission = submit_source(source, model, batch_size)
+    if not wait:
+        record = _job_record(submission.job_id)
+        if json_output:
+            output.print_json(record)
+        else:
+            output.console.print(f"job {submission.job_id}: {submission.total_images} images in "
+                                 f"{submission.batches} batches queued for model "
+                                 f"v{submission.model_version}"
+                                 + (f" ({submission.skipped_files} non-image files skipped)"
+                                    if submission.skipped_files else ""), highlight=False)
+        return
+    with local_workers_for("labelling"):
+        record = wait_for_job(submission.job_id, show_progress=not json_output)
+    if json_output:
+        output.print_json(record)
+    else:
+        print_job_summary(record)
+
+
+def wait_for_job(job_id: int, show_progress: bool = True, poll: float = 0.5) -> dict:
+    """Poll the job's rows until it is done, with a progress bar (done, failed, rate, time left)."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    progress = Progress(TextColumn(f"job {job_id}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[failed]} failed"),
+                        TextColumn("{task.fields[rate]:.1f} img/s"), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=output.error_console,
+                        disable=not show_progress)
+    started = time.monotonic()
+    with progress:
+        task = progress.add_task("", total=None, failed=0, rate=0.0)
+        while True:
+            record = _job_record(job_id)
+            done = record["classified"] + record["failed"]
+            elapsed = max(time.monotonic() - started, 1e-6)
+            progress.update(task, total=record["total"], completed=done, failed=record["failed"],
+                            rate=done / elapsed)
+            if record["status"] == "done":
+                break
+            time.sleep(poll)
+    return _wait_for_report(job_id)
+
+
+def _wait_for_report(job_id: int, seconds: float = 60) -> dict:
+    """A done job gets its report a moment later, from the worker: wait, but not forever."""
+    deadline = time.monotonic() + seconds
+    record = _job_record(job_id)
+    while not record["report"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+        record = _job_record(job_id)
+    return record
+
+
+def print_job_summary(record: dict) -> None:
+    from db import queries
+    from db.session import session_scope
+
+    with session_scope() as session:
+        counts = queries.label_counts(session, record["job_id"])
+    seconds = ((record["finished_at"] - record["submitted_at"]).total_seconds()
+               if record["finished_at"] else None)
+    output.print_table(
+        f"job {record['job_id']} ({record['status']})", ["", ""],
+        [["source", record["source"]], ["model version", record["model_version"]],
+         ["images", record["total"]], ["classified", record["classified"]],
+         ["failed", record["failed"]], ["non-image files skipped", record["skipped_files"]]]
+        + [[f"label {label}", count] for label, count in sorted(counts.items())]
+        + [["seconds", f"{seconds:.1f}" if seconds else None], ["report", record["report"]]])
+
+
+@jobs_app.callback()
+def jobs(ctx: typer.Context, json_output: JsonOption = False,
+         limit: Annotated[int, typer.Option(help="How many recent jobs.")] = 50) -> None:
+    """Recent jobs: status, progress, model version, times, report."""
+    if ctx.invoked_subcommand:
+        return
+    from db import queries
+    from db.session import session_scope
+
+    with session_scope() as session:
+        records = [output.job_record(job, queries.job_counts(session, job.id))
+                   for job in queries.list_jobs(session, limit)]
+    if json_output:
+        output.print_json(records)
+        return
+    output.print_table("jobs", ["job", "status", "model", "done", "failed", "total", "submitted",
+                                "report"],
+                       [[r["job_id"], r["status"], r["model_version"], r["classified"],
+                         r["failed"], r["total"], r["submitted_at"].strftime("%Y-%m-%d %H:%M"),
+                         r["report"]] for r in records])
+
+
+@jobs_app.command("show")
+def jobs_show(job: Annotated[int, typer.Argument(help="Job id.")], json_output: JsonOption = False) -> None:
+    """One job: status, progress, model version, times, report location."""
+    record = _job_record(job)
+    if json_output:
+        output.print_json(record)
+    else:
+        print_job_summary(record)
+
+
+def results_command(
+    job: Annotated[int, typer.Argument(help="Job id.")],
+    label: Annotated[str | None, typer.Option(help="Only this label.")] = None,
+    min_confidence: Annotated[float | None, typer.Option(help="Only predictions at least this sure.")] = None,
+    errors: Annotated[bool, typer.Option("--errors", help="Only images that failed.")] = False,
+    format: Annotated[str, typer.Option(help="table, csv or json.")] = "table",
+    limit: Annotated[int | None, typer.Option(help="At most this many rows.")] = None,
+) -> None:
+    """A job's predictions: label, per-class probabilities, or the error."""
+    from db import queries
+    from db.session import session_scope
+
+    if format not in ("table", "csv", "json"):
+        output.fail("--format must be table, csv or json")
+    with session_scope() as session:
+        queries.get_job(session, job)
+        rows = ({"uri": p.uri, "label": p.label, "confidence": p.confidence,
+                 "probabilities": p.probabilities, "error": p.error,
+                 "model_version": p.model_version, "worker_host": p.worker_host,
+                 "created_at": p.created_at}
+                for p in queries.iter_predictions(session, job, limit=limit, label=label,
+                                                  min_confidence=min_confidence,
+                                                  errors_only=errors))
+        if format == "json":
+            output.print_json(list(rows))
+        elif format == "csv":
+            _write_csv(rows)
+        else:
+            output.print_table(f"job {job}", ["uri", "label", "confidence", "probabilities",
+                                              "error"],
+                               [[r["uri"], r["label"],
+                                 None if r["confidence"] is None else f"{r['confidence']:.3f}",
+                                 None if r["probabilities"] is None else " ".join(
+                                     f"{k}={v:.3f}" for k, v in r["probabilities"].items()),
+                                 r["error"]] for r in rows])
+
+
+def _write_csv(rows) -> None:
+    writer = None
+    for row in rows:
+        probabilities = row.pop("probabilities") or {}
+        row |= {f"p_{name}": value for name, value in probabilities.items()}
+        if writer is None:
+            writer = csv.DictWriter(sys.stdout, fieldnames=list(row), extrasaction="ignore")
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def report_command(job: Annotated[int, typer.Argument(help="Job id.")]) -> None:
+    """Rebuild a job's plots and report.html."""
+    from db import queries
+    from db.session import session_scope
+    from worker.report import build_report
+
+    path = build_report(job)
+    with session_scope() as session:
+        queries.set_report_path(session, job, path)
+    output.console.print(f"report: {path}", highlight=False)

@@ -1,0 +1,32 @@
+"""Ask for a retrain now (`happysad retrain`), the same task beat sends on schedule."""
+
+import time
+from datetime import UTC, datetime
+
+from db import queries
+from db.session import session_scope
+from db.tables import RetrainRun
+
+
+def request_retrain(force: bool = False) -> str:
+    """Send a retrain for a slot of its own; returns the slot name to follow."""
+    from scheduler.submit import check_broker
+    from worker.celery_app import app
+
+    check_broker(app)
+    slot = f"manual-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%f')}"
+    app.send_task("happysad.retrain", kwargs={"slot": slot, "force": force}, queue="training")
+    return slot
+
+
+def wait_for_run(slot: str, timeout: float | None = None, poll: float = 1.0) -> RetrainRun:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        with session_scope() as session:
+            run = next((r for r in queries.list_retrain_runs(session, limit=200)
+                        if r.slot == slot), None)
+            if run is not None and run.status != "running":
+                return run
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"retrain {slot} did not finish within {timeout:.0f}s")
+        time.sleep(poll)

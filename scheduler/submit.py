@@ -1,0 +1,130 @@
+"""Submit a source for batch labelling: scan it (streamed), make a job pinned to a model
+version, enqueue one task per batch carrying only ids and URIs.
+
+Nothing here imports TensorFlow: tasks are sent by name.
+"""
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from db import queries
+from db.session import session_scope
+from db.settings import get_settings, mask_url
+from trainer.images import looks_like_image
+from trainer.storage import Listing, StorageError, open_storage
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".gif", ".webp", ".tif",
+                    ".tiff", ".ppm", ".pgm", ".pbm", ".pnm", ".heic", ".heif", ".svg"}
+
+
+class SubmitError(ValueError):
+    """A submission that cannot be made; the message says why."""
+
+
+class BrokerUnavailable(RuntimeError):
+    """The message broker cannot be reached."""
+
+
+@dataclass
+class Submission:
+    job_id: int
+    model_version: int
+    total_images: int
+    batches: int
+    skipped_files: int
+    source: str
+
+
+def is_candidate_image(storage, listing: Listing) -> bool:
+    """Worth a row: an image-like name, or content that starts like an image. Anything that
+    claims to be an image but is not gets an error row rather than vanishing."""
+    if listing.problem:
+        return False
+    name = listing.uri.rsplit("/", 1)[-1]
+    if name.startswith("."):
+        return False
+    if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+        return True
+    try:
+        return looks_like_image(storage.read_head(listing.uri, 16))
+    except OSError:
+        return True  # unreadable: let the worker record why
+
+
+def iter_batches(storage, batch_size: int, skipped: list[int]) -> Iterator[list[str]]:
+    """The source's images in batches, streamed: memory does not grow with the source."""
+    batch = []
+    for listing in storage.iter_files():
+        if not is_candidate_image(storage, listing):
+            skipped[0] += 1
+            continue
+        batch.append(listing.uri)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def check_broker(app) -> None:
+    settings = get_settings()
+    if settings.embedded_broker:
+        return
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=5)
+    except Exception as error:  # kombu raises several types for a refused connection
+        raise BrokerUnavailable(
+            f"cannot reach the broker at {mask_url(settings.broker_url)}: {error}") from None
+
+
+def resolve_model_version(session, model_version: int | None) -> int:
+    if model_version is not None:
+        return queries.get_model_version(session, model_version).version
+    production = queries.production_model_version(session)
+    if production is None:
+        raise SubmitError("no production model yet: train one first (`happysad train FOLDER`)")
+    return production.version
+
+
+def submit_source(source: str, model_version: int | None = None,
+                  batch_size: int | None = None) -> Submission:
+    from worker.celery_app import app
+
+    settings = get_settings()
+    batch_size = batch_size or settings.batch_size
+    if batch_size < 1:
+        raise SubmitError("--batch-size must be at least 1")
+    storage = open_storage(source)
+    if not storage.exists():
+        raise SubmitError(f"source not found: {source}")
+    with session_scope() as session:
+        version = resolve_model_version(session, model_version)
+    check_broker(app)
+
+    skipped = [0]
+    batches = iter_batches(storage, batch_size, skipped)
+    first = next(batches, None)
+    if first is None:
+        raise SubmitError(f"no images found in {source} ({skipped[0]} other files)")
+    with session_scope() as session:
+        job_id = queries.create_job(session, storage.root, version, batch_size).id
+    total, index = 0, 0
+    for index, batch in enumerate(_chain(first, batches)):
+        app.send_task("happysad.classify_batch", args=[job_id, index, batch])
+        total += len(batch)
+    with session_scope() as session:
+        complete = queries.seal_job(session, job_id, total, index + 1, skipped[0])
+    if complete:  # every batch finished while we were still listing: finish it now
+        app.send_task("happysad.finish_job", args=[job_id])
+    return Submission(job_id=job_id, model_version=version, total_images=total,
+                      batches=index + 1, skipped_files=skipped[0], source=storage.root)
+
+
+def _chain(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
+    yield first
+    yield from rest
+
+
+__all__ = ["BrokerUnavailable", "StorageError", "SubmitError", "Submission", "submit_source"]

@@ -1,0 +1,190 @@
+"""Model versions: files in the model store (a folder or a bucket) plus a row in `model_versions`.
+
+A version's folder holds `model.keras`, `metadata.json` (the contract: class names, input size,
+preprocessing version) and its plots. Versions are numbered 1, 2, 3... and never change once
+written; exactly one is production.
+"""
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from db import queries
+from db.session import session_scope
+from db.settings import get_settings
+from db.tables import ModelVersion
+from trainer.evaluate import classification_metrics
+from trainer.images import PREPROCESSING_VERSION, decode_image
+from trainer.plots import confusion_matrix_plot, figure_png, history_curves, sample_grid
+from trainer.storage import is_bucket_uri, open_storage
+from trainer.train import TrainingResult, predict_probabilities
+
+PROMOTE_CHOICES = ("auto", "always", "never")
+
+
+class ModelLoadError(RuntimeError):
+    """A model file that is missing, corrupt, tampered with, or made for another pipeline."""
+
+
+@dataclass
+class Registration:
+    version: int
+    path: str
+    promoted: bool
+    reason: str
+
+
+def version_folder(version: int) -> str:
+    return f"v{version:04d}"
+
+
+def _model_bytes(model) -> bytes:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        model.save(path)
+        return path.read_bytes()
+
+
+def _write_version_files(store: str, version: int, result: TrainingResult,
+                         model_bytes: bytes) -> str:
+    storage = open_storage(store)
+    folder = version_folder(version)
+    data, split = result.data, result.split
+    sample = split.train[:16]
+    plots = {
+        "samples.png": sample_grid(data.images[sample],
+                                   [data.class_names[i] for i in data.labels[sample]]),
+        "history.png": history_curves(result.history),
+        "confusion_matrix.png": confusion_matrix_plot(result.metrics["confusion_matrix"],
+                                                      data.class_names),
+    }
+    for name, figure in plots.items():
+        storage.write_bytes(f"{folder}/plots/{name}", figure_png(figure))
+    metadata = {
+        "version": version, "class_names": data.class_names,
+        "image_size": result.params.image_size, "preprocessing_version": PREPROCESSING_VERSION,
+        "architecture": result.params.architecture, "dataset_source": data.source,
+        "dataset_fingerprint": data.fingerprint, "metrics": result.metrics,
+        "params": result.params_record(), "history": result.history,
+        "skipped_files": data.skipped,
+    }
+    storage.write_bytes(f"{folder}/metadata.json", json.dumps(metadata, indent=2).encode())
+    return storage.write_bytes(f"{folder}/model.keras", model_bytes)
+
+
+def evaluate_version_on(row: ModelVersion, result: TrainingResult) -> dict:
+    """Score an existing version on the new run's test images, decoded at its own input size."""
+    model = load_model(row)
+    storage = open_storage(result.data.source)
+    test_uris = [result.data.uris[i] for i in result.split.test]
+    images = np.stack([decode_image(storage.read_bytes(uri), row.image_size) for uri in test_uris])
+    probabilities = predict_probabilities(model, images, len(row.class_names))
+    return classification_metrics(result.data.labels[result.split.test], probabilities,
+                                  row.class_names)
+
+
+def promotion_decision(session: Session, result: TrainingResult, promote: str) -> tuple[bool, str]:
+    """Champion against challenger, on the same held-out images."""
+    settings = get_settings()
+    metric, margin = settings.promotion_metric, settings.promotion_margin
+    production = queries.production_model_version(session)
+    if promote == "never":
+        return False, "promotion not requested (--promote never)"
+    if promote == "always":
+        return True, "promoted on request (--promote always)"
+    if production is None:
+        return True, "first model version: promoted"
+    if production.class_names != result.data.class_names:
+        return False, (f"not comparable with production v{production.version}: classes "
+                       f"{production.class_names} != {result.data.class_names}")
+    champion = evaluate_version_on(production, result)[metric]
+    challenger = result.metrics[metric]
+    verdict = challenger >= champion + margin
+    return verdict, (f"{metric} {challenger:.4f} vs production v{production.version} "
+                     f"{champion:.4f} on the same {len(result.split.test)} test images "
+                     f"(margin {margin:+.4f}): {'promoted' if verdict else 'kept production'}")
+
+
+def register(result: TrainingResult, promote: str = "auto") -> Registration:
+    """Store the model files and the row in one step; decide promotion; retry on a race."""
+    if promote not in PROMOTE_CHOICES:
+        raise ValueError(f"--promote must be one of {', '.join(PROMOTE_CHOICES)}")
+    model_bytes = _model_bytes(result.model)
+    store = get_settings().effective_model_store
+    for _attempt in range(5):
+        try:
+            with session_scope() as session:
+                version = queries.next_model_version(session)
+                path = _write_version_files(store, version, result, model_bytes)
+                session.add(ModelVersion(
+                    version=version, path=path, model_sha256=hashlib.sha256(model_bytes).hexdigest(),
+                    architecture=result.params.architecture,
+                    class_names=result.data.class_names, image_size=result.params.image_size,
+                    preprocessing_version=PREPROCESSING_VERSION,
+                    dataset_source=result.data.source,
+                    dataset_fingerprint=result.data.fingerprint,
+                    metrics=result.metrics, params=result.params_record(), is_production=False,
+                ))
+                session.flush()
+                promoted, reason = promotion_decision(session, result, promote)
+                if promoted:
+                    queries.set_production(session, version, "auto" if promote == "auto"
+                                           else "manual", reason)
+            return Registration(version=version, path=path, promoted=promoted, reason=reason)
+        except IntegrityError:
+            continue  # another trainer took this version number: take the next one
+    raise RuntimeError("could not allocate a model version number after 5 attempts")
+
+
+def promote_version(version: int, reason: str = "manual promotion") -> int | None:
+    """Make `version` production (the manual override, and the rollback). Returns the previous."""
+    with session_scope() as session:
+        production = queries.production_model_version(session)
+        kind = "rollback" if production and version < production.version else "manual"
+        return queries.set_production(session, version, kind, reason).previous_version
+
+
+# --- loading ------------------------------------------------------------------------------
+
+def local_model_path(row: ModelVersion) -> Path:
+    """A local file for the version's model: itself, or a cached copy of the bucket object."""
+    if not is_bucket_uri(row.path):
+        return Path(row.path)
+    cached = get_settings().home / "cache" / version_folder(row.version) / "model.keras"
+    if not cached.exists():
+        storage = open_storage(row.path.rsplit("/", 2)[0])
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f"model.{os.getpid()}.partial")
+        partial.write_bytes(storage.read_bytes(row.path))
+        partial.replace(cached)
+    return cached
+
+
+def load_model(row: ModelVersion):
+    """Load a version's Keras model in safe mode after checking its file's hash."""
+    if row.preprocessing_version != PREPROCESSING_VERSION:
+        raise ModelLoadError(
+            f"model v{row.version} was trained with preprocessing version "
+            f"{row.preprocessing_version}, this code has {PREPROCESSING_VERSION}: retrain it")
+    try:
+        path = local_model_path(row)
+        data = path.read_bytes()
+    except OSError as error:
+        raise ModelLoadError(f"model v{row.version} file missing: {row.path} ({error})") from None
+    if hashlib.sha256(data).hexdigest() != row.model_sha256:
+        raise ModelLoadError(f"model v{row.version} file {row.path} does not match its recorded "
+                             "hash: corrupt or tampered with, refusing to load")
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a bad archive
+        raise ModelLoadError(f"model v{row.version} cannot be loaded: {error}") from None

@@ -1,0 +1,163 @@
+"""Train one model on a labelled source: decode, split, fit with early stopping, evaluate."""
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from trainer.dataset import LabelledImages, Split, load_labelled_images, stratified_split
+from trainer.evaluate import classification_metrics
+from trainer.model import ARCHITECTURES, DEFAULT_ARCHITECTURE, RECIPES, build_model
+from trainer.model import class_probabilities
+
+EpochCallback = Callable[[int, int, dict], None]
+
+
+@dataclass
+class TrainingParams:
+    """What a run is asked for; None means the architecture's recipe decides."""
+
+    architecture: str = DEFAULT_ARCHITECTURE
+    epochs: int | None = None
+    image_size: int | None = None
+    batch_size: int = 32
+    seed: int = 0
+    augment: bool = True
+    learning_rate: float | None = None
+    patience: int | None = None
+
+    def resolved(self) -> "TrainingParams":
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.architecture!r}; "
+                             f"choose one of {', '.join(ARCHITECTURES)}")
+        recipe = RECIPES[self.architecture]
+        for name, value in (("epochs", self.epochs), ("image_size", self.image_size),
+                            ("batch_size", self.batch_size)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name.replace('_', ' ')} must be at least 1, got {value}")
+        if self.image_size is not None and self.image_size < 16:
+            raise ValueError(f"image size must be at least 16 pixels, got {self.image_size}")
+        return TrainingParams(
+            architecture=self.architecture,
+            epochs=self.epochs or recipe.epochs,
+            image_size=self.image_size or recipe.image_size,
+            batch_size=self.batch_size, seed=self.seed, augment=self.augment,
+            learning_rate=self.learning_rate or recipe.learning_rate,
+            patience=self.patience or recipe.patience,
+        )
+
+
+@dataclass
+class TrainingResult:
+    model: object
+    params: TrainingParams
+    data: LabelledImages
+    split: Split
+    metrics: dict
+    history: dict[str, list[float]]
+    train_seconds: float
+    images_per_second: float
+    test_probabilities: np.ndarray = field(repr=False, default=None)
+
+    def params_record(self) -> dict:
+        return asdict(self.params) | {"train_images": len(self.split.train),
+                                      "validation_images": len(self.split.validation),
+                                      "test_images": len(self.split.test),
+                                      "epochs_run": len(self.history.get("loss", []))}
+
+
+def augmentation(seed: int):
+    """Flips, small rotations and zoom, brightness: photos of faces stay faces under these."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential([
+        layers.RandomFlip("horizontal", seed=seed),
+        layers.RandomRotation(0.05, seed=seed + 1),
+        layers.RandomZoom(0.1, seed=seed + 2),
+        layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 3),
+    ], name="augmentation")
+
+
+def training_dataset(images: np.ndarray, labels: np.ndarray, params: TrainingParams):
+    """tf.data: shuffled, batched, augmented on the fly, prefetched while the model trains."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    dataset = dataset.shuffle(len(labels), seed=params.seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(params.batch_size)
+    if params.augment:
+        augment = augmentation(params.seed)
+        dataset = dataset.map(lambda x, y: (augment(x, training=True), y),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def predict_probabilities(model, images: np.ndarray, class_count: int,
+                          batch_size: int = 64) -> np.ndarray:
+    """Call the model on batches directly (no per-call `predict` overhead)."""
+    outputs = [np.asarray(model(images[start:start + batch_size], training=False))
+               for start in range(0, len(images), batch_size)]
+    if not outputs:
+        return np.zeros((0, class_count))
+    return class_probabilities(np.concatenate(outputs), class_count)
+
+
+def class_weights(labels: np.ndarray, class_count: int) -> dict[int, float]:
+    """Balanced weights, so a class with fewer photos is not simply outvoted."""
+    counts = np.bincount(labels, minlength=class_count).astype(np.float64)
+    return {index: float(len(labels) / (class_count * count)) for index, count in enumerate(counts)}
+
+
+def train(source: str, params: TrainingParams, log_dir: Path | None = None,
+          on_epoch: EpochCallback | None = None) -> TrainingResult:
+    """Decode the source, split it 70/20/10, fit, and evaluate on the test split."""
+    params = params.resolved()
+    data = load_labelled_images(source, params.image_size)
+    split = stratified_split(data.labels, params.seed)
+
+    import keras
+
+    keras.utils.set_random_seed(params.seed)
+    class_count = len(data.class_names)
+    model = build_model(params.architecture, params.image_size, class_count)
+    binary = class_count == 2
+    recipe = RECIPES[params.architecture]
+    optimizer = (keras.optimizers.AdamW(params.learning_rate, weight_decay=recipe.weight_decay)
+                 if recipe.weight_decay else keras.optimizers.Adam(params.learning_rate))
+    model.compile(optimizer=optimizer,
+                  loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+
+    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=params.patience,
+                                               restore_best_weights=True)]
+    if log_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
+    if on_epoch is not None:
+        callbacks.append(keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, params.epochs, dict(logs or {}))))
+
+    train_labels = data.labels[split.train]
+    labels_for_loss = (lambda y: y.astype(np.float32)) if binary else (lambda y: y)
+    started = time.perf_counter()
+    history = model.fit(
+        training_dataset(data.images[split.train], labels_for_loss(train_labels), params),
+        validation_data=(data.images[split.validation],
+                         labels_for_loss(data.labels[split.validation])),
+        epochs=params.epochs, callbacks=callbacks, verbose=0, shuffle=False,
+        class_weight=class_weights(train_labels, class_count),
+    )
+    train_seconds = time.perf_counter() - started
+    epochs_run = len(history.history.get("loss", []))
+
+    test_probabilities = predict_probabilities(model, data.images[split.test], class_count)
+    metrics = classification_metrics(data.labels[split.test], test_probabilities, data.class_names)
+    return TrainingResult(
+        model=model, params=params, data=data, split=split, metrics=metrics,
+        history={key: [float(v) for v in values] for key, values in history.history.items()},
+        train_seconds=train_seconds,
+        images_per_second=len(split.train) * epochs_run / train_seconds if train_seconds else 0.0,
+        test_probabilities=test_probabilities,
+    )

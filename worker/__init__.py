@@ -1,0 +1,1 @@
+"""Celery workers: the app every process uses, thin tasks, batched classification, job reports."""

@@ -1,0 +1,103 @@
+"""The Celery app that every process points `-A` at: `celery -A worker.celery_app worker`.
+
+Configuration is read from the settings lazily, when Celery first needs it, never at import.
+With no HAPPYSAD_BROKER_URL the queue is a folder under HAPPYSAD_HOME (kombu's filesystem
+transport): no server, and several worker processes on one machine share it.
+"""
+
+import os
+
+from celery import Celery
+from celery.signals import worker_init, worker_process_init, worker_shutdown
+
+from db.settings import Settings, get_settings, mask_url
+
+LABELLING_QUEUE = "labelling"
+TRAINING_QUEUE = "training"
+
+
+def celery_config(settings: Settings) -> dict:
+    config = {
+        # JSON only: a pickle payload from the broker could run code in the worker.
+        "task_serializer": "json", "result_serializer": "json", "accept_content": ["json"],
+        "task_ignore_result": True,  # progress and results live in SQL, not in a result backend
+        # Acknowledge after the batch is written, and requeue if the worker process dies, so a
+        # crash loses no batch; the SQL writes are idempotent, so redelivery duplicates nothing.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,  # batches are large: do not hoard them in one process
+        "task_default_queue": LABELLING_QUEUE,
+        "task_routes": {"happysad.retrain": {"queue": TRAINING_QUEUE}},
+        "broker_connection_retry_on_startup": True,
+        "task_publish_retry_policy": {"max_retries": 3, "interval_start": 0.5,
+                                      "interval_step": 0.5},
+        "timezone": settings.timezone,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+    }
+    if settings.embedded_broker:
+        folder = str(settings.queue_folder)
+        os.makedirs(folder, exist_ok=True)
+        config |= {
+            "broker_url": "filesystem://",
+            "broker_transport_options": {"data_folder_in": folder, "data_folder_out": folder,
+                                         "polling_interval": 0.2},
+            # The filesystem transport has no broadcast: no remote control, mingle or gossip.
+            "worker_enable_remote_control": False,
+        }
+    else:
+        config |= {
+            "broker_url": settings.broker_url,
+            # A batch not acknowledged within this time is handed to another worker: it must be
+            # longer than the slowest batch (https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout).
+            "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
+            "beat_scheduler": "redbeat.RedBeatScheduler",
+            "redbeat_redis_url": settings.broker_url,
+            "redbeat_lock_timeout": 300,
+            "broker_connection_timeout": 5,
+        }
+    return config
+
+
+def create_celery_app() -> Celery:
+    celery = Celery("happysad", include=["worker.tasks"])
+    celery.add_defaults(lambda: celery_config(get_settings()))  # evaluated on first use
+    return celery
+
+
+app = create_celery_app()
+
+
+@worker_init.connect
+def _before_fork(sender=None, **_kwargs) -> None:
+    """In the worker's parent: share the cores among the child processes, record the worker."""
+    concurrency = getattr(sender, "concurrency", None) or 1
+    if not os.environ.get("HAPPYSAD_INFERENCE_THREADS"):
+        threads = max(1, (os.cpu_count() or 1) // concurrency)
+        os.environ["HAPPYSAD_INFERENCE_THREADS"] = str(threads)
+    from worker import local
+
+    local.register_worker()
+
+
+@worker_shutdown.connect
+def _on_shutdown(**_kwargs) -> None:
+    from worker import local
+
+    local.unregister_worker()
+
+
+@worker_process_init.connect
+def _in_child(**_kwargs) -> None:
+    """In each forked child: fresh settings and engines; TensorFlow is first imported here."""
+    from db.session import dispose_engines
+    from db.settings import reset_settings
+
+    reset_settings()
+    dispose_engines()
+
+
+def broker_description() -> str:
+    settings = get_settings()
+    return "embedded (files under HAPPYSAD_HOME/queue)" if settings.embedded_broker \
+        else mask_url(settings.broker_url)

@@ -1,0 +1,82 @@
+"""Workers on this machine for the embedded queue: who is running, and starting some for a job.
+
+With no broker server, `happysad submit --wait` needs to know whether any `happysad worker` is
+consuming the queue folder. Each worker leaves a pid file under HAPPYSAD_HOME/run/ while it runs.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from db.settings import get_settings
+
+
+def _run_folder() -> Path:
+    folder = get_settings().home / "run"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def register_worker() -> None:
+    (_run_folder() / f"worker-{os.getpid()}.pid").write_text(str(os.getpid()))
+
+
+def unregister_worker() -> None:
+    (_run_folder() / f"worker-{os.getpid()}.pid").unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_workers() -> list[int]:
+    """Pids of live workers on this machine's queue folder; stale pid files are removed."""
+    pids = []
+    for pid_file in _run_folder().glob("worker-*.pid"):
+        try:
+            pid = int(pid_file.read_text())
+        except (ValueError, OSError):
+            continue
+        if _alive(pid):
+            pids.append(pid)
+        else:
+            pid_file.unlink(missing_ok=True)
+    return pids
+
+
+def worker_command(concurrency: int, queues: str | None = None, loglevel: str = "WARNING",
+                   autoscale: str | None = None) -> list[str]:
+    command = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+               f"--loglevel={loglevel}"]
+    command += [f"--autoscale={autoscale}"] if autoscale else [f"--concurrency={concurrency}"]
+    if queues:
+        command.append(f"--queues={queues}")
+    return command
+
+
+def start_local_workers(concurrency: int, log_path: Path,
+                        queues: str = "labelling") -> subprocess.Popen:
+    """Start one worker (with `concurrency` processes) in the background, logging to a file."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "ab")
+    return subprocess.Popen(worker_command(concurrency, queues), stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_local_workers(process: subprocess.Popen, timeout: float = 30) -> None:
+    """Warm shutdown (finish the current batch), then force if it does not stop in time."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

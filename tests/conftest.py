@@ -1,0 +1,214 @@
+"""Shared fixtures: an isolated HAPPYSAD_HOME per test, the machine's PostgreSQL and Redis
+(a database and a Redis db number of the tests' own), a tiny trained model, real workers.
+
+When CI=true, a service that cannot be reached fails the run instead of skipping its tests.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+POSTGRES_ADMIN_URL = os.environ.get("HAPPYSAD_TEST_POSTGRES_ADMIN",
+                                    "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_TEST_DB = "happysad_test"
+REDIS_TEST_URL = os.environ.get("HAPPYSAD_TEST_REDIS", "redis://127.0.0.1:6379/11")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(what: str, error: Exception):
+    message = f"{what} not reachable: {error}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: services are required)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """Every test gets its own HAPPYSAD_HOME and none of the caller's HAPPYSAD_ settings."""
+    for name in list(os.environ):
+        if name.startswith("HAPPYSAD_") and not name.startswith("HAPPYSAD_TEST_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("HAPPYSAD_HOME", str(home))
+    from db.session import dispose_engines
+    from db.settings import reset_settings
+
+    reset_settings()
+    yield home
+    dispose_engines()
+    reset_settings()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A database of the tests' own on the machine's PostgreSQL, created if missing."""
+    import psycopg
+
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+            exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                   (POSTGRES_TEST_DB,)).fetchone()
+            if not exists:
+                admin.execute(f'CREATE DATABASE "{POSTGRES_TEST_DB}"')
+    except psycopg.OperationalError as error:
+        unavailable("PostgreSQL", error)
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{POSTGRES_TEST_DB}"
+
+
+@pytest.fixture
+def postgres(postgres_url, monkeypatch) -> str:
+    """An empty schema in the test database, set as HAPPYSAD_DATABASE_URL."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("DROP SCHEMA IF EXISTS public CASCADE")
+        connection.execute("CREATE SCHEMA public")
+    monkeypatch.setenv("HAPPYSAD_DATABASE_URL", postgres_url)
+    from db.settings import reset_settings
+
+    reset_settings()
+    return postgres_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, monkeypatch) -> str:
+    """Run a test on both databases: SQLite (the default) and PostgreSQL."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres")
+    from db.settings import get_settings
+
+    return get_settings().effective_database_url
+
+
+@pytest.fixture
+def redis_url(monkeypatch) -> str:
+    """The tests' own Redis db, emptied, set as HAPPYSAD_BROKER_URL."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=3)
+    try:
+        client.flushdb()
+    except redis.exceptions.ConnectionError as error:
+        unavailable("Redis", error)
+    monkeypatch.setenv("HAPPYSAD_BROKER_URL", REDIS_TEST_URL)
+    from db.settings import reset_settings
+
+    reset_settings()
+    yield REDIS_TEST_URL
+    client.flushdb()
+
+
+@pytest.fixture(scope="session")
+def sample_folder(tmp_path_factory) -> Path:
+    """A small generated happy/sad dataset (tests never use the shared real photos)."""
+    from trainer.sample_data import write_sample_dataset
+
+    folder = tmp_path_factory.mktemp("sample")
+    write_sample_dataset(folder, per_class=24, image_size=48, seed=0)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_training(sample_folder):
+    """One tiny training run (32 px, 2 epochs) shared by the session; register it per test."""
+    from trainer.train import TrainingParams, train
+
+    return train(str(sample_folder), TrainingParams(epochs=2, image_size=32, batch_size=16))
+
+
+@pytest.fixture
+def registered_model(tiny_training) -> int:
+    """The tiny model registered as production in this test's database; returns its version."""
+    from trainer.registry import register
+
+    return register(tiny_training, promote="always").version
+
+
+def happysad(*args: str, env: dict | None = None, timeout: float = 600,
+             check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real `happysad` command in a subprocess, as a user would."""
+    result = subprocess.run([sys.executable, "-m", "happysad.cli", *args], capture_output=True,
+                            text=True, timeout=timeout, env=env or dict(os.environ))
+    if check and result.returncode != 0:
+        raise AssertionError(f"happysad {' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
+
+
+class WorkerProcess:
+    """A real `celery -A worker.celery_app worker` in its own process group."""
+
+    def __init__(self, name: str, concurrency: int = 1, queues: str = "labelling",
+                 env: dict | None = None, log_dir: Path | None = None):
+        self.name = name
+        log_dir = log_dir or Path(os.environ["HAPPYSAD_HOME"]) / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"{name}.log"
+        command = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+                   f"--hostname={name}@%h", f"--concurrency={concurrency}",
+                   f"--queues={queues}", "--loglevel=INFO", "--without-mingle",
+                   "--without-gossip"]
+        self.process = subprocess.Popen(command, stdout=open(self.log_path, "wb"),
+                                        stderr=subprocess.STDOUT, env=env or dict(os.environ),
+                                        start_new_session=True)
+
+    def children(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True,
+                             text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker {self.name} exited:\n{self.log_path.read_text()}")
+            if "ready." in self.log_path.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"worker {self.name} not ready:\n{self.log_path.read_text()}")
+
+    def stop(self, timeout: float = 30) -> None:
+        import signal
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+@pytest.fixture
+def start_worker():
+    """Start real worker processes; all are stopped at the end of the test."""
+    workers: list[WorkerProcess] = []
+
+    def start(name: str, **kwargs) -> WorkerProcess:
+        worker = WorkerProcess(name, **kwargs)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+def wait_for_job_done(job_id: int, timeout: float = 300) -> dict:
+    """Poll SQL until the job is done; returns its row as a dict."""
+    from db import queries
+    from db.session import session_scope
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope() as session:
+            job = queries.get_job(session, job_id)
+            if job.status == "done":
+                return {"status": job.status, "total": job.total_images,
+                        "report": job.report_path, **queries.job_counts(session, job_id)}
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} not done within {timeout}s")

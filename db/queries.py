@@ -98,7 +98,8 @@ def seal_job(session: Session, job_id: int, total_images: int, batches_total: in
 
 def record_batch(session: Session, job_id: int, batch_index: int, rows: list[dict],
                  worker_host: str) -> bool | None:
-    """Write a batch's rows and count it, idempotently.
+    """Write a batch's rows and count it, idempotently (RETURNING, not rowcount: drivers
+    disagree on rowcount for ON CONFLICT DO NOTHING).
 
     Returns None if this batch was written before (a redelivery), else whether it was the job's
     last batch. The UPDATE on the job row serialises concurrent workers, so exactly one of them
@@ -108,9 +109,9 @@ def record_batch(session: Session, job_id: int, batch_index: int, rows: list[dic
         _insert(session, JobBatch)
         .values(job_id=job_id, batch_index=batch_index, images=len(rows), worker_host=worker_host,
                 finished_at=utc_now())
-        .on_conflict_do_nothing()
-    ).rowcount
-    if not claimed:
+        .on_conflict_do_nothing().returning(JobBatch.batch_index)
+    ).first()
+    if claimed is None:
         return None
     if rows:
         session.execute(
@@ -206,11 +207,11 @@ def claim_retrain_slot(session: Session, slot: str, source: str) -> RetrainRun |
     claimed = session.execute(
         _insert(session, RetrainRun)
         .values(slot=slot, source=source, status="running", started_at=utc_now(), promoted=False)
-        .on_conflict_do_nothing()
-    ).rowcount
-    if not claimed:
+        .on_conflict_do_nothing().returning(RetrainRun.id)
+    ).scalar()
+    if claimed is None:
         return None
-    return session.scalar(select(RetrainRun).where(RetrainRun.slot == slot))
+    return session.get(RetrainRun, claimed)
 
 
 def finish_retrain_run(session: Session, run_id: int, status: str, reason: str,

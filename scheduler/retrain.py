@@ -11,8 +11,9 @@ from db.tables import RetrainRun
 def request_retrain(force: bool = False) -> str:
     """Send a retrain for a slot of its own; returns the slot name to follow."""
     from scheduler.submit import check_broker
-    from worker.celery_app import app
+    from worker.celery_app import sender_app
 
+    app = sender_app()
     check_broker(app)
     slot = f"manual-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%f')}"
     app.send_task("happysad.retrain", kwargs={"slot": slot, "force": force}, queue="training")

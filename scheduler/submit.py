@@ -90,7 +90,7 @@ def resolve_model_version(session, model_version: int | None) -> int:
 
 def submit_source(source: str, model_version: int | None = None,
                   batch_size: int | None = None) -> Submission:
-    from worker.celery_app import app
+    from worker.celery_app import sender_app
 
     settings = get_settings()
     batch_size = batch_size or settings.batch_size
@@ -101,6 +101,7 @@ def submit_source(source: str, model_version: int | None = None,
         raise SubmitError(f"source not found: {source}")
     with session_scope() as session:
         version = resolve_model_version(session, model_version)
+    app = sender_app()
     check_broker(app)
 
     skipped = [0]

@@ -34,6 +34,7 @@ def isolated_env(tmp_path, monkeypatch):
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     monkeypatch.setenv("HAPPYSAD_HOME", str(home))
+    monkeypatch.chdir(tmp_path)  # a developer's ./.env must not configure the tests
     from db.session import dispose_engines
     from db.settings import reset_settings
 

@@ -59,20 +59,35 @@ def celery_config(settings: Settings) -> dict:
     return config
 
 
-def create_celery_app() -> Celery:
-    celery = Celery("happysad", include=["worker.tasks"])
+def create_celery_app(set_as_current: bool = True) -> Celery:
+    celery = Celery("happysad", include=["worker.tasks"], set_as_current=set_as_current)
     celery.add_defaults(lambda: celery_config(get_settings()))  # evaluated on first use
     return celery
 
 
 app = create_celery_app()
 
+_senders: dict[tuple, Celery] = {}
+
+
+def sender_app() -> Celery:
+    """An app for sending tasks by name with the settings in force now.
+
+    `app` reads its configuration once per process, which suits a worker; a process that sends
+    (the CLI, tests) may see its settings change, so it gets one app per broker and home.
+    """
+    settings = get_settings()
+    key = (settings.broker_url, str(settings.home))
+    if key not in _senders:
+        _senders[key] = create_celery_app(set_as_current=False)
+    return _senders[key]
+
 
 @worker_init.connect
 def _before_fork(sender=None, **_kwargs) -> None:
     """In the worker's parent: share the cores among the child processes, record the worker."""
     concurrency = getattr(sender, "concurrency", None) or 1
-    if not os.environ.get("HAPPYSAD_INFERENCE_THREADS"):
+    if not int(os.environ.get("HAPPYSAD_INFERENCE_THREADS") or 0):
         threads = max(1, (os.cpu_count() or 1) // concurrency)
         os.environ["HAPPYSAD_INFERENCE_THREADS"] = str(threads)
     from worker import local

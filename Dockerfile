@@ -1,0 +1,33 @@
+# One image for every service in docker-compose.yml: the migration, the labelling workers, the
+# trainer, the scheduler and Flower differ only in their command.
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
+    HAPPYSAD_HOME=/data
+
+WORKDIR /app
+
+# Dependencies first, read from pyproject.toml: TensorFlow is most of the image, and this layer is
+# then rebuilt only when the dependencies change, not on every code edit. Flower is in the dev
+# extra (same pin here) because only the flower service needs it.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt "flower>=2" \
+    && rm /tmp/requirements.txt
+
+COPY . .
+RUN pip install .
+
+# Not root. /data is created and owned here so that the named volume compose mounts on it starts
+# out writable by this user (Docker copies the ownership into an empty named volume).
+RUN useradd --create-home --uid 10001 happysad \
+    && mkdir -p /data \
+    && chown happysad /data
+USER happysad
+
+CMD ["happysad", "worker", "--queues", "labelling"]

@@ -1,0 +1,66 @@
+"""The `happysad` command as a user runs it: JSON contracts and one-line errors."""
+
+import json
+import os
+
+import pytest
+
+from tests.conftest import happysad
+
+pytestmark = pytest.mark.slow
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "error:" in result.stderr
+    for fragment in fragments:
+        assert fragment in " ".join(result.stderr.split()), result.stderr
+
+
+def test_train_models_and_promotion_commands(sample_folder):
+    result = happysad("train", str(sample_folder), "--epochs", "1", "--image-size", "32",
+                      "--json")
+    trained = json.loads(result.stdout)
+    assert trained["version"] == 1 and trained["promoted"] is True
+    assert {"accuracy", "precision", "recall"} <= set(trained["metrics"])
+    assert os.path.exists(trained["path"])
+    happysad("train", str(sample_folder), "--epochs", "1", "--image-size", "32",
+             "--promote", "never")
+    listed = json.loads(happysad("models", "list", "--json").stdout)
+    assert [(m["version"], m["production"]) for m in listed] == [(1, True), (2, False)]
+    assert json.loads(happysad("models", "show", "production", "--json").stdout)["version"] == 1
+    happysad("models", "promote", "2")
+    happysad("models", "promote", "1", "--reason", "rollback test")
+    history = json.loads(happysad("models", "history", "--json").stdout)
+    assert [(h["version"], h["kind"]) for h in history] == [(1, "auto"), (2, "manual"),
+                                                             (1, "rollback")]
+    assert history[-1]["reason"] == "rollback test"
+
+
+def test_user_mistakes_get_one_line_errors(tmp_path, sample_folder):
+    assert_one_line_error(happysad("train", str(tmp_path / "nope"), check=False), "not found")
+    (tmp_path / "one" / "happy").mkdir(parents=True)
+    assert_one_line_error(happysad("train", str(tmp_path / "one"), check=False), "two class")
+    assert_one_line_error(happysad("train", str(sample_folder), "--architecture", "huge",
+                                   check=False), "unknown architecture")
+    assert_one_line_error(happysad("submit", str(sample_folder), check=False),
+                          "no production model")
+    assert_one_line_error(happysad("submit", str(sample_folder), "--model", "7", check=False),
+                          "model version 7 does not exist")
+    assert_one_line_error(happysad("jobs", "show", "12", check=False), "job 12 does not exist")
+    assert_one_line_error(happysad("models", "show", "production", check=False),
+                          "no production model")
+    env = dict(os.environ, HAPPYSAD_DATABASE_URL="postgresql://u:hunter2@127.0.0.1:1/x")
+    result = happysad("models", "list", env=env, check=False)
+    assert_one_line_error(result, "cannot reach the database")
+    assert "hunter2" not in result.stderr
+    env = dict(os.environ, HAPPYSAD_BATCH_SIZE="lots")
+    assert_one_line_error(happysad("jobs", env=env, check=False), "HAPPYSAD_ setting")
+
+
+def test_sample_data_says_it_is_synthetic(tmp_path):
+    result = happysad("sample-data", str(tmp_path / "d"), "--per-class", "3", "--image-size", "32")
+    assert "SYNTHETIC" in result.stdout
+    assert len(list((tmp_path / "d" / "happy").glob("*.jpg"))) == 3
+    assert "SYNTHETIC" in (tmp_path / "d" / "SYNTHETIC_DATA.txt").read_text()

@@ -1,0 +1,109 @@
+"""The schema and queries, on SQLite and on PostgreSQL."""
+
+import pytest
+from sqlalchemy import inspect
+
+from db import queries
+from db.session import current_revision, get_engine, head_revision, session_scope
+from db.tables import ModelVersion
+
+
+def add_version(session, version: int) -> None:
+    session.add(ModelVersion(version=version, path=f"/m/{version}", model_sha256="0" * 64,
+                             architecture="baseline", class_names=["happy", "sad"], image_size=32,
+                             preprocessing_version=1, dataset_source="/d",
+                             dataset_fingerprint="f" * 64, metrics={"accuracy": 1.0}, params={}))
+
+
+def rows(job_id: int, uris: list[str]) -> list[dict]:
+    return [{"job_id": job_id, "uri": uri, "label": "happy", "confidence": 0.9,
+             "probabilities": {"happy": 0.9, "sad": 0.1}, "error": None, "model_version": 1,
+             "worker_host": "test"} for uri in uris]
+
+
+def test_migrations_apply_on_first_use(database):
+    engine = get_engine()
+    assert current_revision(engine) == head_revision(engine)
+    tables = set(inspect(engine).get_table_names())
+    assert {"model_versions", "jobs", "predictions", "job_batches", "promotions",
+            "retrain_runs", "batch_attempts"} <= tables
+
+
+def test_one_production_version_and_history(database):
+    with session_scope() as session:
+        add_version(session, 1)
+        add_version(session, 2)
+        session.flush()
+        queries.set_production(session, 1, "auto", "first")
+        queries.set_production(session, 2, "manual", "better")
+    with session_scope() as session:
+        assert queries.production_model_version(session).version == 2
+        assert [(p.version, p.previous_version) for p in queries.promotion_history(session)] == [
+            (1, None), (2, 1)]
+        with pytest.raises(queries.NotFound, match="version 9"):
+            queries.set_production(session, 9, "manual", "x")
+
+
+def test_batches_are_idempotent_and_the_last_one_finishes_the_job(database):
+    with session_scope() as session:
+        add_version(session, 1)
+        session.flush()
+        job_id = queries.create_job(session, "/src", 1, 2).id
+    with session_scope() as session:
+        assert queries.record_batch(session, job_id, 0, rows(job_id, ["a", "b"]), "w1") is False
+    with session_scope() as session:  # a redelivered batch writes nothing
+        assert queries.record_batch(session, job_id, 0, rows(job_id, ["a", "b"]), "w2") is None
+    with session_scope() as session:
+        assert queries.seal_job(session, job_id, 3, 2, 0) is False
+        assert queries.record_batch(session, job_id, 1, rows(job_id, ["c"]), "w1") is True
+        assert queries.finish_job(session, job_id) is True
+        assert queries.finish_job(session, job_id) is False  # exactly once
+        assert queries.job_counts(session, job_id) == {"classified": 3, "failed": 0}
+
+
+def test_seal_after_all_batches_reports_completion(database):
+    with session_scope() as session:
+        add_version(session, 1)
+        session.flush()
+        job_id = queries.create_job(session, "/src", 1, 2).id
+        queries.record_batch(session, job_id, 0, rows(job_id, ["a"]), "w")
+        assert queries.seal_job(session, job_id, 1, 1, 0) is True
+
+
+def test_prediction_filters_and_keyset_paging(database):
+    with session_scope() as session:
+        add_version(session, 1)
+        session.flush()
+        job_id = queries.create_job(session, "/src", 1, 100).id
+        batch = rows(job_id, [f"img{i:03d}" for i in range(25)])
+        for index, row in enumerate(batch):
+            row["confidence"] = index / 25
+            if index % 5 == 0:
+                row |= {"label": None, "confidence": None, "probabilities": None, "error": "bad"}
+        queries.record_batch(session, job_id, 0, batch, "w")
+    with session_scope() as session:
+        every = list(queries.iter_predictions(session, job_id, page_size=7))
+        assert [p.uri for p in every] == [f"img{i:03d}" for i in range(25)]
+        assert len(list(queries.iter_predictions(session, job_id, page_size=7, limit=10))) == 10
+        sure = list(queries.iter_predictions(session, job_id, min_confidence=0.8))
+        assert all(p.confidence >= 0.8 for p in sure) and len(sure) == 4
+        assert len(list(queries.iter_predictions(session, job_id, errors_only=True))) == 5
+        assert len(list(queries.iter_predictions(session, job_id, label="sad"))) == 0
+
+
+def test_retrain_slot_claimed_once(database):
+    with session_scope() as session:
+        run = queries.claim_retrain_slot(session, "cron-2026-01-01T02:00", "/data")
+        assert run is not None
+        assert queries.claim_retrain_slot(session, "cron-2026-01-01T02:00", "/data") is None
+
+
+def test_unreachable_database_is_a_clear_error(monkeypatch):
+    from db.session import DatabaseUnavailable
+    from db.settings import reset_settings
+
+    monkeypatch.setenv("HAPPYSAD_DATABASE_URL", "postgresql://nobody:secret@127.0.0.1:1/none")
+    reset_settings()
+    with pytest.raises(DatabaseUnavailable) as raised:
+        get_engine()
+    assert "secret" not in str(raised.value) and "***" in str(raised.value)

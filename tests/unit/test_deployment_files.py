@@ -1,0 +1,129 @@
+"""The deployment files against the code: no Docker engine runs here, so docker-compose.yml,
+.env.example and the Dockerfile are parsed and every setting, command and module they name is
+checked to exist, so a renamed setting or command fails here rather than in a deployment."""
+
+import re
+from pathlib import Path
+
+import pytest
+import typer
+import yaml
+from celery import Celery
+
+from db.settings import Settings
+from happysad.cli import app as cli_app
+from worker.celery_app import LABELLING_QUEUE, TRAINING_QUEUE
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
+SERVICES = yaml.safe_load(COMPOSE_TEXT)["services"]
+ENV_EXAMPLE = ROOT / ".env.example"
+APP_SERVICES = ["migrate", "worker", "trainer", "scheduler", "flower"]
+SETTING_NAMES = {f"HAPPYSAD_{field.upper()}" for field in Settings.model_fields}
+
+
+def env_example_lines() -> list[tuple[str, str, str]]:
+    """(name, value, the line before) for every assignment in .env.example."""
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    return [(match[1], match[2].strip(), lines[number - 1] if number else "")
+            for number, line in enumerate(lines)
+            if (match := re.fullmatch(r"([A-Z][A-Z0-9_]*)=(.*)", line))]
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def test_required_services_exist():
+    assert set(SERVICES) >= {"redis", "db", "minio", "minio-setup", *APP_SERVICES}
+    assert "healthcheck" in SERVICES["db"]
+
+
+def test_app_services_share_one_image_and_env_file():
+    builds = {(str(SERVICES[name]["build"]), SERVICES[name].get("image")) for name in APP_SERVICES}
+    assert len(builds) == 1
+    for name in APP_SERVICES:
+        assert ".env" in as_list(SERVICES[name]["env_file"]), name
+
+
+def test_app_services_wait_for_the_database_and_the_migration():
+    for name in APP_SERVICES:
+        depends_on = SERVICES[name]["depends_on"]
+        assert depends_on["db"]["condition"] == "service_healthy", name
+        if name != "migrate":
+            assert depends_on["migrate"]["condition"] == "service_completed_successfully", name
+
+
+def test_worker_scales_and_scheduler_is_single():
+    assert "container_name" not in SERVICES["worker"]
+    assert not SERVICES["worker"].get("ports")  # a fixed host port allows one replica only
+    assert SERVICES["scheduler"]["deploy"]["replicas"] == 1
+
+
+def test_every_happysad_variable_named_is_a_setting():
+    named = set(re.findall(r"HAPPYSAD_[A-Z0-9_]+", COMPOSE_TEXT + ENV_EXAMPLE.read_text()))
+    assert named <= SETTING_NAMES, named - SETTING_NAMES
+
+
+def test_env_example_documents_every_setting_with_a_reason():
+    entries = env_example_lines()
+    assert {name for name, _, _ in entries} >= SETTING_NAMES | {
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"}
+    for name, _, before in entries:
+        assert before.startswith("# "), f"{name} needs a comment line saying why to set it"
+
+
+def test_env_example_values_are_the_defaults(monkeypatch):
+    monkeypatch.delenv("HAPPYSAD_HOME")  # the isolated home fixture, not a default
+    from_example, defaults = Settings(_env_file=ENV_EXAMPLE), Settings(_env_file=None)
+    for name, value, _ in env_example_lines():
+        if name in SETTING_NAMES:
+            field = name.removeprefix("HAPPYSAD_").lower()
+            if value:
+                assert getattr(from_example, field) == getattr(defaults, field), name
+            else:  # empty means unset, which is only the default where the default is None
+                assert Settings.model_fields[field].default is None, name
+
+
+def cli_command(args: list[str]):
+    """The `happysad` subcommand that `args` invoke, checking each option it is given exists.
+    Groups are recognised by their `commands` (Typer may vendor its own copy of click)."""
+    command = typer.main.get_command(cli_app)
+    for arg in args:
+        if arg.startswith("-"):
+            options = {option for param in command.params for option in param.opts}
+            assert arg.split("=")[0] in options, f"{command.name} has no {arg}"
+        elif arg in getattr(command, "commands", {}):
+            command = command.commands[arg]
+    assert not hasattr(command, "commands") or command.invoke_without_command, args
+    return command
+
+
+@pytest.mark.parametrize("service", ["migrate", "worker", "trainer", "scheduler"])
+def test_compose_commands_are_happysad_commands(service):
+    program, *args = SERVICES[service]["command"]
+    assert program == "happysad"
+    cli_command(args)
+    if "--queues" in args:
+        queues = args[args.index("--queues") + 1].split(",")
+        assert set(queues) <= {LABELLING_QUEUE, TRAINING_QUEUE}
+
+
+def test_flower_points_at_the_celery_app():
+    program, *args = SERVICES["flower"]["command"]
+    assert program == "celery" and "flower" in args
+    module = __import__(args[args.index("-A") + 1], fromlist=["app"])
+    assert isinstance(module.app, Celery)
+
+
+def test_dockerfile_installs_the_project_and_flower():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"pip install (\S+ )*\.$", dockerfile, re.MULTILINE)
+    assert "flower" in dockerfile and re.search(r"^USER (?!root)", dockerfile, re.MULTILINE)
+    assert "HAPPYSAD_HOME=/data" in dockerfile
+
+
+def test_ci_runs_make_test():
+    commands = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
+                if not line.lstrip().startswith("#")]
+    assert "make test" in commands

@@ -41,6 +41,7 @@ def celery_config(settings: Settings) -> dict:
         config |= {
             "broker_url": "filesystem://",
             "broker_transport_options": {"data_folder_in": folder, "data_folder_out": folder,
+                                         "control_folder": os.path.join(folder, "control"),
                                          "polling_interval": 0.2},
             # The filesystem transport has no broadcast: no remote control, mingle or gossip.
             "worker_enable_remote_control": False,

@@ -14,7 +14,7 @@ import pytest
 
 POSTGRES_ADMIN_URL = os.environ.get("HAPPYSAD_TEST_POSTGRES_ADMIN",
                                     "postgresql://postgres@127.0.0.1:5432/postgres")
-POSTGRES_TEST_DB = "happysad_test"
+POSTGRES_TEST_DB = os.environ.get("HAPPYSAD_TEST_POSTGRES_DB", "happysad_test")
 REDIS_TEST_URL = os.environ.get("HAPPYSAD_TEST_REDIS", "redis://127.0.0.1:6379/11")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

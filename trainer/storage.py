@@ -124,7 +124,7 @@ class FolderStorage:
         return str(path)
 
 
-_filesystems: dict[int, object] = {}
+_filesystems: dict[tuple, object] = {}
 
 
 def s3_filesystem():
@@ -137,12 +137,12 @@ def s3_filesystem():
 
     from db.settings import get_settings
 
-    pid = os.getpid()
-    if pid not in _filesystems:
-        endpoint = get_settings().s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = get_settings().s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    key = (os.getpid(), endpoint)
+    if key not in _filesystems:
         client_kwargs = {"endpoint_url": endpoint} if endpoint else {}
-        _filesystems[pid] = s3fs.S3FileSystem(skip_instance_cache=True, client_kwargs=client_kwargs)
-    return _filesystems[pid]
+        _filesystems[key] = s3fs.S3FileSystem(skip_instance_cache=True, client_kwargs=client_kwargs)
+    return _filesystems[key]
 
 
 class BucketStorage:

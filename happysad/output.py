@@ -24,7 +24,7 @@ def print_json(payload) -> None:
 def print_table(title: str | None, columns: list[str], rows: list[list]) -> None:
     table = Table(title=title)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*["" if cell is None else str(cell) for cell in row])
     console.print(table)

@@ -165,7 +165,8 @@ def models_promote(version: Annotated[str, typer.Argument(help="The version to m
 
     number = _version_number(version)
     previous = promote_version(number, reason)
-    output.console.print(f"model v{number} is production (was v{previous})")
+    was = f"was v{previous}" if previous is not None else "there was none"
+    output.console.print(f"model v{number} is production ({was})")
 
 
 @models_app.command("history")
@@ -261,8 +262,10 @@ def retrain(ctx: typer.Context,
     if json_output:
         output.print_json(record)
     else:
-        output.console.print(f"retrain {slot}: {run.status}, version {run.model_version}, "
-                             f"promoted {run.promoted}: {run.reason}", highlight=False)
+        version = (f"v{run.model_version} {'promoted' if run.promoted else 'not promoted'}"
+                   if run.model_version else "no new version")
+        output.console.print(f"retrain {slot}: {run.status}, {version}: {run.reason}",
+                             highlight=False)
 
 
 def _run_record(run) -> dict:

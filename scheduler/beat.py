@@ -1,11 +1,25 @@
 """The retrain schedule for Celery beat: HAPPYSAD_RETRAIN_CRON in HAPPYSAD_TIMEZONE.
 
-With Redis, beat uses celery-redbeat, whose lock lets exactly one of several beat processes
-send; on the embedded queue, beat keeps its state in a file under HAPPYSAD_HOME.
+With Redis, beat uses celery-redbeat (configured in worker.celery_app): the schedule below is
+stored in Redis, and a lock lets exactly one of several beat processes send; the others wait
+for the lock and take over if its holder dies. On the embedded queue, beat keeps its state in
+a file under HAPPYSAD_HOME.
+
+Every retrain message beat sends names its slot (the fire time), so the worker's one-run-per-
+slot claim holds even for a message that waits in the queue past the next fire time.
 """
 
+from celery.signals import before_task_publish
+
 from db.settings import get_settings
-from worker.celery_app import app
+from worker.celery_app import TRAINING_QUEUE, app
+
+RETRAIN_TASK = "happysad.retrain"
+
+# Beat wakes at least this often. redbeat renews its lock on every wake-up, so the lock's
+# timeout (redbeat_lock_timeout, 300 s) must be well above it, or a standby beat could take
+# the lock while the active one sleeps (https://github.com/sibson/redbeat#configuration).
+MAX_LOOP_SECONDS = 60
 
 
 def retrain_schedule() -> dict:
@@ -15,16 +29,33 @@ def retrain_schedule() -> dict:
     minute, hour, day_of_month, month, day_of_week = settings.retrain_cron.split()
     return {
         "nightly-retrain": {
-            "task": "happysad.retrain",
+            "task": RETRAIN_TASK,
             "schedule": crontab(minute=minute, hour=hour, day_of_month=day_of_month,
                                 month_of_year=month, day_of_week=day_of_week),
-            "options": {"queue": "training"},
+            "options": {"queue": TRAINING_QUEUE},
         }
     }
 
 
+def stamp_slot(body=None, headers=None, **_kwargs) -> None:
+    """Before beat publishes a retrain, write the slot it is due for into its kwargs."""
+    if (headers or {}).get("task") != RETRAIN_TASK or not isinstance(body, tuple | list):
+        return
+    kwargs = body[1]  # message protocol 2: (args, kwargs, embed)
+    if kwargs.get("slot") is None:
+        from trainer.retrain import cron_slot
+
+        settings = get_settings()
+        kwargs["slot"] = cron_slot(settings.retrain_cron, settings.timezone)
+
+
 def configure_beat() -> None:
+    """Called once by the beat process (scheduler.beat_app), never by workers."""
     app.conf.beat_schedule = retrain_schedule()
+    app.conf.beat_max_loop_interval = MAX_LOOP_SECONDS
+    # No result backend: without this, beat would also schedule Celery's daily result cleanup.
+    app.conf.result_expires = None
+    before_task_publish.connect(stamp_slot, weak=False)
 
 
 def beat_command(loglevel: str = "INFO") -> list[str]:

@@ -38,14 +38,15 @@ class Submission:
 
 def is_candidate_image(storage, listing: Listing) -> bool:
     """Worth a row: an image-like name, or content that starts like an image. Anything that
-    claims to be an image but is not gets an error row rather than vanishing."""
-    if listing.problem:
-        return False
+    claims to be an image but is not gets an error row rather than vanishing (a link named
+    .jpg that leads out of the source too: the worker refuses to read it and says so)."""
     name = listing.uri.rsplit("/", 1)[-1]
     if name.startswith("."):
         return False
     if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
         return True
+    if listing.problem:
+        return False
     try:
         return looks_like_image(storage.read_head(listing.uri, 16))
     except OSError:
@@ -80,12 +81,18 @@ def check_broker(app) -> None:
 
 
 def resolve_model_version(session, model_version: int | None) -> int:
+    """The version to pin the job to, once its file is found intact: a missing, corrupt or
+    tampered model is refused here, before any job exists, not by every worker later."""
+    from trainer.registry import verified_model_path
+
     if model_version is not None:
-        return queries.get_model_version(session, model_version).version
-    production = queries.production_model_version(session)
-    if production is None:
-        raise SubmitError("no production model yet: train one first (`happysad train FOLDER`)")
-    return production.version
+        row = queries.get_model_version(session, model_version)
+    else:
+        row = queries.production_model_version(session)
+        if row is None:
+            raise SubmitError("no production model yet: train one first (`happysad train FOLDER`)")
+    verified_model_path(row)
+    return row.version
 
 
 def submit_source(source: str, model_version: int | None = None,

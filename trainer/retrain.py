@@ -1,24 +1,36 @@
-"""A retrain run: once per scheduled slot, skipped when the data has not changed, gated on
-promotion by champion against challenger (see trainer.registry.promotion_decision)."""
+"""A retrain run: once per scheduled slot, at most one at a time, skipped when the data has not
+changed, gated on promotion by champion against challenger (trainer.registry.promotion_decision).
 
+Imports stay light (no NumPy, OpenCV or TensorFlow) because beat imports `cron_slot` from here.
+"""
+
+import contextlib
+import fcntl
 import logging
+from collections.abc import Iterator
+from dataclasses import fields
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import text
+
 from db import queries
-from db.session import session_scope
+from db.session import get_engine, session_scope
 from db.settings import get_settings
 from db.tables import RetrainRun
-from trainer.dataset import fingerprint_files, list_labelled_files
-from trainer.registry import register
-from trainer.storage import open_storage
-from trainer.train import TrainingParams, train
 
 logger = logging.getLogger(__name__)
 
+_LOCK_KEY = 72418  # PostgreSQL advisory lock id of the retrain (72417 is the migration lock)
+
 
 def previous_fire_time(cron: str, timezone: str, now: datetime | None = None) -> datetime:
-    """The latest time at or before `now` that the five-field cron expression names."""
+    """The latest time at or before `now` that the five-field cron expression names.
+
+    Parsed by Celery's own crontab, so it agrees with beat on every field (including Celery's
+    AND of day-of-month and day-of-week).
+    """
     from celery.schedules import crontab
 
     minute, hour, day_of_month, month, day_of_week = cron.split()
@@ -26,7 +38,7 @@ def previous_fire_time(cron: str, timezone: str, now: datetime | None = None) ->
                        month_of_year=month, day_of_week=day_of_week)
     zone = ZoneInfo(timezone)
     now = (now or datetime.now(zone)).astimezone(zone).replace(second=0, microsecond=0)
-    for days_back in range(0, 366 * 4):
+    for days_back in range(0, 366 * 4 + 1):  # 29 February recurs within four years
         day = (now - timedelta(days=days_back)).date()
         if (day.month not in schedule.month_of_year or day.day not in schedule.day_of_month
                 or (day.isoweekday() % 7) not in schedule.day_of_week):
@@ -40,65 +52,132 @@ def previous_fire_time(cron: str, timezone: str, now: datetime | None = None) ->
     raise ValueError(f"cron expression {cron!r} never fires")
 
 
+def cron_slot(cron: str, timezone: str, now: datetime | None = None) -> str:
+    """The name of the scheduled slot due at `now`: every sender of that slot agrees on it."""
+    return "cron-" + previous_fire_time(cron, timezone, now).isoformat()
+
+
 def source_fingerprint(source: str) -> str:
     """The dataset fingerprint without decoding: the same hash training records."""
+    from trainer.dataset import fingerprint_files, list_labelled_files
+    from trainer.storage import open_storage
+
     storage = open_storage(source)
     _, files, _ = list_labelled_files(storage)
     return fingerprint_files([(uri[len(storage.root):].lstrip("/"), storage.read_bytes(uri))
                               for uri, _ in files])
 
 
-def latest_fingerprint() -> str | None:
-    with session_scope() as session:
-        versions = queries.list_model_versions(session)
-        return versions[-1].dataset_fingerprint if versions else None
-
-
-def retrain_params() -> TrainingParams:
+def retrain_params(session):
     """Retrain with the production model's recipe, so the gate compares like with like."""
+    from trainer.train import TrainingParams
+
+    production = queries.production_model_version(session)
+    if production is None:
+        return TrainingParams()
+    known = {field.name for field in fields(TrainingParams)}
+    return TrainingParams(**{name: value for name, value in production.params.items()
+                             if name in known})
+
+
+@contextlib.contextmanager
+def training_lock() -> Iterator[bool]:
+    """Yield whether this process holds the one retrain lock (never waits for it).
+
+    The database or the operating system releases it when its holder dies, so a crashed run
+    never blocks the next one: an advisory lock on PostgreSQL, a file lock beside SQLite.
+    """
+    engine = get_engine()
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            held = connection.execute(text(f"SELECT pg_try_advisory_lock({_LOCK_KEY})")).scalar()
+            connection.commit()
+            try:
+                yield bool(held)
+            finally:
+                if held:
+                    connection.execute(text(f"SELECT pg_advisory_unlock({_LOCK_KEY})"))
+                    connection.commit()
+        return
+    database = engine.url.database
+    path = (Path(database + ".retrain-lock") if database and database != ":memory:"
+            else get_settings().home / "run" / "retrain.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def close_abandoned_runs(session, slot: str | None = None, before_id: int | None = None) -> None:
+    """Mark runs still "running" as failed. Called only by the lock's holder, so no other run
+    is in progress: their worker died (a crash, a kill). Their slot is not run again."""
+    for run in queries.list_retrain_runs(session, limit=100):
+        if run.status != "running" or (slot is not None and run.slot != slot) or (
+                before_id is not None and run.id >= before_id):
+            continue
+        logger.warning("retrain run %s (%s) was abandoned by its worker", run.id, run.slot)
+        queries.finish_retrain_run(session, run.id, "failed", "the run stopped without an "
+                                   "outcome (its worker died); one run per slot: not rerun")
+
+
+def finish_run(run_id: int, status: str, reason: str, **fields_) -> RetrainRun:
     with session_scope() as session:
-        production = queries.production_model_version(session)
-        if production is None:
-            return TrainingParams()
-        params = production.params
-    return TrainingParams(architecture=params.get("architecture", "baseline"),
-                          epochs=params.get("epochs"), image_size=params.get("image_size"),
-                          batch_size=params.get("batch_size", 32), seed=params.get("seed", 0))
+        queries.finish_retrain_run(session, run_id, status, reason, **fields_)
+        return session.get(RetrainRun, run_id)
 
 
 def run_retrain(slot: str | None = None, force: bool = False) -> RetrainRun | None:
-    """Run (or skip) the retrain for a slot; returns its row, or None for a duplicate."""
+    """Run (or skip) the retrain for a slot; returns its row, or None for a duplicate delivery.
+
+    `slot` None means the cron slot due now (a message sent without one).
+    """
     settings = get_settings()
-    if slot is None:
-        slot = "cron-" + previous_fire_time(settings.retrain_cron, settings.timezone).isoformat()
+    slot = slot or cron_slot(settings.retrain_cron, settings.timezone)
     source = settings.train_data or ""
-    with session_scope() as session:
-        run = queries.claim_retrain_slot(session, slot, source)
-        if run is None:
-            logger.info("retrain slot %s already has a run: duplicate delivery ignored", slot)
-            return None
-        others = [r for r in queries.list_retrain_runs(session, limit=20)
-                  if r.status == "running" and r.id != run.id]
-        run_id = run.id
-
-    def finish(status: str, reason: str, **fields) -> RetrainRun:
+    with training_lock() as held:
         with session_scope() as session:
-            queries.finish_retrain_run(session, run_id, status, reason, **fields)
-            return session.get(RetrainRun, run_id)
+            run = queries.claim_retrain_slot(session, slot, source)
+            run_id = run.id if run is not None else None
+            if run_id is None:
+                logger.info("retrain slot %s already has a run: duplicate delivery ignored", slot)
+                if held:  # a redelivery after its worker died: say so on the row
+                    close_abandoned_runs(session, slot=slot)
+                return None
+            if held:
+                close_abandoned_runs(session, before_id=run_id)
+        if not held:
+            return finish_run(run_id, "skipped", "another retrain is running (at most one at "
+                              "a time)")
+        return train_and_register(run_id, slot, source, force)
 
-    if others:
-        return finish("skipped", f"retrain run {others[0].id} is still running")
+
+def train_and_register(run_id: int, slot: str, source: str, force: bool) -> RetrainRun:
+    """The run itself: fingerprint, skip if unchanged, train, register behind the gate."""
+    from trainer.registry import register
+    from trainer.train import train
+
     if not source:
-        return finish("failed", "HAPPYSAD_TRAIN_DATA is not set: nothing to train on")
+        return finish_run(run_id, "failed", "HAPPYSAD_TRAIN_DATA is not set: nothing to train on")
     try:
         fingerprint = source_fingerprint(source)
-        if not force and fingerprint == latest_fingerprint():
-            return finish("skipped", "training data unchanged since the last version",
-                          fingerprint=fingerprint)
-        result = train(source, retrain_params())
+        with session_scope() as session:
+            versions = queries.list_model_versions(session)
+            latest = versions[-1].dataset_fingerprint if versions else None
+            params = retrain_params(session)
+        if not force and fingerprint == latest:
+            return finish_run(run_id, "skipped", "training data unchanged since the last "
+                              f"version (v{versions[-1].version})", fingerprint=fingerprint)
+        result = train(source, params)
         registration = register(result, promote="auto")
     except Exception as error:  # recorded on the run: the operator reads why in `retrain list`
         logger.exception("retrain %s failed", slot)
-        return finish("failed", f"{type(error).__name__}: {error}")
-    return finish("done", registration.reason, fingerprint=result.data.fingerprint,
-                  model_version=registration.version, promoted=registration.promoted)
+        return finish_run(run_id, "failed", f"{type(error).__name__}: {error}")
+    return finish_run(run_id, "done", registration.reason, fingerprint=result.data.fingerprint,
+                      model_version=registration.version, promoted=registration.promoted)

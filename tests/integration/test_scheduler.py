@@ -1,0 +1,180 @@
+"""Scheduled retraining with real processes on Redis + PostgreSQL: two `happysad scheduler`
+(beat) processes on a per-minute schedule yield one run per slot and a new version; a job
+running across a promotion finishes on its pinned version while the next job uses the new one,
+on the same worker processes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from db import queries
+from db.session import session_scope
+from db.settings import reset_settings
+from db.tables import JobBatch, RetrainRun
+from tests.conftest import happysad, wait_for_job_done
+from trainer.sample_data import write_sample_dataset
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+class BeatProcess:
+    """A real `happysad scheduler` (Celery beat) in its own process group, logging to a file."""
+
+    def __init__(self, name: str, log_dir: Path):
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"{name}.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "happysad.cli", "scheduler", "--loglevel", "INFO"],
+            stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT, env=dict(os.environ),
+            start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def sends(self) -> int:
+        return self.log().count("Sending due task nightly-retrain")
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # beat releases its lock on the way out
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+@pytest.fixture
+def start_beat(redis_url):
+    """Start beat processes; all are stopped before the test's Redis db is emptied."""
+    beats: list[BeatProcess] = []
+
+    def start(name: str) -> BeatProcess:
+        beat = BeatProcess(name, Path(os.environ["HAPPYSAD_HOME"]) / "logs")
+        beats.append(beat)
+        return beat
+
+    yield start
+    for beat in beats:
+        beat.stop()
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str, poll: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"{what} within {timeout:.0f}s")
+
+
+def cron_runs() -> list[RetrainRun]:
+    with session_scope() as session:
+        return [run for run in queries.list_retrain_runs(session, limit=500)
+                if run.slot.startswith("cron-")]
+
+
+def test_two_schedulers_yield_one_run_per_slot_and_a_new_version(
+        tmp_path, postgres, redis_url, registered_model, start_worker, start_beat, monkeypatch):
+    train_data = tmp_path / "train"  # new data: the retrain cannot skip it as unchanged
+    write_sample_dataset(train_data, per_class=12, image_size=32, seed=5)
+    monkeypatch.setenv("HAPPYSAD_RETRAIN_CRON", "* * * * *")
+    monkeypatch.setenv("HAPPYSAD_TRAIN_DATA", str(train_data))
+    reset_settings()
+    trainer = start_worker("trainer", queues="training")
+    trainer.wait_ready()
+    beats = [start_beat("beat-a"), start_beat("beat-b")]
+
+    def trained():
+        return next((r for r in cron_runs() if r.status != "running" and r.model_version), None)
+
+    # The production model's recipe (2 epochs, 32 px) keeps the retrain itself short.
+    run = wait_until(trained, 240, "no scheduled retrain produced a version")
+    assert run.status == "done" and run.model_version == registered_model + 1, run.reason
+    assert run.source == str(train_data) and run.finished_at > run.started_at
+    assert f"production v{registered_model}" in run.reason
+    with session_scope() as session:
+        version = queries.get_model_version(session, run.model_version)
+        assert version.dataset_fingerprint == run.dataset_fingerprint
+        assert version.params["epochs"] == 2 and version.image_size == 32
+
+    for beat in beats:
+        beat.stop()
+    sends = [beat.sends() for beat in beats]
+    # One beat held redbeat's lock and sent; the other waited for it and never sent.
+    assert sorted(sends)[0] == 0 and sum(sends) >= 1, sends
+    assert sum("beat: Acquired lock" in beat.log() for beat in beats) == 1
+    wait_until(lambda: len(cron_runs()) >= sum(sends)
+               and all(r.status != "running" for r in cron_runs()),
+               120, "the sent retrains did not all finish")
+    runs = cron_runs()
+    assert len({r.slot for r in runs}) == len(runs) == sum(sends)  # one run per slot
+    assert "duplicate delivery" not in trainer.log_path.read_text(errors="replace")
+    later = [r for r in runs if r.id > run.id]
+    assert all(r.status == "skipped" and "unchanged" in r.reason for r in later)
+
+
+def test_a_running_job_keeps_its_version_across_a_promotion(
+        tmp_path, postgres, redis_url, registered_model, tiny_training, start_worker):
+    from scheduler.submit import iter_batches, submit_source
+    from trainer.registry import register
+    from trainer.storage import open_storage
+    from worker.celery_app import sender_app
+
+    new_version = register(tiny_training, promote="never").version
+    folder = tmp_path / "incoming"
+    write_sample_dataset(folder, per_class=8, image_size=32, seed=3, labelled=False)
+    worker = start_worker("labeller", concurrency=1, queues="labelling")
+    worker.wait_ready()
+    processes = worker.children()
+
+    # Job 1 is pinned to the old version; half its batches are sent and done before the
+    # promotion, the other half after it: deterministically a job running across a promotion.
+    storage = open_storage(str(folder))
+    skipped = [0]
+    batches = list(iter_batches(storage, 2, skipped))
+    half = len(batches) // 2
+    with session_scope() as session:
+        job_id = queries.create_job(session, storage.root, registered_model, 2).id
+    app = sender_app()
+    for index in range(half):
+        app.send_task("happysad.classify_batch", args=[job_id, index, batches[index]])
+    wait_until(lambda: batches_done(job_id) == half, 120, "the first half was not classified",
+               poll=0.3)
+
+    happysad("models", "promote", str(new_version), "--reason", "challenger")
+    after = submit_source(str(folder), batch_size=2)  # submitted after: the new version
+    with session_scope() as session:
+        queries.seal_job(session, job_id, sum(map(len, batches)), len(batches), skipped[0])
+    for index in range(half, len(batches)):
+        app.send_task("happysad.classify_batch", args=[job_id, index, batches[index]])
+
+    wait_for_job_done(job_id, timeout=120)
+    wait_for_job_done(after.job_id, timeout=120)
+    assert after.model_version == new_version
+    assert versions_used(job_id) == {registered_model}
+    assert versions_used(after.job_id) == {new_version}
+    with session_scope() as session:
+        promoted_at = queries.promotion_history(session)[-1].at
+        finished = session.scalars(select(JobBatch.finished_at)
+                                   .where(JobBatch.job_id == job_id)).all()
+    assert sum(at > promoted_at for at in finished) == len(batches) - half
+    assert worker.children() == processes  # no restart: the same process loaded both
+
+
+def batches_done(job_id: int) -> int:
+    with session_scope() as session:
+        return queries.get_job(session, job_id).batches_done
+
+
+def versions_used(job_id: int) -> set[int]:
+    with session_scope() as session:
+        return {p.model_version for p in queries.iter_predictions(session, job_id)}

@@ -33,7 +33,7 @@ def train(
     image_size: Annotated[int | None, typer.Option(help="Input size in pixels (default: recipe).")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per training step.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed for the split, weights and augmentation.")] = 0,
-    architecture: Annotated[str | None, typer.Option(help="baseline (the tutorial's CNN) or improved.")] = None,
+    architecture: Annotated[str | None, typer.Option(help="improved (default), deeper, or baseline (the tutorial's CNN).")] = None,
     promote: Annotated[str, typer.Option(help="auto: only if at least as good as production; always; never.")] = "auto",
     augment: Annotated[bool, typer.Option(help="Flips, rotations, zoom, brightness while training.")] = True,
     json_output: JsonOption = False,

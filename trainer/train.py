@@ -1,5 +1,6 @@
 """Train one model on a labelled source: decode, split, fit with early stopping, evaluate."""
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -68,16 +69,32 @@ class TrainingResult:
                                       "epochs_run": len(self.history.get("loss", []))}
 
 
-def augmentation(seed: int):
-    """Flips, small rotations and zoom, brightness: photos of faces stay faces under these."""
+AUGMENTATIONS = ("light", "strong")
+
+
+def augmentation(seed: int, strength: str = "light"):
+    """Random changes a photo's mood survives. "light" is the tutorial-era set (flips, small
+    rotations and zoom, brightness); "strong" also crops in, shifts and changes contrast, which
+    a from-scratch model on a few hundred photos needs so as not to memorise them."""
     import keras
     from keras import layers
 
+    if strength not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {strength!r}; choose one of {AUGMENTATIONS}")
+    if strength == "light":
+        return keras.Sequential([
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomRotation(0.05, seed=seed + 1),
+            layers.RandomZoom(0.1, seed=seed + 2),
+            layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 3),
+        ], name="augmentation")
     return keras.Sequential([
         layers.RandomFlip("horizontal", seed=seed),
-        layers.RandomRotation(0.05, seed=seed + 1),
-        layers.RandomZoom(0.1, seed=seed + 2),
-        layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 3),
+        layers.RandomRotation(0.08, seed=seed + 1),
+        layers.RandomZoom((-0.3, 0.1), seed=seed + 2),  # mostly zoom in: random crops
+        layers.RandomTranslation(0.1, 0.1, seed=seed + 3),
+        layers.RandomContrast(0.2, seed=seed + 4),
+        layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 5),
     ], name="augmentation")
 
 
@@ -89,7 +106,7 @@ def training_dataset(images: np.ndarray, labels: np.ndarray, params: TrainingPar
     dataset = dataset.shuffle(len(labels), seed=params.seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(params.batch_size)
     if params.augment:
-        augment = augmentation(params.seed)
+        augment = augmentation(params.seed, RECIPES[params.architecture].augmentation)
         dataset = dataset.map(lambda x, y: (augment(x, training=True), y),
                               num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -111,6 +128,24 @@ def class_weights(labels: np.ndarray, class_count: int) -> dict[int, float]:
     return {index: float(len(labels) / (class_count * count)) for index, count in enumerate(counts)}
 
 
+def compile_model(model, params: TrainingParams, class_count: int, steps_per_epoch: int) -> None:
+    """Optimizer and loss from the architecture's recipe."""
+    import keras
+
+    recipe = RECIPES[params.architecture]
+    learning_rate = params.learning_rate
+    if recipe.cosine_decay:  # large steps early, fine ones late, without a schedule to tune
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=params.epochs * steps_per_epoch)
+    optimizer = (keras.optimizers.AdamW(learning_rate, weight_decay=recipe.weight_decay)
+                 if recipe.weight_decay else keras.optimizers.Adam(learning_rate))
+    if class_count == 2:  # label smoothing: web photos' labels are themselves uncertain
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=recipe.label_smoothing)
+    else:  # Keras's sparse loss has no smoothing; the labels would have to be one-hot
+        loss = keras.losses.SparseCategoricalCrossentropy()
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+
+
 def train(source: str, params: TrainingParams, log_dir: Path | None = None,
           on_epoch: EpochCallback | None = None) -> TrainingResult:
     """Decode the source, split it 70/20/10, fit, and evaluate on the test split."""
@@ -122,17 +157,13 @@ def train(source: str, params: TrainingParams, log_dir: Path | None = None,
 
     keras.utils.set_random_seed(params.seed)
     class_count = len(data.class_names)
-    model = build_model(params.architecture, params.image_size, class_count)
     binary = class_count == 2
-    recipe = RECIPES[params.architecture]
-    optimizer = (keras.optimizers.AdamW(params.learning_rate, weight_decay=recipe.weight_decay)
-                 if recipe.weight_decay else keras.optimizers.Adam(params.learning_rate))
-    model.compile(optimizer=optimizer,
-                  loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-
-    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=params.patience,
-                                               restore_best_weights=True)]
+    model = build_model(params.architecture, params.image_size, class_count)
+    compile_model(model, params, class_count,
+                  steps_per_epoch=math.ceil(len(split.train) / params.batch_size))
+    callbacks = [keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=params.patience, restore_best_weights=True,
+        start_from_epoch=RECIPES[params.architecture].min_epochs)]
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
     if on_epoch is not None:

@@ -66,6 +66,14 @@ def promotion_history(session: Session) -> Sequence[Promotion]:
 
 # --- jobs ---------------------------------------------------------------------------------
 
+def storable_text(text: str | None) -> str | None:
+    """Text the database can hold: a file name that is not UTF-8 comes from the file system with
+    lone surrogates (PEP 383), which neither driver can encode; its bytes are shown as \\xNN."""
+    if text is None:
+        return None
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def create_job(session: Session, source: str, model_version: int, batch_size: int) -> Job:
     job = Job(source=source, model_version=model_version, batch_size=batch_size, status="scanning")
     session.add(job)
@@ -114,6 +122,8 @@ def record_batch(session: Session, job_id: int, batch_index: int, rows: list[dic
     if claimed is None:
         return None
     if rows:
+        rows = [row | {"uri": storable_text(row["uri"]), "error": storable_text(row["error"])}
+                for row in rows]
         session.execute(
             _insert(session, Prediction).on_conflict_do_nothing(
                 index_elements=["job_id", "uri"]),
@@ -124,6 +134,12 @@ def record_batch(session: Session, job_id: int, batch_index: int, rows: list[dic
         .returning(Job.batches_done, Job.batches_total)
     ).one()
     return total is not None and done == total
+
+
+def all_batches_done(session: Session, job_id: int) -> bool:
+    """Whether every batch of a sealed job is written (the job may not be marked done yet)."""
+    job = get_job(session, job_id)
+    return job.batches_total is not None and job.batches_done == job.batches_total
 
 
 def count_attempt(session: Session, job_id: int, batch_index: int) -> int:
@@ -167,7 +183,7 @@ def label_counts(session: Session, job_id: int) -> dict[str, int]:
                                                       Prediction.label.is_not(None))
         .group_by(Prediction.label)
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def predictions_query(job_id: int, label: str | None = None, min_confidence: float | None = None,

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.settings import get_settings, mask_url
@@ -53,7 +53,11 @@ def get_engine() -> Engine:
     url = get_settings().effective_database_url
     key = (os.getpid(), url)
     if key not in _engines:
-        engine = build_engine(url)
+        try:
+            engine = build_engine(url)
+        except (ArgumentError, ImportError) as error:  # unparseable, or a driver not installed
+            raise DatabaseUnavailable(
+                f"cannot use the database URL {mask_url(url)!r}: {error}") from None
         try:
             upgrade_schema(engine)
         except OperationalError as error:

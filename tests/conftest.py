@@ -176,7 +176,8 @@ class WorkerProcess:
         import signal
 
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            # The parent alone: a warm shutdown lets pool processes finish their batch.
+            self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -168,8 +168,9 @@ def local_model_path(row: ModelVersion) -> Path:
     return cached
 
 
-def load_model(row: ModelVersion):
-    """Load a version's Keras model in safe mode after checking its file's hash."""
+def verified_model_path(row: ModelVersion) -> Path:
+    """The version's local model file, once its preprocessing version and hash are checked.
+    Cheap (no TensorFlow): the submitter calls it too, so a bad model makes no job."""
     if row.preprocessing_version != PREPROCESSING_VERSION:
         raise ModelLoadError(
             f"model v{row.version} was trained with preprocessing version "
@@ -182,6 +183,12 @@ def load_model(row: ModelVersion):
     if hashlib.sha256(data).hexdigest() != row.model_sha256:
         raise ModelLoadError(f"model v{row.version} file {row.path} does not match its recorded "
                              "hash: corrupt or tampered with, refusing to load")
+    return path
+
+
+def load_model(row: ModelVersion):
+    """Load a version's Keras model in safe mode after checking its file's hash."""
+    path = verified_model_path(row)
     import keras
 
     try:

@@ -91,8 +91,8 @@ class FolderStorage:
         if entry.is_symlink():
             if not self._inside(path):
                 yield Listing(path, "symbolic link that leads out of the source (not followed)")
-            elif os.path.isfile(path):
-                yield Listing(path)
+            elif not os.path.isdir(path):
+                yield Listing(path)  # a file, or a broken link or loop: the reader says which
             # A link to a folder inside the source is skipped: that folder is walked anyway,
             # and following it could loop forever.
             return
@@ -107,12 +107,22 @@ class FolderStorage:
             raise StorageError(f"refusing to read outside the source {self.root}: {uri}")
         return path
 
+    def _open(self, uri: str):
+        path = self._checked(uri)
+        try:
+            return open(path, "rb")
+        except OSError:
+            if os.path.islink(path) and not os.path.exists(path):
+                # Said plainly, rather than "file not found" or "too many levels of links".
+                raise OSError(None, "broken symbolic link or symbolic link loop") from None
+            raise
+
     def read_bytes(self, uri: str) -> bytes:
-        with open(self._checked(uri), "rb") as file:
+        with self._open(uri) as file:
             return file.read()
 
     def read_head(self, uri: str, size: int) -> bytes:
-        with open(self._checked(uri), "rb") as file:
+        with self._open(uri) as file:
             return file.read(size)
 
     def write_bytes(self, relative_path: str, data: bytes) -> str:

@@ -5,6 +5,8 @@ on its first batch, never in the parent before the fork.
 """
 
 import logging
+import os
+import signal
 
 from sqlalchemy.exc import OperationalError
 
@@ -41,16 +43,55 @@ def classify_batch(self, job_id: int, batch_index: int, uris: list[str]) -> None
         # A batch that killed its worker on every attempt: give its images error rows and move
         # on, rather than redelivering it forever.
         logger.error("job %s batch %s abandoned after %s attempts", job_id, batch_index, allowed)
-        with session_scope() as session:
-            version = queries.get_job(session, job_id).model_version
-        rows = classify.error_rows(job_id, version, uris,
-                                   f"batch abandoned: its worker died on all {allowed} attempts",
-                                   worker_host)
-        finished = classify.write_batch(job_id, batch_index, rows, worker_host)
+        finished = record_batch_error(job_id, batch_index, uris, worker_host,
+                                      f"batch abandoned: its worker died on all {allowed} attempts")
     else:
-        finished = classify.classify_batch(job_id, batch_index, uris, model_cache(), worker_host)
+        _poison_test_hook(uris)
+        try:
+            finished = classify.classify_batch(job_id, batch_index, uris, model_cache(),
+                                               worker_host)
+        except (OperationalError, DatabaseUnavailable):
+            raise  # the database is away: retried with backoff (autoretry_for)
+        except Exception as error:
+            # Anything else (a bucket briefly away, a model file that fails its hash, an
+            # unexpected decoder error): try again later while attempts remain; then record why
+            # for each image, since a failed task would be acknowledged and the batch lost.
+            if attempts < allowed:
+                logger.warning("job %s batch %s attempt %s failed: %s; retrying", job_id,
+                               batch_index, attempts, error)
+                raise self.retry(exc=error, countdown=2 ** attempts, max_retries=None)
+            logger.exception("job %s batch %s failed", job_id, batch_index)
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            finished = record_batch_error(job_id, batch_index, uris, worker_host,
+                                          f"batch failed: {reason}")
+    if finished is None:
+        # A redelivery of a batch already written (its worker died before acknowledging, or
+        # before finishing the job): the job may still need finishing.
+        with session_scope() as session:
+            finished = queries.all_batches_done(session, job_id)
     if finished:
         complete_job(job_id)
+
+
+def record_batch_error(job_id: int, batch_index: int, uris: list[str], worker_host: str,
+                       error: str) -> bool | None:
+    from db import queries
+    from db.session import session_scope
+    from worker import classify
+
+    with session_scope() as session:
+        version = queries.get_job(session, job_id).model_version
+    rows = classify.error_rows(job_id, version, uris, error, worker_host)
+    return classify.write_batch(job_id, batch_index, rows, worker_host)
+
+
+def _poison_test_hook(uris: list[str]) -> None:
+    """TEST HOOK, unset in every deployment: a deterministic poison batch for
+    tests/integration/test_reliability.py. A batch holding a file whose name contains
+    HAPPYSAD_TEST_POISON_MARKER kills this worker process, as a native decoder crash would."""
+    marker = os.environ.get("HAPPYSAD_TEST_POISON_MARKER")
+    if marker and any(marker in uri.rsplit("/", 1)[-1] for uri in uris):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @app.task(name="happysad.finish_job", bind=True, autoretry_for=(OperationalError,
@@ -77,11 +118,13 @@ def complete_job(job_id: int) -> None:
         queries.set_report_path(session, job_id, path)
 
 
-@app.task(name="happysad.retrain", bind=True)
+@app.task(name="happysad.retrain", bind=True, autoretry_for=(OperationalError,
+          DatabaseUnavailable), retry_backoff=10, retry_backoff_max=300, max_retries=5)
 def retrain(self, slot: str | None = None, force: bool = False) -> None:
-    """The nightly retrain (slot None: the cron slot due now) or a forced one (`happysad retrain`).
+    """The scheduled retrain (beat names its slot) or a forced one (`happysad retrain`).
 
-    Runs on the `training` queue; the slot's row in SQL makes a duplicate delivery a no-op.
+    Runs on the `training` queue; the slot's row in SQL makes a duplicate delivery (a second
+    beat, a redelivery after a crash, a retry) a no-op, and a lock keeps runs one at a time.
     """
     from trainer.retrain import run_retrain
 

@@ -1,0 +1,151 @@
+"""The inference engine: parity really compares, a broken candidate really falls back to fp32,
+and the worker's chunked, overlapped path gives the same answers as one model call."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from worker import engine as engine_module
+from worker.engine import (PROBABILITY_TOLERANCE, PROBE_COUNT, check_parity, load_engine,
+                           probe_images)
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def decisive_model():
+    """The tutorial's CNN at 32 px with a sharpened head, so probes get confident labels on both
+    sides of 0.5 (an untrained model says ~0.5 to everything, which would test nothing)."""
+    import keras
+
+    from trainer.model import build_model
+
+    keras.utils.set_random_seed(3)
+    model = build_model("baseline", SIZE, 2)
+    head = model.get_layer("class_probabilities")
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel * 40, np.zeros_like(bias)])
+    outputs = np.asarray(model(probe_images(SIZE), training=False), np.float64).ravel()
+    logits = np.log(outputs / (1 - outputs))
+    head.set_weights([kernel * 40, np.full_like(bias, -np.median(logits))])  # half each side
+    outputs = np.asarray(model(probe_images(SIZE), training=False)).ravel()
+    assert outputs.min() < 0.2 and outputs.max() > 0.8, outputs
+    return model
+
+
+def reference_outputs(model, images):
+    return np.asarray(model(images, training=False), dtype=np.float32)
+
+
+def test_probes_are_fixed_and_varied():
+    first, second = probe_images(SIZE), probe_images(SIZE)
+    assert first.shape == (PROBE_COUNT, SIZE, SIZE, 3) and first.dtype == np.float32
+    assert np.array_equal(first, second)
+    assert first.min() >= 0 and first.max() <= 1
+    assert len({image.tobytes() for image in first}) == PROBE_COUNT
+
+
+def test_fp32_engine_is_the_model_for_any_batch_size(decisive_model):
+    engine = load_engine(decisive_model, SIZE, 2, choice="fp32")
+    assert engine.name == "fp32"
+    for count in (1, 5, 16):
+        images = probe_images(SIZE)[:count]
+        np.testing.assert_allclose(engine(images), reference_outputs(decisive_model, images),
+                                   atol=1e-6)
+
+
+def test_parity_counts_label_flips_and_allows_near_ties():
+    reference = np.array([[0.9], [0.1], [0.505]])
+    assert check_parity(reference, reference + 0.01, 2).passed
+    near_tie = check_parity(reference, np.array([[0.9], [0.1], [0.495]]), 2)
+    assert near_tie.passed and near_tie.label_mismatches == 0
+    flipped = check_parity(reference, 1 - reference, 2)
+    assert not flipped.passed and flipped.label_mismatches == 2
+    assert not check_parity(reference, reference + PROBABILITY_TOLERANCE + 0.01, 2).passed
+    assert not check_parity(reference, np.full_like(reference, np.nan), 2).passed
+
+
+@pytest.mark.parametrize("broken", ["flipped", "shifted", "crashes"])
+def test_a_broken_candidate_falls_back_to_fp32(decisive_model, broken):
+    def build(model, size):
+        fp32 = engine_module.compile_graph(model, size)
+        if broken == "crashes":
+            raise RuntimeError("no such kernel")
+        if broken == "flipped":
+            return lambda images: 1 - fp32(images)
+        return lambda images: np.clip(fp32(images) + 3 * PROBABILITY_TOLERANCE, 0, 1)
+
+    for choice in ("auto", "candidate"):
+        engine = load_engine(decisive_model, SIZE, 2, choice, candidates=[("candidate", build)])
+        assert engine.name == "fp32"
+        assert ("failed parity" if broken != "crashes" else "failed to build") in engine.note
+
+
+def test_real_bfloat16_candidate_passes_parity(decisive_model):
+    candidates = engine_module.default_candidates({"avx512_bf16"})
+    engine = load_engine(decisive_model, SIZE, 2, "bf16", candidates=candidates)
+    assert engine.name == "bf16", engine.note
+    images = probe_images(SIZE)
+    difference = np.abs(engine(images) - reference_outputs(decisive_model, images)).max()
+    assert 0 < difference <= PROBABILITY_TOLERANCE  # really bfloat16, and within tolerance
+
+
+def test_auto_takes_a_faster_candidate_and_refuses_a_slower_one(decisive_model):
+    import time
+
+    answers = reference_outputs(decisive_model, probe_images(SIZE))
+    instant = ("instant", lambda model, size: lambda images: answers)
+
+    def slow_build(model, size):
+        fp32 = engine_module.compile_graph(model, size)
+        return lambda images: (time.sleep(0.05), fp32(images))[1]
+
+    assert load_engine(decisive_model, SIZE, 2, candidates=[instant]).name == "instant"
+    refused = load_engine(decisive_model, SIZE, 2, candidates=[("slow", slow_build)])
+    assert refused.name == "fp32" and "slow not faster" in refused.note
+
+
+def test_engine_choice_is_checked_and_hardware_decides_the_candidates(decisive_model, tmp_path):
+    with pytest.raises(ValueError, match="auto, fp32, bf16"):
+        load_engine(decisive_model, SIZE, 2, "tflite")
+    unavailable = load_engine(decisive_model, SIZE, 2, "bf16", candidates=[])
+    assert unavailable.name == "fp32" and "not available" in unavailable.note
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2\n")
+    assert engine_module.default_candidates(engine_module.cpu_flags(cpuinfo)) == []
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 amx_bf16 amx_tile\n")
+    assert [name for name, _ in engine_module.default_candidates(
+        engine_module.cpu_flags(cpuinfo))] == ["bf16"]
+
+
+def test_chunked_overlapped_classification_matches_one_model_call(decisive_model, tmp_path,
+                                                                  monkeypatch):
+    import cv2
+
+    from trainer.images import decode_image
+    from trainer.storage import open_storage
+    from worker import classify
+
+    rng = np.random.default_rng(0)
+    for index in range(11):
+        pixels = rng.integers(0, 256, (40 + index, 48, 3), dtype=np.uint8)
+        cv2.imwrite(str(tmp_path / f"{index:02d}.jpg"), pixels)
+    (tmp_path / "05.jpg").write_bytes(b"not a jpeg")
+    uris = [str(path) for path in sorted(tmp_path.glob("*.jpg"))]
+    monkeypatch.setattr(classify, "INFERENCE_CHUNK", 4)  # 11 images: chunks of 4, 4, 3
+    model = classify.LoadedModel(version=1, class_names=["happy", "sad"], image_size=SIZE,
+                                 infer=load_engine(decisive_model, SIZE, 2, "fp32"))
+    with ThreadPoolExecutor(2) as pool:
+        probabilities, errors = classify.classify_images(open_storage(str(tmp_path)), uris,
+                                                         model, 10**8, pool)
+    assert [error is not None for error in errors] == [index == 5 for index in range(11)]
+    assert probabilities[5] is None
+    good = [index for index in range(11) if index != 5]
+    images = np.stack([decode_image(open(uris[index], "rb").read(), SIZE) for index in good])
+    expected = model.probabilities(images)
+    np.testing.assert_allclose(np.stack([probabilities[index] for index in good]), expected,
+                               atol=1e-6)
+    rows = classify.prediction_rows(7, model, uris, probabilities, errors, "host")
+    assert rows[5]["label"] is None and rows[5]["error"]
+    assert rows[0]["label"] == ["happy", "sad"][int(expected[0].argmax())]

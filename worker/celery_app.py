@@ -55,7 +55,14 @@ def celery_config(settings: Settings) -> dict:
             "broker_url": settings.broker_url,
             # A batch not acknowledged within this time is handed to another worker: it must be
             # longer than the slowest batch (https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout).
-            "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
+            "broker_transport_options": {
+                "visibility_timeout": settings.visibility_timeout,
+                # kombu sweeps for unacknowledged messages past their timeout only every
+                # interval x throttle seconds (10 x 10 by default): sweep at most every 10 s so
+                # a dead worker's batches come back soon after the visibility timeout.
+                "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 2)),
+                "unacked_restore_throttle": 1,
+            },
             "beat_scheduler": "redbeat.RedBeatScheduler",
             "redbeat_redis_url": settings.broker_url,
             "redbeat_lock_timeout": 300,

@@ -7,6 +7,7 @@ forks gets its own copy and tests can change the environment between cases.
 import functools
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=64, ge=1, le=4096)
     worker_concurrency: int = Field(default=0, ge=0)
     inference_threads: int = Field(default=0, ge=0)
+    inference_engine: Literal["auto", "fp32", "bf16"] = "auto"
     max_image_pixels: int = Field(default=50_000_000, ge=1)
     task_max_retries: int = Field(default=3, ge=0)
     visibility_timeout: int = Field(default=3600, ge=10)

@@ -76,10 +76,8 @@ class ModelCache:
 
 
 def engine_choice() -> str:
-    """HAPPYSAD_INFERENCE_ENGINE: auto | fp32 | bf16. Read from the environment until the
-    settings class has the field."""
-    return getattr(get_settings(), "inference_engine", None) or os.environ.get(
-        "HAPPYSAD_INFERENCE_ENGINE", "auto")
+    """HAPPYSAD_INFERENCE_ENGINE: auto | fp32 | bf16."""
+    return get_settings().inference_engine
 
 
 def inference_threads() -> int:

@@ -173,16 +173,23 @@ class WorkerProcess:
         raise AssertionError(f"worker {self.name} not ready:\n{self.log_path.read_text()}")
 
     def stop(self, timeout: float = 30) -> None:
-        import signal
+        from worker.local import stop_local_workers
 
-        if self.process.poll() is None:
-            # The parent alone: a warm shutdown lets pool processes finish their batch.
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        # The parent alone: a warm shutdown lets pool processes finish their batch.
+        stop_local_workers(self.process, timeout)
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM to the process group, then SIGKILL if it lingers."""
+    import signal
+
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 @pytest.fixture

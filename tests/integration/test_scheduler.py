@@ -4,7 +4,6 @@ running across a promotion finishes on its pinned version while the next job use
 on the same worker processes."""
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from db import queries
 from db.session import session_scope
 from db.settings import reset_settings
 from db.tables import JobBatch, RetrainRun
-from tests.conftest import happysad, wait_for_job_done
+from tests.conftest import happysad, stop_process, wait_for_job_done
 from trainer.sample_data import write_sample_dataset
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -42,13 +41,7 @@ class BeatProcess:
         return self.log().count("Sending due task nightly-retrain")
 
     def stop(self, timeout: float = 30) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)  # beat releases its lock on the way out
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process(self.process, timeout)  # beat releases its lock on the way out
 
 
 @pytest.fixture

@@ -45,8 +45,11 @@ def _ensure_model(train_folder: Path) -> int:
         if production is not None and production.dataset_fingerprint == fingerprint:
             output.console.print(f"2/4 reusing model v{production.version} (same training data)")
             return production.version
-    output.console.print("2/4 training a model (a few minutes on 2 cores)...")
-    result = train(str(train_folder), TrainingParams(seed=0),
+    # The tutorial's recipe: it learns the drawn faces in about a minute. The default recipe
+    # (`improved`) is regularised for a few hundred real photos, and its strong augmentation
+    # keeps it near chance on 140 drawings (measured: 50% on the demo's new images).
+    output.console.print("2/4 training a model, architecture baseline (a minute or two)...")
+    result = train(str(train_folder), TrainingParams(architecture="baseline", seed=0),
                    log_dir=get_settings().home / "tensorboard" / "demo")
     registration = register(result, promote="always")
     output.console.print(f"    model v{registration.version}: test accuracy "

@@ -153,7 +153,8 @@ def results_command(
     if format not in ("table", "csv", "json"):
         output.fail("--format must be table, csv or json")
     with session_scope() as session:
-        queries.get_job(session, job)
+        pinned = queries.get_job(session, job).model_version
+        class_names = list(queries.get_model_version(session, pinned).class_names)
         rows = ({"uri": p.uri, "label": p.label, "confidence": p.confidence,
                  "probabilities": p.probabilities, "error": p.error,
                  "model_version": p.model_version, "worker_host": p.worker_host,
@@ -164,7 +165,7 @@ def results_command(
         if format == "json":
             output.print_json(list(rows))
         elif format == "csv":
-            _write_csv(rows)
+            _write_csv(rows, class_names)
         else:
             output.print_table(f"job {job}", ["uri", "label", "confidence", "probabilities",
                                               "error"],
@@ -175,15 +176,15 @@ def results_command(
                                  r["error"]] for r in rows])
 
 
-def _write_csv(rows) -> None:
-    writer = None
+def _write_csv(rows, class_names: list[str]) -> None:
+    """One p_<class> column per class of the job's model, whatever the first row holds."""
+    columns = ["uri", "label", "confidence", "error", "model_version", "worker_host",
+               "created_at"] + [f"p_{name}" for name in class_names]
+    writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
     for row in rows:
         probabilities = row.pop("probabilities") or {}
-        row |= {f"p_{name}": value for name, value in probabilities.items()}
-        if writer is None:
-            writer = csv.DictWriter(sys.stdout, fieldnames=list(row), extrasaction="ignore")
-            writer.writeheader()
-        writer.writerow(row)
+        writer.writerow(row | {f"p_{name}": value for name, value in probabilities.items()})
 
 
 def report_command(job: Annotated[int, typer.Argument(help="Job id.")]) -> None:

@@ -58,7 +58,10 @@ def test_two_workers_share_a_job_on_redis_and_postgres(tmp_path, postgres, redis
     assert [r["uri"] for r in errors] == [broken.uri]
     csv_lines = happysad("results", str(submission.job_id), "--format", "csv", "--limit",
                          "5").stdout.strip().splitlines()
-    assert len(csv_lines) == 6 and "p_happy" in csv_lines[0]
+    assert len(csv_lines) == 6 and csv_lines[0].endswith("p_happy,p_sad")
+    errors_csv = happysad("results", str(submission.job_id), "--errors", "--format",
+                          "csv").stdout.strip().splitlines()
+    assert errors_csv[0].endswith("p_happy,p_sad") and len(errors_csv) == 2  # header though no p
     shown = json.loads(happysad("jobs", "show", str(submission.job_id), "--json").stdout)
     assert shown["status"] == "done" and shown["classified"] == 40
 

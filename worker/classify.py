@@ -14,7 +14,7 @@ import numpy as np
 from db import queries
 from db.session import session_scope
 from db.settings import get_settings
-from trainer.images import ImageError, decode_image
+from trainer.images import ImageError, decode_pixels
 from trainer.model import class_probabilities
 from trainer.registry import load_model
 from trainer.storage import StorageError, open_storage
@@ -32,10 +32,10 @@ class LoadedModel:
     version: int
     class_names: list[str]
     image_size: int
-    infer: object  # callable: float32 batch -> raw outputs (a worker.engine.Engine)
+    infer: object  # callable: uint8 pixel batch -> raw outputs (a worker.engine.Engine)
 
-    def probabilities(self, images: np.ndarray) -> np.ndarray:
-        return class_probabilities(np.asarray(self.infer(images)), len(self.class_names))
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        return class_probabilities(np.asarray(self.infer(pixels)), len(self.class_names))
 
 
 class ModelCache:
@@ -117,9 +117,9 @@ def configure_threads() -> None:
 
 
 def read_one(storage, uri: str, image_size: int, max_pixels: int):
-    """(pixels, None) for a readable image, else (None, why)."""
+    """(uint8 pixels, None) for a readable image, else (None, why)."""
     try:
-        return decode_image(storage.read_bytes(uri), image_size, max_pixels), None
+        return decode_pixels(storage.read_bytes(uri), image_size, max_pixels), None
     except (ImageError, StorageError) as error:
         return None, str(error)
     except FileNotFoundError:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainer.images import UNIT_SCALE
 from trainer.model import class_probabilities
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ PROBE_COUNT = 16  # also the timing batch: the worker calls the model on chunks 
 REQUIRED_SPEEDUP = 1.2
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 
-Infer = Callable[[np.ndarray], np.ndarray]  # float32 image batch -> raw model outputs
+Infer = Callable[[np.ndarray], np.ndarray]  # uint8 RGB pixel batch -> raw model outputs
 
 
 @dataclass
@@ -69,12 +70,18 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
 
 
 def compile_graph(model, image_size: int) -> Infer:
-    """The model as one graph with a fixed signature: traced once, whatever the batch size."""
+    """The model as one graph with a fixed signature, traced once whatever the batch size. It
+    takes uint8 pixels and scales them to [0, 1] itself, with the same float32 multiplication
+    as trainer.images.unit_range: in NumPy that conversion cost more than the
+    JPEG decode, and a quarter of the bytes cross into TensorFlow."""
     import tensorflow as tf
 
-    signature = [tf.TensorSpec((None, image_size, image_size, 3), tf.float32)]
-    graph = tf.function(lambda images: model(images, training=False), input_signature=signature)
-    return lambda images: np.asarray(graph(images), dtype=np.float32)
+    def scaled(pixels):
+        return model(tf.cast(pixels, tf.float32) * tf.constant(UNIT_SCALE), training=False)
+
+    signature = [tf.TensorSpec((None, image_size, image_size, 3), tf.uint8)]
+    graph = tf.function(scaled, input_signature=signature)
+    return lambda pixels: np.asarray(graph(pixels), dtype=np.float32)
 
 
 def bfloat16_model(model):
@@ -102,7 +109,8 @@ def default_candidates(flags: set[str]) -> list[tuple[str, Callable]]:
 
 
 def probe_images(image_size: int) -> np.ndarray:
-    """Fixed, deterministic probes: seeded noise, smooth blobs, gradients and flat fields."""
+    """Fixed, deterministic probes (uint8 pixels): seeded noise, smooth blobs, gradients and
+    flat fields."""
     rng = np.random.default_rng(20240601)
     axis = np.linspace(0.0, 1.0, image_size, dtype=np.float32)
     across, down = np.meshgrid(axis, axis)
@@ -117,7 +125,8 @@ def probe_images(image_size: int) -> np.ndarray:
         colour = rng.random(3, dtype=np.float32)
         probes.append(np.clip(colour * field[..., None] + 0.1 * rng.standard_normal(
             (image_size, image_size, 3), dtype=np.float32), 0, 1))
-    return np.clip(np.stack(probes[:PROBE_COUNT]), 0.0, 1.0).astype(np.float32)
+    unit = np.clip(np.stack(probes[:PROBE_COUNT]), 0.0, 1.0)
+    return np.round(unit * 255).astype(np.uint8)
 
 
 def check_parity(reference_outputs, candidate_outputs, class_count: int) -> Parity:

@@ -68,6 +68,7 @@ def test_fingerprint_follows_content(tmp_path):
 
 def test_training_and_serving_make_the_same_tensor(tmp_path):
     """Training's intake and the worker's read path give identical arrays for the same file."""
+    from trainer.images import unit_range
     from trainer.storage import open_storage
     from worker.classify import read_and_decode
 
@@ -77,4 +78,4 @@ def test_training_and_serving_make_the_same_tensor(tmp_path):
     data = load_labelled_images(str(root), 64)
     decoded, errors = read_and_decode(open_storage(str(root)), data.uris, 64, 10**8)
     assert errors == [None] * len(data.uris)
-    assert np.array_equal(np.stack(decoded), data.images)
+    assert np.array_equal(unit_range(np.stack(decoded)), data.images)

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from trainer.images import unit_range
 from worker import engine as engine_module
 from worker.engine import (PROBABILITY_TOLERANCE, PROBE_COUNT, check_parity, load_engine,
                            probe_images)
@@ -26,23 +27,25 @@ def decisive_model():
     head = model.get_layer("class_probabilities")
     kernel, bias = head.get_weights()
     head.set_weights([kernel * 40, np.zeros_like(bias)])
-    outputs = np.asarray(model(probe_images(SIZE), training=False), np.float64).ravel()
+    outputs = np.asarray(model(unit_range(probe_images(SIZE)), training=False),
+                         np.float64).ravel()
     logits = np.log(outputs / (1 - outputs))
     head.set_weights([kernel * 40, np.full_like(bias, -np.median(logits))])  # half each side
-    outputs = np.asarray(model(probe_images(SIZE), training=False)).ravel()
+    outputs = np.asarray(model(unit_range(probe_images(SIZE)), training=False)).ravel()
     assert outputs.min() < 0.2 and outputs.max() > 0.8, outputs
     return model
 
 
-def reference_outputs(model, images):
-    return np.asarray(model(images, training=False), dtype=np.float32)
+def reference_outputs(model, pixels):
+    """The Keras model itself, on the float input training gives it."""
+    return np.asarray(model(unit_range(pixels), training=False), dtype=np.float32)
 
 
 def test_probes_are_fixed_and_varied():
     first, second = probe_images(SIZE), probe_images(SIZE)
-    assert first.shape == (PROBE_COUNT, SIZE, SIZE, 3) and first.dtype == np.float32
+    assert first.shape == (PROBE_COUNT, SIZE, SIZE, 3) and first.dtype == np.uint8
     assert np.array_equal(first, second)
-    assert first.min() >= 0 and first.max() <= 1
+    assert first.min() < 30 and first.max() > 225  # the whole range, not a grey band
     assert len({image.tobytes() for image in first}) == PROBE_COUNT
 
 
@@ -53,6 +56,19 @@ def test_fp32_engine_is_the_model_for_any_batch_size(decisive_model):
         images = probe_images(SIZE)[:count]
         np.testing.assert_allclose(engine(images), reference_outputs(decisive_model, images),
                                    atol=1e-6)
+
+
+def test_the_graph_scales_pixels_exactly_as_training_does():
+    """The engine takes uint8 and scales by 1/255 in its graph: bit for bit the float32 input
+    trainer.images.unit_range gives the model in training, for every pixel value."""
+    import keras
+
+    identity = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Identity()])
+    pixels = np.arange(16 * 16 * 3, dtype=np.int64).reshape(1, 16, 16, 3) % 256
+    pixels = pixels.astype(np.uint8)
+    scaled = engine_module.compile_graph(identity, 16)(pixels)
+    assert scaled.dtype == np.float32
+    assert np.array_equal(scaled, unit_range(pixels))
 
 
 def test_parity_counts_label_flips_and_allows_near_ties():
@@ -123,7 +139,7 @@ def test_chunked_overlapped_classification_matches_one_model_call(decisive_model
                                                                   monkeypatch):
     import cv2
 
-    from trainer.images import decode_image
+    from trainer.images import decode_pixels
     from trainer.storage import open_storage
     from worker import classify
 
@@ -142,8 +158,8 @@ def test_chunked_overlapped_classification_matches_one_model_call(decisive_model
     assert [error is not None for error in errors] == [index == 5 for index in range(11)]
     assert probabilities[5] is None
     good = [index for index in range(11) if index != 5]
-    images = np.stack([decode_image(open(uris[index], "rb").read(), SIZE) for index in good])
-    expected = model.probabilities(images)
+    pixels = np.stack([decode_pixels(open(uris[index], "rb").read(), SIZE) for index in good])
+    expected = model.probabilities(pixels)
     np.testing.assert_allclose(np.stack([probabilities[index] for index in good]), expected,
                                atol=1e-6)
     rows = classify.prediction_rows(7, model, uris, probabilities, errors, "host")

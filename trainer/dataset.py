@@ -60,7 +60,8 @@ def list_labelled_files(storage: Storage) -> tuple[list[str], list[tuple[str, st
         else:
             files.append((listing.uri, parts[0]))
     class_names = sorted({class_name for _, class_name in files})
-    return class_names, files, skipped
+    # Name order, whatever order the storage listed them in: the seeded split depends on it.
+    return class_names, sorted(files), sorted(skipped, key=lambda item: item["uri"])
 
 
 def fingerprint_files(entries: list[tuple[str, bytes]]) -> str:

@@ -72,19 +72,21 @@ class FolderStorage:
         return real == self.root or real.startswith(self.root + os.sep)
 
     def iter_files(self) -> Iterator[Listing]:
-        """Every regular file below the root, depth first in name order, streamed."""
+        """Every regular file below the root, streamed: a folder's files in the order the file
+        system lists them (sorting would hold a million-file folder in memory), then its
+        sub-folders, depth first in name order."""
         if not self.exists():
             raise StorageError(f"source folder not found: {self.root}")
         stack = [self.root]
         while stack:
-            folder = stack.pop()
+            folder, subfolders = stack.pop(), []
             try:
-                entries = sorted(os.scandir(folder), key=lambda entry: entry.name, reverse=True)
+                with os.scandir(folder) as entries:
+                    for entry in entries:
+                        yield from self._visit(entry, subfolders)
             except OSError as error:
                 yield Listing(folder, f"cannot list folder: {error.strerror}")
-                continue
-            for entry in reversed(entries):
-                yield from self._visit(entry, stack)
+            stack.extend(sorted(subfolders, reverse=True))
 
     def _visit(self, entry: os.DirEntry, stack: list[str]) -> Iterator[Listing]:
         path = entry.path

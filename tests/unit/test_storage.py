@@ -8,13 +8,46 @@ import pytest
 from trainer.storage import FolderStorage, StorageError, open_storage
 
 
-def test_lists_files_recursively_in_order(tmp_path):
-    (tmp_path / "b").mkdir()
-    (tmp_path / "a.jpg").write_bytes(b"1")
-    (tmp_path / "b" / "c.jpg").write_bytes(b"2")
+def test_lists_files_recursively_folder_by_folder(tmp_path):
+    for folder in ("b", "a", "a/z"):
+        (tmp_path / folder).mkdir()
+    for name in ("top.jpg", "b/2.jpg", "a/1.jpg", "a/z/3.jpg", "a/0.jpg"):
+        (tmp_path / name).write_bytes(b"1")
     storage = open_storage(str(tmp_path))
-    assert [entry.uri for entry in storage.iter_files()] == [
-        str(tmp_path / "a.jpg"), str(tmp_path / "b" / "c.jpg")]
+    listed = [entry.uri[len(storage.root) + 1:] for entry in storage.iter_files()]
+    assert listed[0] == "top.jpg" and sorted(listed[1:3]) == ["a/0.jpg", "a/1.jpg"]
+    assert listed[3:] == ["a/z/3.jpg", "b/2.jpg"]  # sub-folders depth first, in name order
+
+
+def test_a_folder_is_listed_while_it_is_read(tmp_path, monkeypatch):
+    """Streamed: the first files come out before the folder has been read to its end, so a
+    million-file folder is never held in memory."""
+    for index in range(5):
+        (tmp_path / f"{index}.jpg").write_bytes(b"1")
+    real_scandir = os.scandir
+
+    class Interrupted(Exception):
+        pass
+
+    class FirstTwoThenFail:
+        def __init__(self, path):
+            self.entries = iter(list(real_scandir(path))[:2])
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def __iter__(self):
+            yield from self.entries
+            raise Interrupted  # had iter_files read everything first, nothing would be yielded
+
+    monkeypatch.setattr(os, "scandir", FirstTwoThenFail)
+    listing = open_storage(str(tmp_path)).iter_files()
+    assert [next(listing).uri, next(listing).uri]
+    with pytest.raises(Interrupted):
+        next(listing)
 
 
 def test_file_uri_is_a_folder(tmp_path):

@@ -1,0 +1,77 @@
+"""What every part of the throughput benchmark shares: paths, environments, generated data."""
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE_SIZE = 256  # the tutorial's CNN input
+JPEG_SHAPES = {"256x256": (256, 256), "1024x768": (1024, 768)}
+
+def log(message: str) -> None:
+    print(f"[throughput] {message}", file=sys.stderr, flush=True)
+
+
+def clean_env(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAPPYSAD_")}
+    return env | {"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"} | extra
+
+
+def use_env(env: dict) -> None:
+    """Point this process's settings and database engine at another home/database."""
+    from db.session import dispose_engines
+    from db.settings import reset_settings
+
+    for name in [k for k in os.environ if k.startswith("HAPPYSAD_")]:
+        del os.environ[name]
+    os.environ.update({k: v for k, v in env.items() if k.startswith("HAPPYSAD_")})
+    reset_settings()
+    dispose_engines()
+
+def write_jpegs(folder: Path, shape: tuple[int, int], count: int, unique: int = 48) -> Path:
+    """`count` JPEGs of drawn faces; a few dozen distinct files, hard-linked under many names."""
+    import cv2
+
+    from trainer.sample_data import CLASS_NAMES, draw_face
+
+    rng = np.random.default_rng(0)
+    originals = folder / f"originals-{shape[0]}x{shape[1]}"
+    originals.mkdir(parents=True)
+    width, height = shape
+    for index in range(unique):
+        face = draw_face(CLASS_NAMES[index % 2], height, rng)
+        side = (width - height) // 2  # wide photos: the face in the middle, edges mirrored
+        image = cv2.copyMakeBorder(face, 0, 0, side, side, cv2.BORDER_REFLECT)
+        cv2.imwrite(str(originals / f"{index}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    source = folder / f"jpeg-{shape[0]}x{shape[1]}-{count}"
+    source.mkdir()
+    for index in range(count):
+        os.link(originals / f"{index % unique}.jpg", source / f"{index:07d}.jpg")
+    return source
+
+
+def train_and_register(sample_folder: Path, homes: dict[str, dict]) -> str:
+    """One quick model of the tutorial's CNN (1 epoch: this is about speed), registered as
+    production in every mode's database. Returns the model file of the first registration."""
+    from trainer.registry import register
+    from trainer.train import TrainingParams, train
+
+    result = train(str(sample_folder), TrainingParams(
+        architecture="baseline", epochs=1, image_size=IMAGE_SIZE, augment=False))
+    paths = []
+    for env in homes.values():
+        use_env(env)
+        paths.append(register(result, promote="always").path)
+    return paths[0]
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
+    """A process's resident memory (VmRSS) or its peak (VmHWM), in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass  # the process has gone
+    return None

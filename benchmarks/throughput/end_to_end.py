@@ -1,0 +1,166 @@
+"""(b) End to end: a real `happysad submit` and real Celery workers, timed from the job's
+creation to its last row written, with each process's memory along the way."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks.throughput.common import rss_mb, use_env
+
+
+class Workers:
+    """A real `celery -A worker.celery_app worker` with `processes` pool processes."""
+
+    def __init__(self, processes: int, env: dict, log_path: Path):
+        from worker.local import worker_command
+
+        self.log_path = log_path
+        command = worker_command(processes, "labelling", "INFO") + ["--without-mingle",
+                                                                     "--without-gossip"]
+        self.process = subprocess.Popen(command, stdout=open(log_path, "wb"),
+                                        stderr=subprocess.STDOUT, env=env, cwd=log_path.parent,
+                                        start_new_session=True)
+        deadline = time.monotonic() + 120
+        while "ready." not in log_path.read_text(errors="replace"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{log_path.read_text()}")
+            time.sleep(0.2)
+
+    def children(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True,
+                             text=True).stdout
+        return sorted(int(pid) for pid in out.split())
+
+    def engines(self) -> list[str]:
+        return re.findall(r"inference engine (\w+) chosen", self.log_path.read_text())
+
+    def stop(self) -> None:
+        from worker.local import stop_local_workers
+
+        stop_local_workers(self.process, timeout=60)
+
+
+# Runs `happysad` and reports its peak RSS on exit. VmHWM, not getrusage: ru_maxrss survives
+# exec, so a child forked from this (TensorFlow-sized) process would report our size.
+SUBMIT_WRAPPER = ("import atexit, sys; from pathlib import Path; from happysad.cli import main; "
+                  "atexit.register(lambda: print([l for l in Path('/proc/self/status').read_text()"
+                  ".splitlines() if l.startswith('VmHWM')][0], file=sys.stderr)); "
+                  "sys.argv[0] = 'happysad'; main()")
+
+
+def submit(source: Path, env: dict, batch_size: int | None = None) -> tuple[int, float]:
+    """`happysad submit` as a user runs it: (job id, the command's peak RSS in MB)."""
+    command = [sys.executable, "-c", SUBMIT_WRAPPER, "submit", str(source), "--json"]
+    command += ["--batch-size", str(batch_size)] if batch_size else []
+    done = subprocess.run(command, capture_output=True, text=True, env=env,
+                          cwd=env["HAPPYSAD_HOME"], check=True)
+    peak_kb = int(re.search(r"VmHWM:\s+(\d+) kB", done.stderr).group(1))
+    return json.loads(done.stdout)["job_id"], round(peak_kb / 1024, 1)
+
+
+def job_progress(job_id: int) -> tuple[int, int | None, str, datetime | None, datetime]:
+    """(batches done, batches total, status, when its last row was written, when submitted)."""
+    from sqlalchemy import func, select
+
+    from db.session import session_scope
+    from db.tables import Job, JobBatch
+
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        last = session.scalar(select(func.max(JobBatch.finished_at))
+                              .where(JobBatch.job_id == job_id))
+        return job.batches_done, job.batches_total, job.status, last, job.submitted_at
+
+
+def watch_job(job_id: int, workers: Workers, timeout: float) -> dict:
+    """Poll until every batch is written, sampling each worker process's RSS on the way."""
+    samples: dict[int, list[tuple[float, float]]] = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        done, total, _status, last, submitted = job_progress(job_id)
+        for pid in workers.children():
+            rss = rss_mb(pid)
+            if rss is not None and total:
+                samples.setdefault(pid, []).append((done / total, rss))
+        if total and done >= total:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"job {job_id} not done in {timeout:.0f}s ({done}/{total})")
+        time.sleep(0.25)
+    while job_progress(job_id)[2] != "done" and time.monotonic() < deadline:
+        time.sleep(0.25)  # let the report finish before the workers are stopped
+    return {"last_row_at": last.replace(tzinfo=last.tzinfo or UTC),
+            "submitted_at": submitted.replace(tzinfo=submitted.tzinfo or UTC),
+            "worker_peak_rss_mb": [rss_mb(pid, "VmHWM") for pid in workers.children()],
+            **rss_by_progress(list(samples.values()))}
+
+
+def rss_by_progress(samples: list[list[tuple[float, float]]]) -> dict:
+    """Each worker's RSS at 25, 50, 75 and 100% of the job, and its growth after the first
+    quarter (the first batches warm TensorFlow's allocator; later growth would be a leak)."""
+    marks = {}
+    for mark in (0.25, 0.5, 0.75):
+        marks[f"{mark:.0%}"] = [next((rss for progress, rss in series if progress >= mark),
+                                     series[-1][1]) for series in samples]
+    marks["100%"] = [series[-1][1] for series in samples]
+    return {"worker_rss_mb_by_progress": marks,
+            "worker_rss_growth_mb": [round(end - quarter, 1) for end, quarter in
+                                     zip(marks["100%"], marks["25%"])]}
+
+
+def end_to_end(source: Path, warmup: Path, processes: int, env: dict, log_path: Path) -> dict:
+    """One job of every image in `source`, from its creation to its last row written. The
+    workers are warmed first by a small job, so each process has its model loaded."""
+    use_env(env)
+    workers = Workers(processes, env, log_path)
+    try:
+        warm_id, warm_rss = submit(warmup, env, batch_size=4)
+        watch_job(warm_id, workers, timeout=600)
+        images = sum(1 for _ in source.iterdir())
+        started = datetime.now(UTC)
+        job_id, submit_rss = submit(source, env)
+        submitted = (datetime.now(UTC) - started).total_seconds()
+        watched = watch_job(job_id, workers, timeout=max(600, images / 5))
+    finally:
+        workers.stop()
+    from db import queries
+    from db.session import session_scope
+
+    with session_scope() as session:
+        counts = queries.job_counts(session, job_id)
+    last_row_at = watched.pop("last_row_at")
+    seconds = (last_row_at - watched.pop("submitted_at")).total_seconds()
+    with_command = (last_row_at - started).total_seconds()
+    return {"processes": processes, "images": images, "seconds": round(seconds, 2),
+            "images_per_second": round(images / seconds, 1),
+            "seconds_from_command_start": round(with_command, 2),
+            "images_per_second_from_command_start": round(images / with_command, 1),
+            "classified": counts["classified"], "failed": counts["failed"],
+            "submit_command_seconds": round(submitted, 2), "worker_engines": workers.engines(),
+            "submit_peak_rss_mb": submit_rss, "warmup_submit_peak_rss_mb": warm_rss, **watched}
+
+
+def submit_memory(images: list[Path], env: dict, work: Path, counts: list[int]) -> list[dict]:
+    """`happysad submit`'s peak RSS and time for sources of each size (hard links to a few
+    JPEGs: a file may have at most 65,000 links on ext4), with no worker running. A streamed
+    listing and streamed sending keep the peak flat however many images the source holds;
+    each job's queued batches are dropped afterwards."""
+    results = []
+    for count in counts:
+        source = work / f"listing-{count}"
+        source.mkdir()
+        for index in range(count):
+            os.link(images[index % len(images)], source / f"{index:07d}.jpg")
+        started = time.perf_counter()
+        _job_id, peak = submit(source, env)
+        results.append({"images": count, "submit_peak_rss_mb": peak,
+                        "submit_command_seconds": round(time.perf_counter() - started, 1)})
+        shutil.rmtree(source)
+        shutil.rmtree(Path(env["HAPPYSAD_HOME"]) / "queue", ignore_errors=True)
+    return results

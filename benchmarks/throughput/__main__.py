@@ -129,8 +129,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14",
                         help="a Redis db the run may empty")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, data)")
+    parser.add_argument("--engine", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="the inference engine of workers and ceilings (default: auto)")
     args = parser.parse_args(argv)
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    os.environ["HAPPYSAD_INFERENCE_ENGINE"] = args.engine
     args.images = args.images or (3000 if args.quick else 10_000)
     args.listing_sizes = [1000, 100_000] if args.quick else [1000, 100_000, 1_000_000]
     args.ceiling_seconds, args.one_at_a_time = (1.5, 30) if args.quick else (3, 100)
@@ -138,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     from worker.engine import BF16_CPU_FLAGS, cpu_flags
 
     machine = {"cores": os.cpu_count(), "bf16_cpu_flags": sorted(BF16_CPU_FLAGS & cpu_flags()),
+               "engine_asked": args.engine,
                "load_average_at_start": os.getloadavg()}
     started = time.monotonic()
     report = run(args)

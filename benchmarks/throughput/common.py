@@ -15,8 +15,12 @@ def log(message: str) -> None:
 
 
 def clean_env(**extra: str) -> dict:
+    """This environment without its HAPPYSAD_ settings, but for the engine the run was asked
+    to use (main() sets HAPPYSAD_INFERENCE_ENGINE from --engine)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAPPYSAD_")}
-    return env | {"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"} | extra
+    engine = os.environ.get("HAPPYSAD_INFERENCE_ENGINE", "auto")
+    return env | {"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2",
+                  "HAPPYSAD_INFERENCE_ENGINE": engine} | extra
 
 
 def use_env(env: dict) -> None:

@@ -17,20 +17,20 @@ class Recipe:
     learning_rate: float
     weight_decay: float
     epochs: int
-    patience: int
+    patience: int | None  # early stopping on validation loss; None: run every epoch, keep the end
     # Below: defaults are the tutorial's training, which `baseline` keeps.
     augmentation: str = "light"  # a key of trainer.train.AUGMENTATIONS
     label_smoothing: float = 0.0
     cosine_decay: bool = False  # learning rate decays to zero over `epochs`
-    min_epochs: int = 0  # early stopping only judges after this many epochs
 
 
 # For a few hundred web photos and no pretrained weights: strong augmentation, decoupled weight
-# decay, label smoothing and a cosine schedule; early stopping waits until the schedule has run
-# a while, since the validation split is ~60 photos and its loss is noisy early on.
+# decay, label smoothing and a cosine schedule run to its end. No early stopping: the validation
+# split is ~60 photos, and the weights its noisy loss picked (epoch ~30 of 40) scored 73.9% on
+# independent photos against 76.0% for the schedule's final weights (same 3 seeds, below).
 _REGULARISED = Recipe(image_size=128, learning_rate=2e-3, weight_decay=0.02, epochs=40,
-                      patience=10, augmentation="strong", label_smoothing=0.1,
-                      cosine_decay=True, min_epochs=12)
+                      patience=None, augmentation="strong", label_smoothing=0.1,
+                      cosine_decay=True)
 
 RECIPES = {
     "baseline": Recipe(image_size=256, learning_rate=1e-3, weight_decay=0.0, epochs=20, patience=5),

@@ -161,9 +161,10 @@ def train(source: str, params: TrainingParams, log_dir: Path | None = None,
     model = build_model(params.architecture, params.image_size, class_count)
     compile_model(model, params, class_count,
                   steps_per_epoch=math.ceil(len(split.train) / params.batch_size))
-    callbacks = [keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=params.patience, restore_best_weights=True,
-        start_from_epoch=RECIPES[params.architecture].min_epochs)]
+    callbacks = []
+    if params.patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=params.patience, restore_best_weights=True))
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
     if on_epoch is not None:

@@ -54,14 +54,14 @@ SUBMIT_WRAPPER = ("import atexit, sys; from pathlib import Path; from happysad.c
                   "sys.argv[0] = 'happysad'; main()")
 
 
-def submit(source: Path, env: dict, batch_size: int | None = None) -> tuple[int, float]:
-    """`happysad submit` as a user runs it: (job id, the command's peak RSS in MB)."""
+def submit(source: Path, env: dict, batch_size: int | None = None) -> tuple[dict, float]:
+    """`happysad submit` as a user runs it: (its JSON output, the command's peak RSS in MB)."""
     command = [sys.executable, "-c", SUBMIT_WRAPPER, "submit", str(source), "--json"]
     command += ["--batch-size", str(batch_size)] if batch_size else []
     done = subprocess.run(command, capture_output=True, text=True, env=env,
                           cwd=env["HAPPYSAD_HOME"], check=True)
     peak_kb = int(re.search(r"VmHWM:\s+(\d+) kB", done.stderr).group(1))
-    return json.loads(done.stdout)["job_id"], round(peak_kb / 1024, 1)
+    return json.loads(done.stdout), round(peak_kb / 1024, 1)
 
 
 def job_progress(job_id: int) -> tuple[int, int | None, str, datetime | None, datetime]:
@@ -120,11 +120,12 @@ def end_to_end(source: Path, warmup: Path, processes: int, env: dict, log_path: 
     use_env(env)
     workers = Workers(processes, env, log_path)
     try:
-        warm_id, warm_rss = submit(warmup, env, batch_size=4)
-        watch_job(warm_id, workers, timeout=600)
+        warm, warm_rss = submit(warmup, env, batch_size=4)
+        watch_job(warm["job_id"], workers, timeout=600)
         images = sum(1 for _ in source.iterdir())
         started = datetime.now(UTC)
-        job_id, submit_rss = submit(source, env)
+        job, submit_rss = submit(source, env)
+        job_id = job["job_id"]
         submitted = (datetime.now(UTC) - started).total_seconds()
         watched = watch_job(job_id, workers, timeout=max(600, images / 5))
     finally:
@@ -158,8 +159,9 @@ def submit_memory(images: list[Path], env: dict, work: Path, counts: list[int]) 
         for index in range(count):
             os.link(images[index % len(images)], source / f"{index:07d}.jpg")
         started = time.perf_counter()
-        _job_id, peak = submit(source, env)
-        results.append({"images": count, "submit_peak_rss_mb": peak,
+        job, peak = submit(source, env)
+        results.append({"images": count, "images_submitted": job["total"],
+                        "batches_sent": job["batches_total"], "submit_peak_rss_mb": peak,
                         "submit_command_seconds": round(time.perf_counter() - started, 1)})
         shutil.rmtree(source)
         shutil.rmtree(Path(env["HAPPYSAD_HOME"]) / "queue", ignore_errors=True)

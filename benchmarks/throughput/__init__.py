@@ -24,5 +24,5 @@ images/s per epoch.
 
 Everything runs under a temporary HAPPYSAD_HOME (your HAPPYSAD_ settings are ignored), on
 generated JPEGs (drawn faces), PostgreSQL database `happysad_bench` and Redis db 14. Prints JSON.
-The full run takes about 13 minutes on 2 cores, --quick about 5.
+The full run takes about 13 minutes on 2 cores, --quick about 7.
 """

@@ -3,7 +3,7 @@
 Bytes in, a uint8 RGB array of shape (size, size, 3) out (`decode_pixels`); the model sees it
 scaled to float32 in [0, 1] (`unit_range`). Training scales in NumPy (`decode_image`); the worker
 hands uint8 to its inference engine, which scales inside the model's graph with the same
-float32 division, so a 256 px image is 196 KB instead of 786 KB on its way there. The image's
+float32 multiplication, so a 256 px image is 196 KB instead of 786 KB on its way there. The image's
 header is read first (format, width, height), so a decompression bomb is refused before any
 pixel is decoded. Large JPEGs use OpenCV's reduced-resolution decode, which is several times
 faster and is applied identically when training and when serving.

@@ -88,7 +88,7 @@ class FolderStorage:
                 yield Listing(folder, f"cannot list folder: {error.strerror}")
             stack.extend(sorted(subfolders, reverse=True))
 
-    def _visit(self, entry: os.DirEntry, stack: list[str]) -> Iterator[Listing]:
+    def _visit(self, entry: os.DirEntry, subfolders: list[str]) -> Iterator[Listing]:
         path = entry.path
         if entry.is_symlink():
             if not self._inside(path):
@@ -99,7 +99,7 @@ class FolderStorage:
             # and following it could loop forever.
             return
         if entry.is_dir(follow_symlinks=False):
-            stack.append(path)
+            subfolders.append(path)
         elif entry.is_file(follow_symlinks=False):
             yield Listing(path)
 

@@ -130,13 +130,6 @@ def read_one(storage, uri: str, image_size: int, max_pixels: int):
         return None, f"cannot read: {error.strerror or error}"
 
 
-def read_and_decode(storage, uris: list[str], image_size: int, max_pixels: int):
-    """(images, errors): decoded arrays for readable images, a reason for every other URI."""
-    with ThreadPoolExecutor(decode_threads()) as pool:  # OpenCV and file reads release the GIL
-        results = list(pool.map(lambda uri: read_one(storage, uri, image_size, max_pixels), uris))
-    return [pixels for pixels, _ in results], [error for _, error in results]
-
-
 def classify_images(storage, uris: list[str], model: LoadedModel, max_pixels: int,
                     pool: ThreadPoolExecutor) -> tuple[list, list]:
     """(probabilities or None, error or None) per URI. Every image is queued for decoding at

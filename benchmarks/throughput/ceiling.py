@@ -1,5 +1,5 @@
-"""(a) The raw ceiling, the model alone on in-memory batches, and (c) the tutorial's
-one-image-at-a-time loop. A ceiling runs in child processes of its own:
+"""(a) The raw ceiling, the model alone on in-memory batches, (c) the tutorial's
+one-image-at-a-time loop, and the worker's decode cost on its own. A ceiling runs in child processes of its own:
 `python -m benchmarks.throughput.ceiling MODEL THREADS SECONDS`.
 """
 

@@ -70,12 +70,14 @@ def test_training_and_serving_make_the_same_tensor(tmp_path):
     """Training's intake and the worker's read path give identical arrays for the same file."""
     from trainer.images import unit_range
     from trainer.storage import open_storage
-    from worker.classify import read_and_decode
+    from worker.classify import read_one
 
     root = make_folder(tmp_path, {"happy": 5, "sad": 5})
     big = encode(solid_rgb(700, 500, (250, 20, 90)), ".jpg")
     (root / "happy" / "big.jpg").write_bytes(big)
     data = load_labelled_images(str(root), 64)
-    decoded, errors = read_and_decode(open_storage(str(root)), data.uris, 64, 10**8)
-    assert errors == [None] * len(data.uris)
+    storage = open_storage(str(root))
+    decoded, errors = zip(*(read_one(storage, uri, 64, 10**8) for uri in data.uris))
+    assert list(errors) == [None] * len(data.uris)
     assert np.array_equal(unit_range(np.stack(decoded)), data.images)
+

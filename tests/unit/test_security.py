@@ -121,13 +121,13 @@ def test_a_file_swapped_for_a_link_out_after_listing_is_refused(source_and_secre
 
 
 def test_the_worker_records_refusals_instead_of_reading(source_and_secret):
-    from worker.classify import read_and_decode
+    from worker.classify import read_one
 
     source, tmp = source_and_secret
     os.symlink(tmp / "secret" / "secret.jpg", source / "leads-out.jpg")
     uris = [str(source / "leads-out.jpg"), str(tmp / "secret" / "secret.jpg")]
-    decoded, errors = read_and_decode(FolderStorage(source), uris, 16, 10_000)
-    assert decoded == [None, None]
+    decoded, errors = zip(*(read_one(FolderStorage(source), uri, 16, 10_000) for uri in uris))
+    assert decoded == (None, None)
     assert all(error.startswith("refusing to read outside the source") for error in errors)
 
 

@@ -81,3 +81,27 @@ def test_training_and_serving_make_the_same_tensor(tmp_path):
     assert list(errors) == [None] * len(data.uris)
     assert np.array_equal(unit_range(np.stack(decoded)), data.images)
 
+
+def test_training_data_does_not_depend_on_listing_order(tmp_path, monkeypatch):
+    """Folders are listed as the file system returns them; training sorts, so the same folder
+    gives the same images in the same order, and so the same seeded split, on any machine."""
+    import os
+
+    root = make_folder(tmp_path, {"happy": 6, "sad": 6})
+    first = load_labelled_images(str(root), 8)
+    real_scandir = os.scandir
+
+    class Reversed:
+        def __init__(self, path):
+            self.entries = list(real_scandir(path))[::-1]
+
+        def __enter__(self):
+            return iter(self.entries)
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(os, "scandir", Reversed)
+    second = load_labelled_images(str(root), 8)
+    assert second.uris == first.uris == sorted(first.uris)
+    assert np.array_equal(second.images, first.images)

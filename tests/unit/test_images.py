@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from tests.images_factory import encode, pil_bytes, png_header_only, solid_rgb
-from trainer.images import ImageError, decode_image, looks_like_image, read_header
+from trainer.images import ImageError, decode_image, jpeg_size, looks_like_image, read_header
 
 
 def test_decodes_to_rgb_in_unit_range():
@@ -84,3 +84,22 @@ def test_looks_like_image_sniff():
     assert looks_like_image(encode(solid_rgb(4, 4), ".png")[:16])
     assert looks_like_image(encode(solid_rgb(4, 4), ".jpg")[:16])
     assert not looks_like_image(b"just some text")
+
+
+@pytest.mark.parametrize("options", [{}, {"progressive": True}, {"quality": 30, "optimize": True},
+                                     {"exif": b"Exif\x00\x00" + b"\x00" * 64},
+                                     {"icc_profile": b"\x00" * 3000}])
+def test_jpeg_size_from_the_frame_header_agrees_with_pillow(options):
+    """The fast header walk finds the same size as Pillow, past EXIF, ICC and other segments."""
+    import io
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (37, 53, 3), np.uint8))
+    data = pil_bytes(image, "JPEG", **options)
+    assert jpeg_size(data) == Image.open(io.BytesIO(data)).size == (53, 37)
+    assert read_header(data) == ("JPEG", 53, 37)
+
+
+def test_jpeg_size_gives_up_on_a_broken_walk():
+    data = pil_bytes(Image.new("RGB", (20, 10)), "JPEG")
+    assert jpeg_size(data[:30]) is None  # cut before the frame header: Pillow decides
+    assert jpeg_size(data[:2] + b"\x00" * 40) is None  # not a marker where one must be

@@ -4,15 +4,20 @@ transaction (a task, a CLI command), so several calls can share one atomic unit 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from db.tables import JOB_CANCELLED, JOB_DONE, JOB_FINISHED, JOB_RUNNING, JOB_SCANNING
 from db.tables import BatchAttempt, Job, JobBatch, ModelVersion, Prediction, Promotion, RetrainRun, utc_now
 
 
 class NotFound(LookupError):
     """A job, model version or run that does not exist."""
+
+
+class JobFinished(ValueError):
+    """A change asked of a job that has already ended (done or cancelled)."""
 
 
 def _insert(session: Session, table):
@@ -75,7 +80,8 @@ def storable_text(text: str | None) -> str | None:
 
 
 def create_job(session: Session, source: str, model_version: int, batch_size: int) -> Job:
-    job = Job(source=source, model_version=model_version, batch_size=batch_size, status="scanning")
+    job = Job(source=source, model_version=model_version, batch_size=batch_size,
+              status=JOB_SCANNING)
     session.add(job)
     session.flush()
     return job
@@ -94,11 +100,13 @@ def list_jobs(session: Session, limit: int = 50) -> Sequence[Job]:
 
 def seal_job(session: Session, job_id: int, total_images: int, batches_total: int,
              skipped_files: int) -> bool:
-    """Record the job's size once its source is fully listed. True if every batch is done."""
+    """Record the job's size once its source is fully listed. True if every batch is done.
+    A job cancelled while it was being listed stays cancelled."""
     done = session.execute(
         update(Job).where(Job.id == job_id)
         .values(total_images=total_images, batches_total=batches_total,
-                skipped_files=skipped_files, status="running")
+                skipped_files=skipped_files,
+                status=case((Job.status == JOB_SCANNING, JOB_RUNNING), else_=Job.status))
         .returning(Job.batches_done)
     ).scalar_one()
     return done == batches_total
@@ -157,11 +165,35 @@ def count_attempt(session: Session, job_id: int, batch_index: int) -> int:
 
 
 def finish_job(session: Session, job_id: int, report_path: str | None = None) -> bool:
-    """Mark the job done; True only for the one caller that made the change."""
+    """Mark the job done; True only for the one caller that made the change (a cancelled job
+    stays cancelled)."""
     return bool(session.execute(
-        update(Job).where(Job.id == job_id, Job.status != "done")
-        .values(status="done", finished_at=utc_now(), report_path=report_path)
+        update(Job).where(Job.id == job_id, Job.status.not_in(JOB_FINISHED))
+        .values(status=JOB_DONE, finished_at=utc_now(), report_path=report_path)
     ).rowcount)
+
+
+def job_status(session: Session, job_id: int) -> str:
+    status = session.scalar(select(Job.status).where(Job.id == job_id))
+    if status is None:
+        raise NotFound(f"job {job_id} does not exist (see `happysad jobs`)")
+    return status
+
+
+def cancel_job(session: Session, job_id: int, cancelled_by: str, reason: str) -> Job:
+    """End a job that is still scanning or running: workers skip its remaining batches, the
+    rows written so far stay. The conditional UPDATE makes a race with the last batch safe:
+    either the job finished first (JobFinished) or it is cancelled and finish_job leaves it."""
+    changed = session.execute(
+        update(Job).where(Job.id == job_id, Job.status.not_in(JOB_FINISHED))
+        .values(status=JOB_CANCELLED, finished_at=utc_now(), cancelled_at=utc_now(),
+                cancelled_by=cancelled_by, cancel_reason=reason)
+    ).rowcount
+    job = get_job(session, job_id)
+    if not changed:
+        raise JobFinished(f"job {job_id} is already {job.status}: nothing to cancel")
+    session.refresh(job)
+    return job
 
 
 def set_report_path(session: Session, job_id: int, report_path: str) -> None:

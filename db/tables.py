@@ -59,6 +59,12 @@ class Promotion(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
+# A job's life: scanning (its source is being listed) -> running (every batch is queued) ->
+# done (every batch is written) or cancelled (its remaining batches are skipped; rows so far stay).
+JOB_SCANNING, JOB_RUNNING, JOB_DONE, JOB_CANCELLED = "scanning", "running", "done", "cancelled"
+JOB_FINISHED = (JOB_DONE, JOB_CANCELLED)  # progress stops: nothing more will be written
+
+
 class Job(Base):
     """A batch-labelling job: one source, pinned to one model version."""
 
@@ -67,7 +73,7 @@ class Job(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(Text)
     model_version: Mapped[int] = mapped_column(ForeignKey("model_versions.version"))
-    status: Mapped[str] = mapped_column(String(16), default="scanning")  # scanning|running|done
+    status: Mapped[str] = mapped_column(String(16), default=JOB_SCANNING)
     batch_size: Mapped[int]
     total_images: Mapped[int | None]
     batches_total: Mapped[int | None]
@@ -76,6 +82,9 @@ class Job(Base):
     submitted_at: Mapped[datetime] = mapped_column(default=utc_now)
     finished_at: Mapped[datetime | None]
     report_path: Mapped[str | None] = mapped_column(Text)
+    cancelled_at: Mapped[datetime | None]
+    cancelled_by: Mapped[str | None] = mapped_column(String(255))
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class JobBatch(Base):

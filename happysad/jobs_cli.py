@@ -59,6 +59,8 @@ def wait_for_job(job_id: int, show_progress: bool = True, poll: float = 0.5) -> 
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
+    from db.tables import JOB_FINISHED
+
     progress = Progress(TextColumn(f"job {job_id}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[failed]} failed"),
                         TextColumn("{task.fields[rate]:.1f} img/s"), TimeElapsedColumn(),
@@ -73,10 +75,10 @@ def wait_for_job(job_id: int, show_progress: bool = True, poll: float = 0.5) -> 
             elapsed = max(time.monotonic() - started, 1e-6)
             progress.update(task, total=record["total"], completed=done, failed=record["failed"],
                             rate=done / elapsed)
-            if record["status"] == "done":
+            if record["status"] in JOB_FINISHED:
                 break
             time.sleep(poll)
-    return _wait_for_report(job_id)
+    return _wait_for_report(job_id) if record["status"] == "done" else record
 
 
 def _wait_for_report(job_id: int, seconds: float = 60) -> dict:
@@ -136,6 +138,27 @@ def jobs_show(job: Annotated[int, typer.Argument(help="Job id.")], json_output: 
         output.print_json(record)
     else:
         print_job_summary(record)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job: Annotated[int, typer.Argument(help="Job id.")],
+                reason: Annotated[str, typer.Option(help="Recorded with the job.")] = "cancelled from the command line",
+                json_output: JsonOption = False) -> None:
+    """Cancel a job: workers skip its remaining batches; the rows written so far stay."""
+    import getpass
+
+    from db import queries
+    from db.session import session_scope
+
+    with session_scope() as session:
+        queries.cancel_job(session, job, cancelled_by=f"cli:{getpass.getuser()}", reason=reason)
+    record = _job_record(job)
+    if json_output:
+        output.print_json(record)
+        return
+    output.console.print(f"job {job} cancelled: {record['classified'] + record['failed']} of "
+                         f"{record['total'] if record['total'] is not None else '?'} images "
+                         "have rows, its remaining batches are skipped", highlight=False)
 
 
 def results_command(

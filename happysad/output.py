@@ -50,4 +50,6 @@ def job_record(job, counts: dict[str, int]) -> dict:
             "classified": counts["classified"], "failed": counts["failed"],
             "skipped_files": job.skipped_files, "batches_total": job.batches_total,
             "batches_done": job.batches_done, "submitted_at": job.submitted_at,
-            "finished_at": job.finished_at, "report": job.report_path}
+            "finished_at": job.finished_at, "report": job.report_path,
+            "cancelled_at": job.cancelled_at, "cancelled_by": job.cancelled_by,
+            "cancel_reason": job.cancel_reason}

@@ -18,6 +18,10 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".gif", ".w
                     ".tiff", ".ppm", ".pgm", ".pbm", ".pnm", ".heic", ".heif", ".svg"}
 
 
+# While a large source is listed, look this often whether its job was cancelled meanwhile.
+CANCEL_CHECK_BATCHES = 50
+
+
 class SubmitError(ValueError):
     """A submission that cannot be made; the message says why."""
 
@@ -118,16 +122,26 @@ def submit_source(source: str, model_version: int | None = None,
         raise SubmitError(f"no images found in {source} ({skipped[0]} other files)")
     with session_scope() as session:
         job_id = queries.create_job(session, storage.root, version, batch_size).id
-    total, index = 0, 0
-    for index, batch in enumerate(_chain(first, batches)):
-        app.send_task("happysad.classify_batch", args=[job_id, index, batch])
+    total, sent = 0, 0
+    for batch in _chain(first, batches):
+        if sent % CANCEL_CHECK_BATCHES == CANCEL_CHECK_BATCHES - 1 and _cancelled(job_id):
+            break  # cancelled while still listing: queue no more of it
+        app.send_task("happysad.classify_batch", args=[job_id, sent, batch])
         total += len(batch)
+        sent += 1
     with session_scope() as session:
-        complete = queries.seal_job(session, job_id, total, index + 1, skipped[0])
+        complete = queries.seal_job(session, job_id, total, sent, skipped[0])
     if complete:  # every batch finished while we were still listing: finish it now
         app.send_task("happysad.finish_job", args=[job_id])
     return Submission(job_id=job_id, model_version=version, total_images=total,
-                      batches=index + 1, skipped_files=skipped[0], source=storage.root)
+                      batches=sent, skipped_files=skipped[0], source=storage.root)
+
+
+def _cancelled(job_id: int) -> bool:
+    from db.tables import JOB_CANCELLED
+
+    with session_scope() as session:
+        return queries.job_status(session, job_id) == JOB_CANCELLED
 
 
 def _chain(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:

@@ -35,8 +35,15 @@ def classify_batch(self, job_id: int, batch_index: int, uris: list[str]) -> None
     from db.settings import get_settings
     from worker import classify
 
+    from db.tables import JOB_CANCELLED
+
     worker_host = self.request.hostname or classify.default_worker_host()
     with session_scope() as session:  # committed before work starts: a crash still counts
+        if queries.job_status(session, job_id) == JOB_CANCELLED:
+            # Checked before each batch, so a cancel stops the work within one batch per
+            # worker process; rows already written stay. The message is acknowledged.
+            logger.info("job %s batch %s skipped: the job is cancelled", job_id, batch_index)
+            return
         attempts = queries.count_attempt(session, job_id, batch_index)
     allowed = get_settings().task_max_retries + 1
     if attempts > allowed:

@@ -107,3 +107,26 @@ def test_unreachable_database_is_a_clear_error(monkeypatch):
     with pytest.raises(DatabaseUnavailable) as raised:
         get_engine()
     assert "secret" not in str(raised.value) and "***" in str(raised.value)
+
+
+def test_a_cancelled_job_stays_cancelled_and_keeps_its_rows(database):
+    with session_scope() as session:
+        add_version(session, 1)
+        session.flush()
+        job_id = queries.create_job(session, "/in", 1, batch_size=2).id
+        queries.record_batch(session, job_id, 0, rows(job_id, ["a", "b"]), "w")
+        queries.cancel_job(session, job_id, "tester", "wrong folder")
+    with session_scope() as session:  # the listing ends after the cancel, the last batch lands
+        assert queries.seal_job(session, job_id, 4, 2, 0) is False
+        queries.record_batch(session, job_id, 1, rows(job_id, ["c", "d"]), "w")
+        assert not queries.finish_job(session, job_id)
+    with session_scope() as session:
+        job = queries.get_job(session, job_id)
+        assert (job.status, job.cancelled_by, job.cancel_reason) == ("cancelled", "tester",
+                                                                     "wrong folder")
+        assert job.finished_at and job.total_images == 4
+        assert queries.job_counts(session, job_id)["classified"] == 4
+        with pytest.raises(queries.JobFinished, match="already cancelled"):
+            queries.cancel_job(session, job_id, "tester", "again")
+        with pytest.raises(queries.NotFound):
+            queries.cancel_job(session, 999, "tester", "none")

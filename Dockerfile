@@ -11,17 +11,14 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 
-# Dependencies first, read from pyproject.toml: TensorFlow is most of the image, and this layer is
-# then rebuilt only when the dependencies change, not on every code edit. Flower is in the dev
-# extra (same pin here) because only the flower service needs it.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt "flower>=2" \
-    && rm /tmp/requirements.txt
+# Dependencies first, the exact versions of requirements.lock (hashes checked): TensorFlow is most
+# of the image, and this layer is then rebuilt only when the lock changes, not on every code edit.
+# The lock holds the runtime dependencies and Flower, which only the flower service runs.
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
 
 COPY . .
-RUN pip install .
+RUN pip install --no-deps .
 
 # Not root. /data is created and owned here so that the named volume compose mounts on it starts
 # out writable by this user (Docker copies the ownership into an empty named volume).

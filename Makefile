@@ -1,19 +1,36 @@
-# The two commands a newcomer needs: `make demo` and `make test`. Each sets itself up.
+# The two commands a newcomer needs: `make demo` and `make test`. Each sets itself up, installing
+# the exact versions in requirements-dev.lock (pyproject.toml keeps the ranges, for people who
+# install happysad into an environment of their own).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements-dev.lock
+# pip itself is not in the lock (pip does not lock itself); this one reads every lock line.
+PIP_VERSION := 26.3
+COMPILE := $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --universal \
+	--python-version 3.11
 
-.PHONY: demo test test-fast install benchmark clean
+.PHONY: demo test test-fast install lock benchmark clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "happysad needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet pip==$(PIP_VERSION)
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
+	@$(BIN)/pip check >/dev/null || { $(BIN)/pip check; \
+		echo "$(LOCK) does not satisfy pyproject.toml: run 'make lock'"; exit 1; }
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Refresh the locks after changing a dependency in pyproject.toml. Pins already in the locks are
+# kept; `make lock UPGRADE=--upgrade` moves every package to the newest release its range allows.
+# The runtime lock (what the Docker image installs) is the dev lock's subset, same versions.
+lock: $(STAMP)
+	$(COMPILE) --all-extras $(UPGRADE) -o $(LOCK)
+	$(COMPILE) --extra flower -c $(LOCK) -o requirements.lock
 
 demo: $(STAMP)
 	$(BIN)/happysad demo

@@ -3,6 +3,7 @@
 checked to exist, so a renamed setting or command fails here rather than in a deployment."""
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -116,11 +117,59 @@ def test_flower_points_at_the_celery_app():
     assert isinstance(module.app, Celery)
 
 
-def test_dockerfile_installs_the_project_and_flower():
+def test_dockerfile_installs_the_runtime_lock_then_the_project():
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"pip install (\S+ )*\.$", dockerfile, re.MULTILINE)
-    assert "flower" in dockerfile and re.search(r"^USER (?!root)", dockerfile, re.MULTILINE)
+    assert "pip install --require-hashes -r requirements.lock" in dockerfile
+    assert re.search(r"pip install --no-deps (\S+ )*\.$", dockerfile, re.MULTILINE)
+    assert re.search(r"^USER (?!root)", dockerfile, re.MULTILINE)
     assert "HAPPYSAD_HOME=/data" in dockerfile
+
+
+def locked_versions(lock: str) -> dict[str, list[str]]:
+    """Package name -> its pinned versions in a lock file (a universal lock may pin one package
+    twice, under different Python-version markers)."""
+    pins: dict[str, list[str]] = {}
+    for match in re.finditer(r"^([A-Za-z0-9._-]+)==(\S+)", (ROOT / lock).read_text(), re.MULTILINE):
+        pins.setdefault(canonical(match[1]), []).append(match[2])
+    return pins
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_names(requirements: list[str]) -> set[str]:
+    names = {canonical(re.match(r"[A-Za-z0-9._-]+", requirement)[0])
+             for requirement in requirements}
+    return names - {"happysad"}  # the dev extra names the project's own flower extra
+
+
+def test_locks_pin_every_dependency_of_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    runtime = requirement_names(project["dependencies"] + extras["flower"])
+    everything = runtime | requirement_names([r for rs in extras.values() for r in rs])
+    assert runtime <= set(locked_versions("requirements.lock")), "run make lock"
+    assert everything <= set(locked_versions("requirements-dev.lock")), "run make lock"
+
+
+def test_runtime_lock_is_the_dev_lock_s_subset_at_the_same_versions():
+    dev = locked_versions("requirements-dev.lock")
+    for name, versions in locked_versions("requirements.lock").items():
+        assert set(versions) <= set(dev.get(name, [])), name
+
+
+def test_every_pin_carries_a_hash():
+    for lock in ("requirements.lock", "requirements-dev.lock"):
+        lines = (ROOT / lock).read_text().splitlines()
+        for number, line in enumerate(lines):
+            if re.match(r"\S+==", line):
+                assert lines[number + 1].strip().startswith("--hash=sha256:"), (lock, line)
+
+
+def test_make_installs_from_the_lock():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--require-hashes -r $(LOCK)" in makefile and "LOCK := requirements-dev.lock" in makefile
 
 
 def test_ci_runs_make_test():

@@ -314,6 +314,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def main() -> None:
+    from trainer.tensorflow_startup import quiet_tensorflow_startup
+
+    quiet_tensorflow_startup()
     try:
         app()
     except KeyboardInterrupt:

@@ -97,7 +97,11 @@ def sender_app() -> Celery:
 
 @worker_init.connect
 def _before_fork(sender=None, **_kwargs) -> None:
-    """In the worker's parent: share the cores among the child processes, record the worker."""
+    """In the worker's parent: share the cores among the child processes, record the worker,
+    and keep TensorFlow's start-up lines out of the children's logs."""
+    from trainer.tensorflow_startup import quiet_tensorflow_startup
+
+    quiet_tensorflow_startup()
     concurrency = getattr(sender, "concurrency", None) or 1
     if not int(os.environ.get("HAPPYSAD_INFERENCE_THREADS") or 0):
         threads = max(1, (os.cpu_count() or 1) // concurrency)

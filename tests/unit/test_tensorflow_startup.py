@@ -1,0 +1,55 @@
+"""TensorFlow's C++ start-up lines stay out of the project's output, unless the import fails."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import happysad
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_LINES = ("absl::InitializeLog", "oneDNN", "cuda", "CUDA", "cpu_feature_guard")
+
+
+def import_fake_tensorflow(tmp_path: Path, body: str, **env) -> subprocess.CompletedProcess:
+    """Import a stand-in `tensorflow` that writes to descriptor 2 as the real one's C++ does."""
+    package = tmp_path / "fake" / "tensorflow"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("import os\nos.write(2, b'C++ chatter\\n')\n" + body)
+    script = textwrap.dedent("""
+        from trainer.tensorflow_startup import quiet_tensorflow_startup
+        quiet_tensorflow_startup()
+        import tensorflow
+        print("imported")
+    """)
+    environment = {**os.environ, **env,
+                   "PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), str(ROOT)])}
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=environment, timeout=60)
+
+
+def test_the_first_import_drops_what_tensorflow_writes_to_descriptor_2(tmp_path):
+    result = import_fake_tensorflow(tmp_path, "")
+    assert result.stdout == "imported\n" and result.stderr == ""
+
+
+def test_a_failed_import_shows_what_tensorflow_wrote(tmp_path):
+    result = import_fake_tensorflow(tmp_path, "raise ImportError('no libcudart')")
+    assert result.returncode != 0
+    assert "C++ chatter" in result.stderr and "no libcudart" in result.stderr
+
+
+def test_debug_log_level_shows_tensorflow_s_own_lines(tmp_path):
+    result = import_fake_tensorflow(tmp_path, "", HAPPYSAD_LOG_LEVEL="DEBUG")
+    assert result.returncode == 0 and "C++ chatter" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_command_that_trains_prints_no_tensorflow_start_up_line(sample_folder):
+    result = happysad("train", str(sample_folder), "--epochs", "1", "--image-size", "32",
+                      "--json")
+    for line in STARTUP_LINES:
+        assert line not in result.stderr, result.stderr

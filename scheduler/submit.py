@@ -4,18 +4,14 @@ version, enqueue one task per batch carrying only ids and URIs.
 Nothing here imports TensorFlow: tasks are sent by name.
 """
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from db import queries
 from db.session import session_scope
 from db.settings import get_settings, mask_url
-from trainer.images import looks_like_image
-from trainer.storage import Listing, StorageError, open_storage
-
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".gif", ".webp", ".tif",
-                    ".tiff", ".ppm", ".pgm", ".pbm", ".pnm", ".heic", ".heif", ".svg"}
+from trainer.formats import is_candidate_image
+from trainer.storage import StorageError, open_storage
 
 
 # While a large source is listed, look this often whether its job was cancelled meanwhile.
@@ -38,23 +34,6 @@ class Submission:
     batches: int
     skipped_files: int
     source: str
-
-
-def is_candidate_image(storage, listing: Listing) -> bool:
-    """Worth a row: an image-like name, or content that starts like an image. Anything that
-    claims to be an image but is not gets an error row rather than vanishing (a link named
-    .jpg that leads out of the source too: the worker refuses to read it and says so)."""
-    name = listing.uri.rsplit("/", 1)[-1]
-    if name.startswith("."):
-        return False
-    if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-        return True
-    if listing.problem:
-        return False
-    try:
-        return looks_like_image(storage.read_head(listing.uri, 16))
-    except OSError:
-        return True  # unreadable: let the worker record why
 
 
 def iter_batches(storage, batch_size: int, skipped: list[int]) -> Iterator[list[str]]:
@@ -87,7 +66,7 @@ def check_broker(app) -> None:
 def resolve_model_version(session, model_version: int | None) -> int:
     """The version to pin the job to, once its file is found intact: a missing, corrupt or
     tampered model is refused here, before any job exists, not by every worker later."""
-    from trainer.registry import verified_model_path
+    from trainer.model_store import verified_model_path
 
     if model_version is not None:
         row = queries.get_model_version(session, model_version)

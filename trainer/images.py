@@ -17,14 +17,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-# Bump when anything below changes the tensor a file turns into: model versions record it, and
-# a worker refuses a model trained with another preprocessing version.
-PREPROCESSING_VERSION = 1
+from trainer.formats import SUPPORTED_FORMATS
 
 DEFAULT_MAX_PIXELS = 50_000_000
-
-# What OpenCV can decode and what a header tells us; SVG and HEIC are named to explain a refusal.
-SUPPORTED_FORMATS = {"JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF", "PPM", "DIB"}
 
 # The reduction bits of OpenCV's reduced decodes (the _GRAYSCALE_ names are the bare bits),
 # to be combined with IMREAD_COLOR_RGB.
@@ -129,9 +124,3 @@ def decode_pixels(data: bytes, image_size: int,
     if pixels.shape[:2] == (image_size, image_size):
         return pixels  # already the model's size: resizing would only copy it
     return cv2.resize(pixels, (image_size, image_size), interpolation=cv2.INTER_AREA)
-
-
-def looks_like_image(head: bytes) -> bool:
-    """A cheap sniff of a file's first bytes: is it worth trying to decode?"""
-    signatures = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"GIF8", b"II*\x00", b"MM\x00*")
-    return head.startswith(signatures) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")

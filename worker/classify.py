@@ -16,7 +16,7 @@ from db.session import session_scope
 from db.settings import get_settings
 from trainer.images import ImageError, decode_pixels
 from trainer.model import class_probabilities
-from trainer.registry import load_model
+from trainer.model_store import load_model
 from trainer.storage import StorageError, open_storage
 from worker.engine import load_engine
 

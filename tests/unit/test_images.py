@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from tests.images_factory import encode, pil_bytes, png_header_only, solid_rgb
-from trainer.images import ImageError, decode_image, jpeg_size, looks_like_image, read_header
+from trainer.formats import looks_like_image
+from trainer.images import ImageError, decode_image, jpeg_size, read_header
 
 
 def test_decodes_to_rgb_in_unit_range():

@@ -132,7 +132,7 @@ def test_the_worker_records_refusals_instead_of_reading(source_and_secret):
 
 
 def test_submit_never_sniffs_a_link_that_leads_out(source_and_secret):
-    from scheduler.submit import is_candidate_image
+    from trainer.formats import is_candidate_image
 
     source, tmp = source_and_secret
     os.mkfifo(tmp / "secret" / "trap")  # reading it would block: the test would hang
@@ -158,7 +158,7 @@ def test_bucket_storage_refuses_keys_outside_the_prefix(uri):
 
 def model_row(path: Path, sha256: str | None = None):
     from db.tables import ModelVersion
-    from trainer.images import PREPROCESSING_VERSION
+    from trainer.formats import PREPROCESSING_VERSION
 
     return ModelVersion(version=7, path=str(path), preprocessing_version=PREPROCESSING_VERSION,
                         model_sha256=sha256 or hashlib.sha256(path.read_bytes()).hexdigest(),
@@ -176,7 +176,7 @@ def save_model(path: Path, with_lambda: bool) -> Path:
 
 
 def test_a_tampered_model_file_is_refused_before_keras_reads_it(tmp_path):
-    from trainer.registry import ModelLoadError, load_model
+    from trainer.model_store import ModelLoadError, load_model
 
     path = save_model(tmp_path / "model.keras", with_lambda=False)
     row = model_row(path)
@@ -191,7 +191,7 @@ def test_a_tampered_model_file_is_refused_before_keras_reads_it(tmp_path):
 def test_a_model_with_python_code_is_refused_by_safe_mode(tmp_path):
     """Even with a hash that matches (a model registered by someone hostile), a Lambda layer's
     Python code is never deserialized."""
-    from trainer.registry import ModelLoadError, load_model
+    from trainer.model_store import ModelLoadError, load_model
 
     path = save_model(tmp_path / "model.keras", with_lambda=True)
     with pytest.raises(ModelLoadError, match="cannot be loaded: .*Lambda"):

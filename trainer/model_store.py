@@ -1,0 +1,64 @@
+"""A model version's file, fetched, verified and loaded: what the submitter checks and a worker
+loads. Light on purpose (TensorFlow only inside `load_model`): `happysad submit` verifies the
+model before it makes a job, and must not pay for an image or machine-learning library.
+"""
+
+import hashlib
+import os
+from pathlib import Path
+
+from db.settings import get_settings
+from db.tables import ModelVersion
+from trainer.formats import PREPROCESSING_VERSION
+from trainer.storage import is_bucket_uri, open_storage
+
+
+class ModelLoadError(RuntimeError):
+    """A model file that is missing, corrupt, tampered with, or made for another pipeline."""
+
+
+def version_folder(version: int) -> str:
+    return f"v{version:04d}"
+
+
+def local_model_path(row: ModelVersion) -> Path:
+    """A local file for the version's model: itself, or a cached copy of the bucket object."""
+    if not is_bucket_uri(row.path):
+        return Path(row.path)
+    cached = get_settings().home / "cache" / version_folder(row.version) / "model.keras"
+    if not cached.exists():
+        storage = open_storage(row.path.rsplit("/", 2)[0])
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f"model.{os.getpid()}.partial")
+        partial.write_bytes(storage.read_bytes(row.path))
+        partial.replace(cached)
+    return cached
+
+
+def verified_model_path(row: ModelVersion) -> Path:
+    """The version's local model file, once its preprocessing version and hash are checked.
+    Cheap (no TensorFlow): the submitter calls it too, so a bad model makes no job."""
+    if row.preprocessing_version != PREPROCESSING_VERSION:
+        raise ModelLoadError(
+            f"model v{row.version} was trained with preprocessing version "
+            f"{row.preprocessing_version}, this code has {PREPROCESSING_VERSION}: retrain it")
+    try:
+        path = local_model_path(row)
+        data = path.read_bytes()
+    except OSError as error:
+        raise ModelLoadError(f"model v{row.version} file missing: {row.path} ({error})") from None
+    if hashlib.sha256(data).hexdigest() != row.model_sha256:
+        raise ModelLoadError(f"model v{row.version} file {row.path} does not match its recorded "
+                             "hash: corrupt or tampered with, refusing to load")
+    return path
+
+
+def load_model(row: ModelVersion):
+    """Load a version's Keras model in safe mode after checking its file's hash."""
+    path = verified_model_path(row)
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a bad archive
+        raise ModelLoadError(f"model v{row.version} cannot be loaded: {error}") from None

@@ -275,3 +275,22 @@ def finish_retrain_run(session: Session, run_id: int, status: str, reason: str,
 
 def list_retrain_runs(session: Session, limit: int = 50) -> Sequence[RetrainRun]:
     return session.scalars(select(RetrainRun).order_by(RetrainRun.id.desc()).limit(limit)).all()
+
+
+def retrain_run_for_slot(session: Session, slot: str) -> RetrainRun | None:
+    return session.scalar(select(RetrainRun).where(RetrainRun.slot == slot))
+
+
+def fail_running_retrain_runs(session: Session, reason: str, slot: str | None = None,
+                              before_id: int | None = None) -> Sequence[tuple[int, str]]:
+    """Mark runs still "running" as failed (of one slot, or older than a run); returns the
+    (id, slot) of each. Only for the holder of the retrain lock: no other run is in progress."""
+    query = update(RetrainRun).where(RetrainRun.status == "running")
+    if slot is not None:
+        query = query.where(RetrainRun.slot == slot)
+    if before_id is not None:
+        query = query.where(RetrainRun.id < before_id)
+    return session.execute(
+        query.values(status="failed", reason=reason, finished_at=utc_now())
+        .returning(RetrainRun.id, RetrainRun.slot)
+    ).all()

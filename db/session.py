@@ -5,15 +5,15 @@ them. So the engine is keyed by the process id and built on first use in each pr
 """
 
 import contextlib
-import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.locks import MIGRATION_LOCK, held_lock
 from db.settings import get_settings, mask_url
 
 _engines: dict[tuple[int, str], Engine] = {}
@@ -112,27 +112,6 @@ def head_revision(engine: Engine) -> str:
     return ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
 
 
-@contextlib.contextmanager
-def _migration_lock(engine: Engine) -> Iterator[None]:
-    """Only one process migrates at a time: an advisory lock on PostgreSQL, a file lock on SQLite."""
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:
-            connection.execute(text("SELECT pg_advisory_lock(72417)"))
-            try:
-                yield
-            finally:
-                connection.execute(text("SELECT pg_advisory_unlock(72417)"))
-                connection.commit()
-        return
-    lock_path = Path(str(engine.url.database or "happysad") + ".migrate.lock")
-    if not lock_path.parent.exists():
-        yield
-        return
-    with open(lock_path, "w") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        yield
-
-
 def upgrade_schema(engine: Engine) -> None:
     """Bring the schema to the newest migration; a no-op when it is there already."""
     head = head_revision(engine)
@@ -140,6 +119,6 @@ def upgrade_schema(engine: Engine) -> None:
         return
     from alembic import command
 
-    with _migration_lock(engine):
+    with held_lock(engine, MIGRATION_LOCK):  # one process migrates; the others then see head
         if current_revision(engine) != head:
             command.upgrade(_alembic_config(engine), "head")

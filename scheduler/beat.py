@@ -43,7 +43,7 @@ def stamp_slot(body=None, headers=None, **_kwargs) -> None:
         return
     kwargs = body[1]  # message protocol 2: (args, kwargs, embed)
     if kwargs.get("slot") is None:
-        from trainer.retrain import cron_slot
+        from worker.retrain import cron_slot
 
         settings = get_settings()
         kwargs["slot"] = cron_slot(settings.retrain_cron, settings.timezone)

@@ -11,12 +11,12 @@ from db.tables import RetrainRun
 def request_retrain(force: bool = False) -> str:
     """Send a retrain for a slot of its own; returns the slot name to follow."""
     from scheduler.submit import check_broker
-    from worker.celery_app import sender_app
+    from worker.celery_app import TRAINING_QUEUE, sender_app
 
     app = sender_app()
     check_broker(app)
     slot = f"manual-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%f')}"
-    app.send_task("happysad.retrain", kwargs={"slot": slot, "force": force}, queue="training")
+    app.send_task("happysad.retrain", kwargs={"slot": slot, "force": force}, queue=TRAINING_QUEUE)
     return slot
 
 
@@ -24,8 +24,7 @@ def wait_for_run(slot: str, timeout: float | None = None, poll: float = 1.0) -> 
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         with session_scope() as session:
-            run = next((r for r in queries.list_retrain_runs(session, limit=200)
-                        if r.slot == slot), None)
+            run = queries.retrain_run_for_slot(session, slot)
             if run is not None and run.status != "running":
                 return run
         if deadline is not None and time.monotonic() > deadline:

@@ -73,6 +73,14 @@ def fingerprint_files(entries: list[tuple[str, bytes]]) -> str:
     return digest.hexdigest()
 
 
+def source_fingerprint(source: str) -> str:
+    """The dataset fingerprint without decoding: the same hash training records."""
+    storage = open_storage(source)
+    _, files, _ = list_labelled_files(storage)
+    return fingerprint_files([(_relative(storage, uri), storage.read_bytes(uri))
+                              for uri, _ in files])
+
+
 def load_labelled_images(source: str, image_size: int, max_pixels: int | None = None,
                          threads: int = 4) -> LabelledImages:
     """Read, identify and decode every image of a labelled source with the one decode path."""

@@ -133,6 +133,6 @@ def retrain(self, slot: str | None = None, force: bool = False) -> None:
     Runs on the `training` queue; the slot's row in SQL makes a duplicate delivery (a second
     beat, a redelivery after a crash, a retry) a no-op, and a lock keeps runs one at a time.
     """
-    from trainer.retrain import run_retrain
+    from worker.retrain import run_retrain
 
     run_retrain(slot=slot, force=force)

@@ -7,10 +7,10 @@ data and the model.
 """
 
 from pathlib import Path
+from typing import Annotated
 
-from db import queries
-from db.session import session_scope
-from db.settings import get_settings, mask_url
+import typer
+
 from happysad import output
 
 TRAIN_PER_CLASS = 100
@@ -35,8 +35,11 @@ def _ensure_data(folder: Path) -> tuple[Path, Path]:
 
 
 def _ensure_model(train_folder: Path) -> int:
+    from db import queries
+    from db.session import session_scope
+    from db.settings import get_settings
     from trainer.registry import register
-    from trainer.retrain import source_fingerprint
+    from trainer.dataset import source_fingerprint
     from trainer.train import TrainingParams, train
 
     fingerprint = source_fingerprint(str(train_folder))
@@ -59,6 +62,9 @@ def _ensure_model(train_folder: Path) -> int:
 
 def _truth_accuracy(job_id: int) -> float | None:
     """The demo's incoming files are named after their mood, so it can check itself."""
+    from db import queries
+    from db.session import session_scope
+
     with session_scope() as session:
         rows = [(p.uri, p.label) for p in queries.iter_predictions(session, job_id)
                 if p.label is not None]
@@ -68,7 +74,10 @@ def _truth_accuracy(job_id: int) -> float | None:
 
 
 def run_demo(folder: Path | None = None) -> dict:
-    from happysad.jobs_cli import print_job_summary, wait_for_job
+    from db import queries
+    from db.session import session_scope
+    from db.settings import get_settings, mask_url
+    from happysad.commands.jobs import print_job_summary, wait_for_job
     from happysad.local_workers import local_workers_for
     from scheduler.submit import submit_source
 
@@ -92,3 +101,8 @@ def run_demo(folder: Path | None = None) -> dict:
         f"report:   {record['report']}\nmodel:    {model_path}\n"
         f"try:      happysad results {submission.job_id} --limit 10", highlight=False)
     return record | {"truth_accuracy": accuracy}
+
+
+def demo(folder: Annotated[Path | None, typer.Option(help="Where the demo's images go.")] = None) -> None:
+    """The main job end to end with zero servers: data, training, a job, a report."""
+    run_demo(folder)

@@ -1,28 +1,25 @@
-"""A retrain run: once per scheduled slot, at most one at a time, skipped when the data has not
-changed, gated on promotion by champion against challenger (trainer.registry.promotion_decision).
+"""The scheduled retrain run, a worker's job: once per scheduled slot, at most one at a time,
+skipped when the data has not changed, gated on promotion by champion against challenger
+(trainer.registry.promotion_decision). The task in worker.tasks calls `run_retrain`.
 
 Imports stay light (no NumPy, OpenCV or TensorFlow) because beat imports `cron_slot` from here.
 """
 
-import contextlib
-import fcntl
 import logging
-from collections.abc import Iterator
 from dataclasses import fields
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
-
 from db import queries
+from db.locks import RETRAIN_LOCK, held_lock
 from db.session import get_engine, session_scope
 from db.settings import get_settings
 from db.tables import RetrainRun
 
 logger = logging.getLogger(__name__)
 
-_LOCK_KEY = 72418  # PostgreSQL advisory lock id of the retrain (72417 is the migration lock)
+ABANDONED_REASON = ("the run stopped without an outcome (its worker died); one run per slot: "
+                    "not rerun")
 
 
 def previous_fire_time(cron: str, timezone: str, now: datetime | None = None) -> datetime:
@@ -57,17 +54,6 @@ def cron_slot(cron: str, timezone: str, now: datetime | None = None) -> str:
     return "cron-" + previous_fire_time(cron, timezone, now).isoformat()
 
 
-def source_fingerprint(source: str) -> str:
-    """The dataset fingerprint without decoding: the same hash training records."""
-    from trainer.dataset import fingerprint_files, list_labelled_files
-    from trainer.storage import open_storage
-
-    storage = open_storage(source)
-    _, files, _ = list_labelled_files(storage)
-    return fingerprint_files([(uri[len(storage.root):].lstrip("/"), storage.read_bytes(uri))
-                              for uri, _ in files])
-
-
 def retrain_params(session):
     """Retrain with the production model's recipe, so the gate compares like with like."""
     from trainer.train import TrainingParams
@@ -80,51 +66,12 @@ def retrain_params(session):
                              if name in known})
 
 
-@contextlib.contextmanager
-def training_lock() -> Iterator[bool]:
-    """Yield whether this process holds the one retrain lock (never waits for it).
-
-    The database or the operating system releases it when its holder dies, so a crashed run
-    never blocks the next one: an advisory lock on PostgreSQL, a file lock beside SQLite.
-    """
-    engine = get_engine()
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:
-            held = connection.execute(text(f"SELECT pg_try_advisory_lock({_LOCK_KEY})")).scalar()
-            connection.commit()
-            try:
-                yield bool(held)
-            finally:
-                if held:
-                    connection.execute(text(f"SELECT pg_advisory_unlock({_LOCK_KEY})"))
-                    connection.commit()
-        return
-    database = engine.url.database
-    path = (Path(database + ".retrain-lock") if database and database != ":memory:"
-            else get_settings().home / "run" / "retrain.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as lock_file:
-        try:
-            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-
 def close_abandoned_runs(session, slot: str | None = None, before_id: int | None = None) -> None:
     """Mark runs still "running" as failed. Called only by the lock's holder, so no other run
     is in progress: their worker died (a crash, a kill). Their slot is not run again."""
-    for run in queries.list_retrain_runs(session, limit=100):
-        if run.status != "running" or (slot is not None and run.slot != slot) or (
-                before_id is not None and run.id >= before_id):
-            continue
-        logger.warning("retrain run %s (%s) was abandoned by its worker", run.id, run.slot)
-        queries.finish_retrain_run(session, run.id, "failed", "the run stopped without an "
-                                   "outcome (its worker died); one run per slot: not rerun")
+    for run_id, run_slot in queries.fail_running_retrain_runs(session, ABANDONED_REASON,
+                                                              slot=slot, before_id=before_id):
+        logger.warning("retrain run %s (%s) was abandoned by its worker", run_id, run_slot)
 
 
 def finish_run(run_id: int, status: str, reason: str, **fields_) -> RetrainRun:
@@ -141,7 +88,7 @@ def run_retrain(slot: str | None = None, force: bool = False) -> RetrainRun | No
     settings = get_settings()
     slot = slot or cron_slot(settings.retrain_cron, settings.timezone)
     source = settings.train_data or ""
-    with training_lock() as held:
+    with held_lock(get_engine(), RETRAIN_LOCK, wait=False) as held:
         with session_scope() as session:
             run = queries.claim_retrain_slot(session, slot, source)
             run_id = run.id if run is not None else None
@@ -160,6 +107,7 @@ def run_retrain(slot: str | None = None, force: bool = False) -> RetrainRun | No
 
 def train_and_register(run_id: int, slot: str, source: str, force: bool) -> RetrainRun:
     """The run itself: fingerprint, skip if unchanged, train, register behind the gate."""
+    from trainer.dataset import source_fingerprint
     from trainer.registry import register
     from trainer.train import train
 

@@ -1,0 +1,64 @@
+"""The one lock helper: at most one holder per lock across every process of a deployment.
+
+An advisory lock on PostgreSQL, a file lock beside the SQLite database. The database or the
+operating system releases it when its holder dies, so a crashed holder never blocks the next.
+"""
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from db.settings import get_settings
+
+
+@dataclass(frozen=True)
+class Lock:
+    name: str  # the SQLite lock file's suffix
+    key: int  # the PostgreSQL advisory lock id: unique per lock, the same in every release
+
+
+MIGRATION_LOCK = Lock("migrate", 72417)  # one process migrates the schema at a time
+RETRAIN_LOCK = Lock("retrain", 72418)  # one retrain trains at a time
+
+
+def lock_file(engine: Engine, lock: Lock) -> Path:
+    """Beside the SQLite file, so every process using that database shares it."""
+    database = engine.url.database
+    if database and database != ":memory:":
+        return Path(f"{database}.{lock.name}.lock")
+    return get_settings().home / "run" / f"{lock.name}.lock"
+
+
+@contextlib.contextmanager
+def held_lock(engine: Engine, lock: Lock, wait: bool = True) -> Iterator[bool]:
+    """Hold `lock` for the block; yields whether it is held. With `wait`, block until it is
+    free (always True); without, yield False at once if another process holds it."""
+    if engine.dialect.name == "postgresql":
+        function = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
+        with engine.connect() as connection:
+            held = connection.execute(text(f"SELECT {function}(:key)"), {"key": lock.key}).scalar()
+            held = True if wait else bool(held)
+            connection.commit()  # the lock is the session's: no transaction stays open
+            try:
+                yield held
+            finally:
+                if held:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lock.key})
+                    connection.commit()
+        return
+    path = lock_file(engine, lock)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)

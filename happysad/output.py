@@ -4,11 +4,16 @@ import json
 import sys
 from datetime import datetime
 
+from typing import Annotated
+
+import typer
 from rich.console import Console
 from rich.table import Table
 
 console = Console()
 error_console = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
 def _default(value):

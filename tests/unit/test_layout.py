@@ -2,6 +2,8 @@
 
 import ast
 import importlib.metadata
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,14 +12,19 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ["happysad", "scheduler", "worker", "trainer", "db"]  # each may import only later ones
 
 
-def imported_packages(path: Path) -> set[str]:
+def top_level_imports(path: Path) -> set[str]:
+    """Every top-level package a module imports, at module level or inside a function."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module.split(".")[0])
-    return names & set(LAYERS)
+    return names
+
+
+def imported_packages(path: Path) -> set[str]:
+    return top_level_imports(path) & set(LAYERS)
 
 
 def test_imports_point_one_way():
@@ -43,3 +50,65 @@ def test_cli_and_task_modules_do_not_import_tensorflow():
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_trainer_and_db_know_nothing_of_celery():
+    """Training is a library; running it on a schedule is a worker's job (worker/retrain.py)."""
+    for layer in ("trainer", "db"):
+        for path in (ROOT / layer).rglob("*.py"):
+            assert "celery" not in top_level_imports(path), f"{path.relative_to(ROOT)} imports Celery"
+
+
+def test_submit_loads_no_image_or_array_library(tmp_path):
+    """`happysad submit` sniffs files and sends tasks by name: a real submit, in a fresh
+    process, must leave OpenCV, NumPy, Pillow and TensorFlow unloaded."""
+    import hashlib
+    import os
+
+    from db.session import session_scope
+    from db.tables import ModelVersion
+    from trainer.formats import PREPROCESSING_VERSION
+
+    model_file = tmp_path / "model.keras"
+    model_file.write_bytes(b"not read as a model by submit, only hashed")
+    with session_scope() as session:  # a version row whose file passes the submitter's check
+        session.add(ModelVersion(
+            version=1, path=str(model_file),
+            model_sha256=hashlib.sha256(model_file.read_bytes()).hexdigest(),
+            architecture="baseline", class_names=["happy", "sad"], image_size=32,
+            preprocessing_version=PREPROCESSING_VERSION, dataset_source="test",
+            dataset_fingerprint="0" * 64, metrics={}, params={}, is_production=True))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0 named like a photo")
+    (photos / "no-extension").write_bytes(b"\x89PNG\r\n\x1a\n sniffed as a photo")
+    (photos / "notes.txt").write_bytes(b"not a photo")
+    code = ("import sys; from happysad.cli import main; sys.argv = ['happysad', 'submit', "
+            f"{str(photos)!r}, '--json']\n"
+            "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+            "print(sorted(name for name in ('cv2', 'numpy', 'PIL', 'tensorflow', 'keras') "
+            "if name in sys.modules), file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ), check=True)
+    submitted = json.loads(out.stdout)
+    assert (submitted["total"], submitted["skipped_files"]) == (2, 1)
+    assert out.stderr.strip().splitlines()[-1] == "[]"
+
+
+def readme_tree() -> str:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## The tree is the architecture"):]
+    return section.split("```")[1]
+
+
+def test_the_readme_tree_names_every_module_and_only_real_ones():
+    tree = readme_tree()
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", tree))
+    for layer in LAYERS:
+        for path in (ROOT / layer).rglob("*.py"):
+            relative = path.relative_to(ROOT)
+            if path.name == "__init__.py" or relative.parts[:2] == ("db", "migrations"):
+                continue
+            assert path.stem in words, f"README's tree does not mention {relative}"
+    for named in re.findall(r"([A-Za-z_]+\.py)\b", tree):
+        assert list(ROOT.glob(f"*/**/{named}")), f"README's tree names {named}, which is not there"

@@ -1,0 +1,1 @@
+"""The `happysad` commands, one module per group; happysad.cli puts them together."""

@@ -1,0 +1,92 @@
+"""`happysad models`: list, inspect and promote model versions, and their promotion history."""
+
+from typing import Annotated
+
+import typer
+
+from happysad import output
+from happysad.output import JsonOption
+
+models_app = typer.Typer(help="List, inspect and promote model versions.", no_args_is_help=True)
+
+
+@models_app.command("list")
+def models_list(json_output: JsonOption = False) -> None:
+    """Every model version, oldest first."""
+    from db import queries
+    from db.session import session_scope
+
+    with session_scope() as session:
+        rows = [output.model_version_record(r) for r in queries.list_model_versions(session)]
+    if json_output:
+        output.print_json(rows)
+        return
+    output.print_table("model versions", ["version", "production", "created", "architecture",
+                                          "size", "accuracy", "precision", "recall"],
+                       [[r["version"], "*" if r["production"] else "", r["created_at"]
+                         .strftime("%Y-%m-%d %H:%M"), r["architecture"], r["image_size"],
+                         f"{r['metrics']['accuracy']:.3f}", f"{r['metrics']['precision']:.3f}",
+                         f"{r['metrics']['recall']:.3f}"] for r in rows])
+
+
+@models_app.command("show")
+def models_show(version: Annotated[str, typer.Argument(help="A version number or 'production'.")],
+                json_output: JsonOption = False) -> None:
+    """One model version in full."""
+    from db import queries
+    from db.session import session_scope
+
+    with session_scope() as session:
+        if version == "production":
+            row = queries.production_model_version(session)
+            if row is None:
+                output.fail("no production model yet: train one first (`happysad train FOLDER`)")
+        else:
+            row = queries.get_model_version(session, _version_number(version))
+        record = output.model_version_record(row)
+    if json_output:
+        output.print_json(record)
+        return
+    for key, value in record.items():
+        if key != "metrics":
+            output.console.print(f"[bold]{key}[/]: {value}", highlight=False)
+    metrics = record["metrics"]
+    output.console.print(f"[bold]metrics[/]: accuracy {metrics['accuracy']:.3f}, precision "
+                         f"{metrics['precision']:.3f}, recall {metrics['recall']:.3f}, "
+                         f"confusion matrix {metrics['confusion_matrix']}")
+
+
+def _version_number(text: str) -> int:
+    try:
+        return int(text.lstrip("v"))
+    except ValueError:
+        output.fail(f"not a model version: {text!r} (a number such as 3, or 'production')")
+
+
+@models_app.command("promote")
+def models_promote(version: Annotated[str, typer.Argument(help="The version to make production.")],
+                   reason: Annotated[str, typer.Option(help="Recorded in the history.")] = "manual promotion") -> None:
+    """Make a version production: the manual override, and the rollback."""
+    from trainer.registry import promote_version
+
+    number = _version_number(version)
+    previous = promote_version(number, reason)
+    was = f"was v{previous}" if previous is not None else "there was none"
+    output.console.print(f"model v{number} is production ({was})")
+
+
+@models_app.command("history")
+def models_history(json_output: JsonOption = False) -> None:
+    """Every promotion and rollback, with time and reason."""
+    from db import queries
+    from db.session import session_scope
+
+    with session_scope() as session:
+        rows = [{"at": p.at, "version": p.version, "previous_version": p.previous_version,
+                 "kind": p.kind, "reason": p.reason} for p in queries.promotion_history(session)]
+    if json_output:
+        output.print_json(rows)
+        return
+    output.print_table("promotions", ["at", "version", "previous", "kind", "reason"],
+                       [[r["at"].strftime("%Y-%m-%d %H:%M:%S"), r["version"],
+                         r["previous_version"], r["kind"], r["reason"]] for r in rows])

@@ -1,0 +1,70 @@
+"""`happysad results` and `happysad report`: a job's predictions, and its report rebuilt."""
+
+import csv
+import sys
+from typing import Annotated
+
+import typer
+
+from happysad import output
+
+
+def results_command(
+    job: Annotated[int, typer.Argument(help="Job id.")],
+    label: Annotated[str | None, typer.Option(help="Only this label.")] = None,
+    min_confidence: Annotated[float | None, typer.Option(help="Only predictions at least this sure.")] = None,
+    errors: Annotated[bool, typer.Option("--errors", help="Only images that failed.")] = False,
+    format: Annotated[str, typer.Option(help="table, csv or json.")] = "table",
+    limit: Annotated[int | None, typer.Option(help="At most this many rows.")] = None,
+) -> None:
+    """A job's predictions: label, per-class probabilities, or the error."""
+    from db import queries
+    from db.session import session_scope
+
+    if format not in ("table", "csv", "json"):
+        output.fail("--format must be table, csv or json")
+    with session_scope() as session:
+        pinned = queries.get_job(session, job).model_version
+        class_names = list(queries.get_model_version(session, pinned).class_names)
+        rows = ({"uri": p.uri, "label": p.label, "confidence": p.confidence,
+                 "probabilities": p.probabilities, "error": p.error,
+                 "model_version": p.model_version, "worker_host": p.worker_host,
+                 "created_at": p.created_at}
+                for p in queries.iter_predictions(session, job, limit=limit, label=label,
+                                                  min_confidence=min_confidence,
+                                                  errors_only=errors))
+        if format == "json":
+            output.print_json(list(rows))
+        elif format == "csv":
+            _write_csv(rows, class_names)
+        else:
+            output.print_table(f"job {job}", ["uri", "label", "confidence", "probabilities",
+                                              "error"],
+                               [[r["uri"], r["label"],
+                                 None if r["confidence"] is None else f"{r['confidence']:.3f}",
+                                 None if r["probabilities"] is None else " ".join(
+                                     f"{k}={v:.3f}" for k, v in r["probabilities"].items()),
+                                 r["error"]] for r in rows])
+
+
+def _write_csv(rows, class_names: list[str]) -> None:
+    """One p_<class> column per class of the job's model, whatever the first row holds."""
+    columns = ["uri", "label", "confidence", "error", "model_version", "worker_host",
+               "created_at"] + [f"p_{name}" for name in class_names]
+    writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        probabilities = row.pop("probabilities") or {}
+        writer.writerow(row | {f"p_{name}": value for name, value in probabilities.items()})
+
+
+def report_command(job: Annotated[int, typer.Argument(help="Job id.")]) -> None:
+    """Rebuild a job's plots and report.html."""
+    from db import queries
+    from db.session import session_scope
+    from worker.report import build_report
+
+    path = build_report(job)
+    with session_scope() as session:
+        queries.set_report_path(session, job, path)
+    output.console.print(f"report: {path}", highlight=False)

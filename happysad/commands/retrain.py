@@ -1,0 +1,62 @@
+"""`happysad retrain`: the scheduled retrain, now; `retrain list`: the record of runs."""
+
+from typing import Annotated
+
+import typer
+
+from happysad import output
+from happysad.output import JsonOption
+
+
+retrain_app = typer.Typer(help="Retrain now, and the record of retrain runs.",
+                          invoke_without_command=True)
+
+
+@retrain_app.callback()
+def retrain(ctx: typer.Context,
+            force: Annotated[bool, typer.Option(help="Train even if the data has not changed.")] = False,
+            wait: Annotated[bool, typer.Option(help="Wait for the run and print its outcome.")] = False,
+            json_output: JsonOption = False) -> None:
+    """Run the scheduled retrain now, on the training queue."""
+    if ctx.invoked_subcommand:
+        return
+    from happysad.local_workers import local_workers_for
+    from scheduler.retrain import request_retrain, wait_for_run
+
+    slot = request_retrain(force)
+    if not wait:
+        output.console.print(f"retrain {slot} queued on the training queue")
+        return
+    with local_workers_for("training"):
+        run = wait_for_run(slot)
+    record = _run_record(run)
+    if json_output:
+        output.print_json(record)
+    else:
+        version = (f"v{run.model_version} {'promoted' if run.promoted else 'not promoted'}"
+                   if run.model_version else "no new version")
+        output.console.print(f"retrain {slot}: {run.status}, {version}: {run.reason}",
+                             highlight=False)
+
+
+def _run_record(run) -> dict:
+    return {"id": run.id, "slot": run.slot, "status": run.status, "source": run.source,
+            "started_at": run.started_at, "finished_at": run.finished_at,
+            "dataset_fingerprint": run.dataset_fingerprint, "model_version": run.model_version,
+            "promoted": run.promoted, "reason": run.reason}
+
+
+@retrain_app.command("list")
+def retrain_list(json_output: JsonOption = False) -> None:
+    """Recent retrain runs: status, times, resulting version, why (not) promoted."""
+    from db import queries
+    from db.session import session_scope
+
+    with session_scope() as session:
+        rows = [_run_record(r) for r in queries.list_retrain_runs(session)]
+    if json_output:
+        output.print_json(rows)
+        return
+    output.print_table("retrain runs", ["id", "slot", "status", "version", "promoted", "reason"],
+                       [[r["id"], r["slot"], r["status"], r["model_version"], r["promoted"],
+                         r["reason"]] for r in rows])

@@ -33,7 +33,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from db.session import DatabaseUnavailable
     from scheduler.submit import BrokerUnavailable, SubmitError
     from trainer.dataset import DatasetError
-    from trainer.registry import ModelLoadError
+    from trainer.model_store import ModelLoadError
     from trainer.storage import StorageError
 
     return (NotFound, DatabaseUnavailable, BrokerUnavailable, SubmitError, DatasetError,

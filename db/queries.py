@@ -4,7 +4,7 @@ transaction (a task, a CLI command), so several calls can share one atomic unit 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, case, func, select, update
+from sqlalchemy import Select, case, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,10 @@ class NotFound(LookupError):
 
 class JobFinished(ValueError):
     """A change asked of a job that has already ended (done or cancelled)."""
+
+
+class NothingToRollBack(ValueError):
+    """A rollback asked when no earlier production version exists."""
 
 
 def _insert(session: Session, table):
@@ -67,6 +71,15 @@ def set_production(session: Session, version: int, kind: str, reason: str) -> Pr
 
 def promotion_history(session: Session) -> Sequence[Promotion]:
     return session.scalars(select(Promotion).order_by(Promotion.id)).all()
+
+
+def rollback_production(session: Session, reason: str) -> Promotion:
+    """Make the version that was production before the latest change production again."""
+    latest = session.scalar(select(Promotion).order_by(Promotion.id.desc()).limit(1))
+    if latest is None or latest.previous_version is None:
+        raise NothingToRollBack("nothing to roll back to: there was no production model "
+                                "before the current one")
+    return set_production(session, latest.previous_version, "rollback", reason)
 
 
 # --- jobs ---------------------------------------------------------------------------------
@@ -219,16 +232,45 @@ def label_counts(session: Session, job_id: int) -> dict[str, int]:
 
 
 def predictions_query(job_id: int, label: str | None = None, min_confidence: float | None = None,
-                      errors_only: bool = False, after_id: int = 0) -> Select:
+                      errors_only: bool = False, after_id: int = 0,
+                      max_confidence: float | None = None) -> Select:
     """The filtered, id-ordered predictions of a job; page with `after_id` (keyset paging)."""
     query = select(Prediction).where(Prediction.job_id == job_id, Prediction.id > after_id)
     if label is not None:
         query = query.where(Prediction.label == label)
     if min_confidence is not None:
         query = query.where(Prediction.confidence >= min_confidence)
+    if max_confidence is not None:
+        query = query.where(Prediction.confidence <= max_confidence)
     if errors_only:
         query = query.where(Prediction.error.is_not(None))
     return query.order_by(Prediction.id)
+
+
+def uncertain_first_query(job_id: int, label: str | None = None,
+                          min_confidence: float | None = None,
+                          max_confidence: float | None = None,
+                          after: tuple[float, int] | None = None) -> Select:
+    """A job's classified images, least confident first (ties by id); page with `after`, the
+    last row's (confidence, id): keyset paging on ix_predictions_job_confidence_id."""
+    query = select(Prediction).where(Prediction.job_id == job_id,
+                                     Prediction.confidence.is_not(None))
+    if label is not None:
+        query = query.where(Prediction.label == label)
+    if min_confidence is not None:
+        query = query.where(Prediction.confidence >= min_confidence)
+    if max_confidence is not None:
+        query = query.where(Prediction.confidence <= max_confidence)
+    if after is not None:
+        query = query.where(tuple_(Prediction.confidence, Prediction.id) > tuple_(*after))
+    return query.order_by(Prediction.confidence, Prediction.id)
+
+
+def get_prediction(session: Session, prediction_id: int) -> Prediction:
+    row = session.get(Prediction, prediction_id)
+    if row is None:
+        raise NotFound(f"prediction {prediction_id} does not exist")
+    return row
 
 
 def iter_predictions(session: Session, job_id: int, page_size: int = 1000,

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     promotion_margin: float = 0.0
 
     log_level: str = "INFO"
+
+    api_token: SecretStr | None = None
+    allowed_sources: str | None = None
 
     @field_validator("home")
     @classmethod
@@ -83,6 +86,18 @@ class Settings(BaseSettings):
     @property
     def queue_folder(self) -> Path:
         return self.home / "queue"
+
+    @property
+    def allowed_source_roots(self) -> list[str]:
+        """Where the web app may send workers to read: HAPPYSAD_ALLOWED_SOURCES, comma-separated
+        folders and s3://bucket/prefix roots; by default HAPPYSAD_HOME and nothing else."""
+        roots = [root.strip() for root in (self.allowed_sources or "").split(",")]
+        return [root for root in roots if root] or [str(self.home)]
+
+    @property
+    def api_token_value(self) -> str | None:
+        token = self.api_token.get_secret_value() if self.api_token else ""
+        return token or None
 
     def concurrency(self) -> int:
         """Worker processes per machine: one per core unless told otherwise."""

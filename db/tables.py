@@ -129,6 +129,7 @@ class Prediction(Base):
         UniqueConstraint("job_id", "uri", name="uq_predictions_job_uri"),
         Index("ix_predictions_job_label_confidence", "job_id", "label", "confidence"),
         Index("ix_predictions_job_id_id", "job_id", "id"),
+        Index("ix_predictions_job_confidence_id", "job_id", "confidence", "id"),
     )
 
 

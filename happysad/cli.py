@@ -8,7 +8,7 @@ import sys
 import typer
 
 from happysad import output
-from happysad.commands import db, demo, jobs, models, results, retrain, services, train
+from happysad.commands import db, demo, jobs, models, results, retrain, serve, services, train
 
 app = typer.Typer(help="Train, version and serve a happy/sad image classifier.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -21,6 +21,7 @@ app.command("report")(results.report_command)
 app.add_typer(retrain.retrain_app, name="retrain")
 app.command("worker")(services.worker)
 app.command("scheduler")(services.scheduler)
+app.command("serve")(serve.serve)
 app.add_typer(db.db_app, name="db")
 app.command("demo")(demo.demo)
 app.command("sample-data")(train.sample_data)

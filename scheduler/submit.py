@@ -11,7 +11,7 @@ from db import queries
 from db.session import session_scope
 from db.settings import get_settings, mask_url
 from trainer.formats import is_candidate_image
-from trainer.storage import StorageError, open_storage
+from trainer.storage import StorageError, is_bucket_uri, open_storage
 
 
 # While a large source is listed, look this often whether its job was cancelled meanwhile.
@@ -78,8 +78,33 @@ def resolve_model_version(session, model_version: int | None) -> int:
     return row.version
 
 
+def _under(path: str, root: str, separator: str) -> bool:
+    return path == root or path.startswith(root.rstrip(separator) + separator)
+
+
+def check_allowed_source(source: str, allowed_roots: list[str]) -> None:
+    """Refuse a source outside every allowed root (folders: symbolic links and `..` resolved;
+    buckets: a prefix of the same bucket, and no `..` at all, which S3 would not resolve)."""
+    if is_bucket_uri(source):
+        key = source.removeprefix("s3://").rstrip("/")
+        if ".." in key.split("/"):
+            raise SubmitError(f"source {source} contains '..': not allowed in a bucket prefix")
+        allowed = any(_under(key, root.removeprefix("s3://").rstrip("/"), "/")
+                      for root in allowed_roots if is_bucket_uri(root))
+    else:
+        path = os.path.realpath(os.path.expanduser(source.removeprefix("file://")))
+        allowed = any(_under(path, os.path.realpath(os.path.expanduser(root)), os.sep)
+                      for root in allowed_roots if not is_bucket_uri(root))
+    if not allowed:
+        raise SubmitError(f"source {source} is not under an allowed root "
+                          f"(HAPPYSAD_ALLOWED_SOURCES: {', '.join(allowed_roots)})")
+
+
 def submit_source(source: str, model_version: int | None = None,
-                  batch_size: int | None = None) -> Submission:
+                  batch_size: int | None = None,
+                  allowed_roots: list[str] | None = None) -> Submission:
+    """Scan, record and enqueue a source. `allowed_roots` (the web app passes them) confines
+    where a caller may send the workers to read."""
     from worker.celery_app import sender_app
 
     settings = get_settings()
@@ -87,6 +112,8 @@ def submit_source(source: str, model_version: int | None = None,
     if batch_size < 1:
         raise SubmitError("--batch-size must be at least 1")
     storage = open_storage(source)
+    if allowed_roots is not None:
+        check_allowed_source(storage.root, allowed_roots)
     if not storage.exists():
         raise SubmitError(f"source not found: {source}")
     with session_scope() as session:

@@ -1,0 +1,1 @@
+"""The web app and HTTP API (`happysad serve`): thin, like the CLI, over the same packages."""

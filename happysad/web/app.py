@@ -1,0 +1,65 @@
+"""The app factory: the HTTP API under /api/v1 (OpenAPI at /docs), the pages, static files,
+one-line errors. Built per call, from the settings in force, so tests get a fresh app."""
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from db.settings import get_settings
+from happysad.web import errors
+from happysad.web.api import api_router
+from happysad.web.pages import pages_router
+
+STATIC_FOLDER = Path(__file__).parent / "static"
+SESSION_COOKIE = "happysad_session"
+SESSION_SECONDS = 8 * 3600
+
+# Pages run no inline script and load nothing from elsewhere; /docs (Swagger UI) is left out
+# because its page starts itself with an inline script.
+PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+
+
+def session_secret(token: str | None) -> str:
+    """The key that signs page sessions: derived from the token, so changing the token logs
+    every page out; random per process when there is no token (nobody can log in then)."""
+    if token is None:
+        return secrets.token_hex(32)
+    return hmac.new(token.encode(), b"happysad web session", hashlib.sha256).hexdigest()
+
+
+async def security_headers(request: Request, call_next):
+    response = await call_next(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if not request.url.path.startswith(("/docs", "/static-offline-docs")):
+        response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+def create_app() -> FastAPI:
+    # fastapi-offline serves Swagger UI's files itself: /docs works with no network.
+    from fastapi_offline import FastAPIOffline
+
+    settings = get_settings()
+    app = FastAPIOffline(
+        title="happysad", version="1",
+        description="Batch image labelling: submit a folder or bucket, follow the job, page "
+                    "through its predictions, manage model versions and retrains. Reads are "
+                    "open; writes need `Authorization: Bearer HAPPYSAD_API_TOKEN`.",
+        redoc_url=None)
+    app.middleware("http")(security_headers)
+    app.add_middleware(SessionMiddleware, secret_key=session_secret(settings.api_token_value),
+                       session_cookie=SESSION_COOKIE, max_age=SESSION_SECONDS,
+                       same_site="strict")
+    app.include_router(api_router, prefix="/api/v1")
+    app.include_router(pages_router)
+    app.mount("/static", StaticFiles(directory=STATIC_FOLDER), name="static")
+    errors.register(app)
+    return app

@@ -1,0 +1,53 @@
+"""The project's errors as HTTP answers: the CLI's one line, as JSON `{"detail": ...}` for the
+API and as a small page for the pages; never a 500 for bad input."""
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def status_by_error() -> list[tuple[type[BaseException], int]]:
+    """Most specific first: the first match wins."""
+    from sqlalchemy.exc import DataError
+
+    from db.queries import JobFinished, NothingToRollBack, NotFound
+    from db.session import DatabaseUnavailable
+    from scheduler.submit import BrokerUnavailable, SubmitError
+    from trainer.model_store import ModelLoadError
+    from trainer.storage import StorageError
+
+    return [(NotFound, 404), (JobFinished, 409), (NothingToRollBack, 409), (ModelLoadError, 409),
+            (SubmitError, 400), (StorageError, 400), (BrokerUnavailable, 503),
+            (DatabaseUnavailable, 503), (DataError, 400), (TimeoutError, 504), (ValueError, 400)]
+
+
+def register(app: FastAPI) -> None:
+    table = status_by_error()
+
+    async def answer(request: Request, error: Exception):
+        status = next(code for kind, code in table if isinstance(error, kind))
+        message = one_line(getattr(error, "orig", None) or error)
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": message}, status_code=status)
+        from happysad.web.pages.common import error_page
+
+        return error_page(request, message, status)
+
+    for kind, _status in table:
+        app.add_exception_handler(kind, answer)
+
+    from fastapi.exception_handlers import http_exception_handler
+    from starlette.exceptions import HTTPException
+
+    async def http_answer(request: Request, error: HTTPException):
+        if request.url.path.startswith("/api/") or error.status_code < 400:
+            return await http_exception_handler(request, error)
+        from happysad.web.pages.common import error_page
+
+        return error_page(request, str(error.detail), error.status_code)
+
+    app.add_exception_handler(HTTPException, http_answer)

@@ -1,0 +1,9 @@
+"""Server-rendered pages: the jobs, a job, the models, and the login form."""
+
+from fastapi import APIRouter
+
+from happysad.web.pages import auth, jobs, models
+
+pages_router = APIRouter(include_in_schema=False)
+for module in (auth, jobs, models):
+    pages_router.include_router(module.router)

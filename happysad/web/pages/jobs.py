@@ -1,0 +1,95 @@
+"""The jobs page (with the submit form and live progress bars) and a job's page (summary
+plots, a grid of thumbnails to filter, sort and page, the failed images, cancel)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Path, Request
+from pydantic import ValidationError
+
+from db import queries
+from db.session import session_scope
+from db.tables import JOB_FINISHED
+from happysad.web import actions, records
+from happysad.web.api.predictions import PredictionFilters, page_of_predictions
+from happysad.web.errors import one_line, status_by_error
+from happysad.web.pages.common import redirect, render, require_page_writer
+
+router = APIRouter()
+GRID_PAGE = 60
+FAILED_PAGE = 50
+JobId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    return tuple(kind for kind, _status in status_by_error())
+
+
+@router.get("/")
+def jobs_page(request: Request):
+    with session_scope() as session:
+        jobs = [records.job_out(job) for job in queries.list_jobs(session, 100)]
+        production = queries.production_model_version(session)
+        production = production.version if production else None
+    return render(request, "jobs.html", jobs=jobs, production=production,
+                  finished=JOB_FINISHED)
+
+
+@router.post("/jobs")
+def submit_form(request: Request, csrf: Annotated[str, Form()],
+                source: Annotated[str, Form()] = "",
+                batch_size: Annotated[str, Form()] = ""):
+    require_page_writer(request, csrf)
+    try:
+        size = int(batch_size) if batch_size.strip() else None
+        if "\x00" in source or not source.strip():
+            raise ValueError("give a folder or s3://bucket/prefix to submit")
+        job_id = actions.submit(source.strip(), None, size)
+    except user_errors() as error:
+        request.session["flash"] = f"not submitted: {one_line(error)}"
+        return redirect("/")
+    return redirect(f"/jobs/{job_id}", f"job {job_id} submitted", request)
+
+
+def page_filters(params: dict) -> tuple[PredictionFilters, str | None]:
+    """The grid's filters from the query string; a form's empty fields mean "any"."""
+    given = {key: value for key, value in params.items()
+             if key in PredictionFilters.model_fields and value != ""}
+    try:
+        return PredictionFilters(**given), None
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        return PredictionFilters(), f"filters ignored ({problems})"
+
+
+@router.get("/jobs/{job_id}")
+def job_page(request: Request, job_id: JobId):
+    params = dict(request.query_params)
+    filters, filter_error = page_filters(params)
+    cursor, failed_cursor = params.get("cursor") or None, params.get("failed_after") or None
+    with session_scope() as session:
+        job = queries.get_job(session, job_id)
+        record = records.job_out(job, session)
+        class_names = list(queries.get_model_version(session, job.model_version).class_names)
+        label_counts = queries.label_counts(session, job_id)
+        grid, next_cursor = page_of_predictions(session, job_id, filters, cursor, GRID_PAGE)
+        failed, next_failed = page_of_predictions(
+            session, job_id, PredictionFilters(errors=True), failed_cursor, FAILED_PAGE)
+        grid = [records.prediction_out(row) for row in grid]
+        failed = [records.prediction_out(row) for row in failed]
+    query = {key: value for key, value in params.items()
+             if key in PredictionFilters.model_fields and value != ""}
+    return render(request, "job.html", job=record, class_names=class_names,
+                  label_counts=label_counts, filters=filters, filter_error=filter_error,
+                  grid=grid, next_cursor=next_cursor, failed=failed, next_failed=next_failed,
+                  query=query, finished=JOB_FINISHED,
+                  plots=["labels.png", "probabilities.png", "contact_sheet.png"])
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel_form(request: Request, job_id: JobId, csrf: Annotated[str, Form()]):
+    require_page_writer(request, csrf)
+    try:
+        actions.cancel(job_id, "web", "cancelled from the job page")
+    except user_errors() as error:
+        return redirect(f"/jobs/{job_id}", f"not cancelled: {one_line(error)}", request)
+    return redirect(f"/jobs/{job_id}", f"job {job_id} cancelled", request)

@@ -1,0 +1,60 @@
+"""The models page: every version's metrics, a chosen version's training plots and confusion
+matrix, the promotion history, retrain runs, and the promote / roll back / retrain buttons."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Path, Request
+
+from db import queries
+from db.session import session_scope
+from happysad.web import actions, records
+from happysad.web.errors import one_line
+from happysad.web.pages.common import redirect, render, require_page_writer
+from happysad.web.pages.jobs import user_errors
+
+router = APIRouter()
+
+
+@router.get("/models")
+def models_page(request: Request, version: int | None = None):
+    with session_scope() as session:
+        models = [records.model_out(row) for row in queries.list_model_versions(session)]
+        history = [records.promotion_out(row) for row in reversed(queries.promotion_history(session))]
+        runs = [records.retrain_run_out(run) for run in queries.list_retrain_runs(session, 20)]
+    production = next((m for m in models if m.production), None)
+    shown = next((m for m in models if m.version == version), None) or production or (
+        models[-1] if models else None)
+    return render(request, "models.html", models=models, history=history, runs=runs,
+                  shown=shown, production=production)
+
+
+@router.post("/models/{version}/promote")
+def promote_form(request: Request, version: Annotated[int, Path(ge=1, le=2**31 - 1)],
+                 csrf: Annotated[str, Form()]):
+    require_page_writer(request, csrf)
+    try:
+        actions.promote(version, "promoted from the models page")
+    except user_errors() as error:
+        return redirect("/models", f"not promoted: {one_line(error)}", request)
+    return redirect("/models", f"model v{version} is production", request)
+
+
+@router.post("/models/rollback")
+def rollback_form(request: Request, csrf: Annotated[str, Form()]):
+    require_page_writer(request, csrf)
+    try:
+        promotion = actions.rollback("rolled back from the models page")
+    except user_errors() as error:
+        return redirect("/models", f"not rolled back: {one_line(error)}", request)
+    return redirect("/models", f"rolled back to model v{promotion.version}", request)
+
+
+@router.post("/retrain")
+def retrain_form(request: Request, csrf: Annotated[str, Form()],
+                 force: Annotated[bool, Form()] = False):
+    require_page_writer(request, csrf)
+    try:
+        slot = actions.start_retrain(force)
+    except user_errors() as error:
+        return redirect("/models", f"retrain not started: {one_line(error)}", request)
+    return redirect("/models", f"retrain {slot} queued on the training queue", request)

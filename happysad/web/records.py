@@ -1,0 +1,52 @@
+"""Rows as the API's records; the pages show the same records."""
+
+from sqlalchemy.orm import Session
+
+from db import queries
+from db.tables import JOB_DONE, Job, ModelVersion, Prediction, Promotion, RetrainRun
+from happysad.web import schemas
+
+
+def job_out(job: Job, session: Session | None = None) -> schemas.JobOut:
+    """A job with its progress from its batch counts; with a session, its row counts too."""
+    counts = queries.job_counts(session, job.id) if session is not None else {}
+    if job.status == JOB_DONE:
+        progress = 1.0
+    else:
+        progress = (job.batches_done / job.batches_total) if job.batches_total else 0.0
+    return schemas.JobOut(
+        job_id=job.id, status=job.status, source=job.source, model_version=job.model_version,
+        total=job.total_images, batches_total=job.batches_total, batches_done=job.batches_done,
+        progress=round(progress, 4), classified=counts.get("classified"),
+        failed=counts.get("failed"), skipped_files=job.skipped_files,
+        submitted_at=job.submitted_at, finished_at=job.finished_at, report=job.report_path,
+        cancelled_at=job.cancelled_at, cancelled_by=job.cancelled_by,
+        cancel_reason=job.cancel_reason)
+
+
+def prediction_out(row: Prediction) -> schemas.PredictionOut:
+    return schemas.PredictionOut(
+        id=row.id, uri=row.uri, label=row.label, confidence=row.confidence,
+        probabilities=row.probabilities, error=row.error, model_version=row.model_version,
+        worker_host=row.worker_host, created_at=row.created_at)
+
+
+def model_out(row: ModelVersion) -> schemas.ModelOut:
+    return schemas.ModelOut(
+        version=row.version, created_at=row.created_at, production=row.is_production,
+        architecture=row.architecture, class_names=row.class_names, image_size=row.image_size,
+        preprocessing_version=row.preprocessing_version, dataset_source=row.dataset_source,
+        metrics=row.metrics, params=row.params)
+
+
+def promotion_out(row: Promotion) -> schemas.PromotionOut:
+    return schemas.PromotionOut(id=row.id, at=row.at, version=row.version,
+                                previous_version=row.previous_version, kind=row.kind,
+                                reason=row.reason)
+
+
+def retrain_run_out(row: RetrainRun) -> schemas.RetrainRunOut:
+    return schemas.RetrainRunOut(id=row.id, slot=row.slot, status=row.status, source=row.source,
+                                 started_at=row.started_at, finished_at=row.finished_at,
+                                 model_version=row.model_version, promoted=row.promoted,
+                                 reason=row.reason)

@@ -1,0 +1,107 @@
+"""What the API takes and answers: pydantic models, so /docs describes every field."""
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints
+
+# Text the database can store: PostgreSQL text cannot hold a NUL character.
+Text = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^[^\x00]*$")]
+DatabaseId = Annotated[int, Field(ge=1, le=2**31 - 1)]  # an SQL integer key
+
+
+class JobSubmit(BaseModel):
+    source: Text = Field(description="A folder or s3://bucket/prefix under HAPPYSAD_ALLOWED_SOURCES.")
+    model_version: DatabaseId | None = Field(None, description="Default: the production model.")
+    batch_size: int | None = Field(None, ge=1, le=4096, description="Default: HAPPYSAD_BATCH_SIZE.")
+
+
+class CancelRequest(BaseModel):
+    reason: Text = "cancelled through the API"
+
+
+class PromoteRequest(BaseModel):
+    reason: Text = "promoted through the API"
+
+
+class RollbackRequest(BaseModel):
+    reason: Text = "rolled back through the API"
+
+
+class RetrainRequest(BaseModel):
+    force: bool = Field(False, description="Train even if the data has not changed.")
+
+
+class JobOut(BaseModel):
+    job_id: int
+    status: str = Field(description="scanning, running, done or cancelled")
+    source: str
+    model_version: int
+    total: int | None
+    batches_total: int | None
+    batches_done: int
+    progress: float = Field(description="Fraction of batches written, 0 to 1 (1 when done).")
+    classified: int | None = Field(None, description="Only on a single job.")
+    failed: int | None = Field(None, description="Only on a single job.")
+    skipped_files: int
+    submitted_at: datetime
+    finished_at: datetime | None
+    report: str | None
+    cancelled_at: datetime | None
+    cancelled_by: str | None
+    cancel_reason: str | None
+
+
+class PredictionOut(BaseModel):
+    id: int
+    uri: str
+    label: str | None
+    confidence: float | None
+    probabilities: dict[str, float] | None
+    error: str | None
+    model_version: int
+    worker_host: str
+    created_at: datetime
+
+
+class PredictionPage(BaseModel):
+    items: list[PredictionOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+
+
+class ModelOut(BaseModel):
+    version: int
+    created_at: datetime
+    production: bool
+    architecture: str
+    class_names: list[str]
+    image_size: int
+    preprocessing_version: int
+    dataset_source: str
+    metrics: dict
+    params: dict
+
+
+class PromotionOut(BaseModel):
+    id: int
+    at: datetime
+    version: int
+    previous_version: int | None
+    kind: str
+    reason: str
+
+
+class RetrainRunOut(BaseModel):
+    id: int
+    slot: str
+    status: str
+    source: str
+    started_at: datetime
+    finished_at: datetime | None
+    model_version: int | None
+    promoted: bool
+    reason: str | None
+
+
+class RetrainQueued(BaseModel):
+    slot: str = Field(description="The run's slot: find it in GET /api/v1/retrain-runs.")

@@ -1,0 +1,47 @@
+// Progress bars: set each bar's width, then, while its job runs, ask the API for the job
+// once a second and move the bar. A job page reloads once its job ends, to show the plots.
+(function () {
+  "use strict";
+
+  function show(element, job) {
+    var percent = Math.round(job.progress * 1000) / 10;
+    var bar = element.querySelector(".bar");
+    bar.style.width = percent + "%";
+    bar.setAttribute("aria-valuenow", String(percent));
+    element.querySelector(".progress-text").textContent = Math.round(percent) + "%";
+    element.querySelector(".progress-counts").textContent =
+      job.batches_done + "/" + (job.batches_total === null ? "?" : job.batches_total) + " batches";
+    var status = element.querySelector(".status");
+    status.textContent = job.status;
+    status.className = "status status-" + job.status;
+  }
+
+  function finished(status) {
+    return status === "done" || status === "cancelled";
+  }
+
+  function follow(element) {
+    var bar = element.querySelector(".bar");
+    bar.style.width = bar.getAttribute("aria-valuenow") + "%";
+    if (element.dataset.finished === "yes") {
+      return;
+    }
+    var reloadWhenDone = document.querySelectorAll("[data-progress-job]").length === 1;
+    var timer = window.setInterval(function () {
+      fetch("/api/v1/jobs/" + element.dataset.progressJob, {headers: {"Accept": "application/json"}})
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (job) {
+          if (!job) { return; }
+          show(element, job);
+          if (finished(job.status)) {
+            window.clearInterval(timer);
+            element.dataset.finished = "yes";
+            if (reloadWhenDone) { window.setTimeout(function () { window.location.reload(); }, 1500); }
+          }
+        })
+        .catch(function () { /* the server is restarting: try again on the next tick */ });
+    }, 1000);
+  }
+
+  document.querySelectorAll("[data-progress-job]").forEach(follow);
+}());

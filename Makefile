@@ -11,7 +11,7 @@ PIP_VERSION := 26.3
 COMPILE := $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --universal \
 	--python-version 3.11
 
-.PHONY: demo test test-fast install lock benchmark clean
+.PHONY: demo test test-fast install lock benchmark chromium clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "happysad needs Python 3.11 or newer")'
@@ -35,8 +35,17 @@ lock: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/happysad demo
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+
+# The browser tests (tests/browser) drive Debian's chromium through Playwright; `playwright
+# install` would download a browser build of its own, which we never do. Installed when
+# missing and we are root (CI); anyone else is told how.
+chromium:
+	@test -x /usr/bin/chromium || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else echo "the browser tests need /usr/bin/chromium: sudo apt-get install chromium"; fi; }
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not integration"

@@ -4,6 +4,7 @@ version, enqueue one task per batch carrying only ids and URIs.
 Nothing here imports TensorFlow: tasks are sent by name.
 """
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 

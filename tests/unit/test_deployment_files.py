@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
 SERVICES = yaml.safe_load(COMPOSE_TEXT)["services"]
 ENV_EXAMPLE = ROOT / ".env.example"
-APP_SERVICES = ["migrate", "worker", "trainer", "scheduler", "flower"]
+APP_SERVICES = ["migrate", "worker", "trainer", "scheduler", "web", "flower"]
 SETTING_NAMES = {f"HAPPYSAD_{field.upper()}" for field in Settings.model_fields}
 
 
@@ -100,7 +100,7 @@ def cli_command(args: list[str]):
     return command
 
 
-@pytest.mark.parametrize("service", ["migrate", "worker", "trainer", "scheduler"])
+@pytest.mark.parametrize("service", ["migrate", "worker", "trainer", "scheduler", "web"])
 def test_compose_commands_are_happysad_commands(service):
     program, *args = SERVICES[service]["command"]
     assert program == "happysad"
@@ -108,6 +108,12 @@ def test_compose_commands_are_happysad_commands(service):
     if "--queues" in args:
         queues = args[args.index("--queues") + 1].split(",")
         assert set(queues) <= {LABELLING_QUEUE, TRAINING_QUEUE}
+
+
+def test_web_publishes_its_port_on_this_machine_only():
+    program, *args = SERVICES["web"]["command"]
+    port = args[args.index("--port") + 1]
+    assert SERVICES["web"]["ports"] == [f"127.0.0.1:{port}:{port}"]
 
 
 def test_flower_points_at_the_celery_app():

@@ -1,4 +1,5 @@
-"""ORM tables: model versions and their promotions, jobs, batches, predictions, retrain runs."""
+"""ORM tables: model versions and their promotions, jobs, batches, predictions, reviews,
+retrain runs."""
 
 from datetime import UTC, datetime
 
@@ -130,6 +131,34 @@ class Prediction(Base):
         Index("ix_predictions_job_label_confidence", "job_id", "label", "confidence"),
         Index("ix_predictions_job_id_id", "job_id", "id"),
         Index("ix_predictions_job_confidence_id", "job_id", "confidence", "id"),
+    )
+
+
+class Review(Base):
+    """A person's verdict on one prediction: stored beside it, never changing the model's row.
+
+    Reviewing an image again supersedes the earlier verdict (its `superseded_at` is set) and
+    adds a new row: the current verdict is the one row without `superseded_at`, the others are
+    its history.
+    """
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prediction_id: Mapped[int] = mapped_column(ForeignKey("predictions.id"))
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
+    model_label: Mapped[str] = mapped_column(String(255))  # what the model said
+    reviewed_label: Mapped[str] = mapped_column(String(255))  # what the person said
+    reviewer: Mapped[str] = mapped_column(String(255))
+    reviewed_at: Mapped[datetime] = mapped_column(default=utc_now)
+    superseded_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # At most one current verdict per prediction.
+        Index("ix_reviews_one_current", "prediction_id", unique=True,
+              sqlite_where=text("superseded_at IS NULL"),
+              postgresql_where=text("superseded_at IS NULL")),
+        Index("ix_reviews_job_id", "job_id", "id"),
     )
 
 

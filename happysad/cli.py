@@ -8,7 +8,8 @@ import sys
 import typer
 
 from happysad import output
-from happysad.commands import db, demo, jobs, models, results, retrain, serve, services, train
+from happysad.commands import db, demo, jobs, models, results, retrain, reviews, serve, services
+from happysad.commands import train
 
 app = typer.Typer(help="Train, version and serve a happy/sad image classifier.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -18,6 +19,7 @@ app.command("submit")(jobs.submit_command)
 app.add_typer(jobs.jobs_app, name="jobs")
 app.command("results")(results.results_command)
 app.command("report")(results.report_command)
+app.add_typer(reviews.reviews_app, name="reviews")
 app.add_typer(retrain.retrain_app, name="retrain")
 app.command("worker")(services.worker)
 app.command("scheduler")(services.scheduler)

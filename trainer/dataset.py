@@ -32,6 +32,7 @@ class LabelledImages:
     labels: np.ndarray  # (n,) int32 class indices
     fingerprint: str
     skipped: list[dict] = field(default_factory=list)
+    sha256: list[str] = field(default_factory=list)  # each image's content hash, as `uris`
 
 
 @dataclass
@@ -106,7 +107,7 @@ def load_labelled_images(source: str, image_size: int, max_pixels: int | None = 
         except ImageError as error:
             return uri, class_name, data, None, str(error)
 
-    uris, labels, decoded, hashed = [], [], [], []
+    uris, labels, decoded, hashed, content_hashes = [], [], [], [], []
     with ThreadPoolExecutor(threads) as pool:  # OpenCV releases the GIL while decoding
         for uri, class_name, data, pixels, problem in pool.map(read_and_decode, files):
             if data is not None:
@@ -115,6 +116,7 @@ def load_labelled_images(source: str, image_size: int, max_pixels: int | None = 
                 skipped.append({"uri": uri, "reason": problem})
                 continue
             uris.append(uri)
+            content_hashes.append(hashlib.sha256(data).hexdigest())
             labels.append(class_names.index(class_name))
             decoded.append(pixels)
 
@@ -128,7 +130,7 @@ def load_labelled_images(source: str, image_size: int, max_pixels: int | None = 
     return LabelledImages(
         source=storage.root, class_names=class_names, uris=uris,
         images=np.stack(decoded).astype(np.float32), labels=np.asarray(labels, dtype=np.int32),
-        fingerprint=fingerprint_files(hashed), skipped=skipped,
+        fingerprint=fingerprint_files(hashed), skipped=skipped, sha256=content_hashes,
     )
 
 

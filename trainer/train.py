@@ -61,9 +61,11 @@ class TrainingResult:
     train_seconds: float
     images_per_second: float
     test_probabilities: np.ndarray = field(repr=False, default=None)
+    reviewed_images: int = 0  # of the training images, how many are reviewed images
 
     def params_record(self) -> dict:
         return asdict(self.params) | {"train_images": len(self.split.train),
+                                      "reviewed_images": self.reviewed_images,
                                       "validation_images": len(self.split.validation),
                                       "test_images": len(self.split.test),
                                       "epochs_run": len(self.history.get("loss", []))}
@@ -147,11 +149,19 @@ def compile_model(model, params: TrainingParams, class_count: int, steps_per_epo
 
 
 def train(source: str, params: TrainingParams, log_dir: Path | None = None,
-          on_epoch: EpochCallback | None = None) -> TrainingResult:
-    """Decode the source, split it 70/20/10, fit, and evaluate on the test split."""
+          on_epoch: EpochCallback | None = None,
+          corrections: list | None = None) -> TrainingResult:
+    """Decode the source, split it 70/20/10, fit, and evaluate on the test split.
+
+    `corrections` (trainer.corrections.Correction: reviewed images) join the training split
+    only; the validation and test splits are the source's, as without them.
+    """
+    from trainer.corrections import add_to_training
+
     params = params.resolved()
     data = load_labelled_images(source, params.image_size)
     split = stratified_split(data.labels, params.seed)
+    reviewed = add_to_training(data, split, corrections, params.image_size) if corrections else 0
 
     import keras
 
@@ -191,5 +201,5 @@ def train(source: str, params: TrainingParams, log_dir: Path | None = None,
         history={key: [float(v) for v in values] for key, values in history.history.items()},
         train_seconds=train_seconds,
         images_per_second=len(split.train) * epochs_run / train_seconds if train_seconds else 0.0,
-        test_probabilities=test_probabilities,
+        test_probabilities=test_probabilities, reviewed_images=reviewed,
     )

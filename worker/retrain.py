@@ -106,7 +106,10 @@ def run_retrain(slot: str | None = None, force: bool = False) -> RetrainRun | No
 
 
 def train_and_register(run_id: int, slot: str, source: str, force: bool) -> RetrainRun:
-    """The run itself: fingerprint, skip if unchanged, train, register behind the gate."""
+    """The run itself: fingerprint (HAPPYSAD_TRAIN_DATA and the reviewed images), skip if
+    unchanged, train, register behind the gate."""
+    from db.reviews import reviewed_images
+    from trainer.corrections import read_corrections, training_fingerprint
     from trainer.dataset import source_fingerprint
     from trainer.registry import register
     from trainer.train import train
@@ -114,15 +117,21 @@ def train_and_register(run_id: int, slot: str, source: str, force: bool) -> Retr
     if not source:
         return finish_run(run_id, "failed", "HAPPYSAD_TRAIN_DATA is not set: nothing to train on")
     try:
-        fingerprint = source_fingerprint(source)
+        with session_scope() as session:
+            reviewed = reviewed_images(session)
+        corrections, unreadable = read_corrections(reviewed)
+        for item in unreadable:
+            logger.warning("reviewed image left out of the retrain: %s: %s", item["uri"],
+                           item["reason"])
+        fingerprint = training_fingerprint(source_fingerprint(source), corrections)
         with session_scope() as session:
             versions = queries.list_model_versions(session)
             latest = versions[-1].dataset_fingerprint if versions else None
             params = retrain_params(session)
         if not force and fingerprint == latest:
-            return finish_run(run_id, "skipped", "training data unchanged since the last "
-                              f"version (v{versions[-1].version})", fingerprint=fingerprint)
-        result = train(source, params)
+            return finish_run(run_id, "skipped", "training data and reviews unchanged since the "
+                              f"last version (v{versions[-1].version})", fingerprint=fingerprint)
+        result = train(source, params, corrections=corrections)
         registration = register(result, promote="auto")
     except Exception as error:  # recorded on the run: the operator reads why in `retrain list`
         logger.exception("retrain %s failed", slot)

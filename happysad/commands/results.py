@@ -26,31 +26,45 @@ def results_command(
     with session_scope() as session:
         pinned = queries.get_job(session, job).model_version
         class_names = list(queries.get_model_version(session, pinned).class_names)
+        predictions = queries.iter_predictions(session, job, limit=limit, label=label,
+                                               min_confidence=min_confidence, errors_only=errors)
         rows = ({"uri": p.uri, "label": p.label, "confidence": p.confidence,
                  "probabilities": p.probabilities, "error": p.error,
                  "model_version": p.model_version, "worker_host": p.worker_host,
-                 "created_at": p.created_at}
-                for p in queries.iter_predictions(session, job, limit=limit, label=label,
-                                                  min_confidence=min_confidence,
-                                                  errors_only=errors))
+                 "created_at": p.created_at, "reviewed_label": reviewed}
+                for p, reviewed in with_reviewed_labels(session, predictions))
         if format == "json":
             output.print_json(list(rows))
         elif format == "csv":
             _write_csv(rows, class_names)
         else:
             output.print_table(f"job {job}", ["uri", "label", "confidence", "probabilities",
-                                              "error"],
+                                              "error", "reviewed_label"],
                                [[r["uri"], r["label"],
                                  None if r["confidence"] is None else f"{r['confidence']:.3f}",
                                  None if r["probabilities"] is None else " ".join(
                                      f"{k}={v:.3f}" for k, v in r["probabilities"].items()),
-                                 r["error"]] for r in rows])
+                                 r["error"], r["reviewed_label"]] for r in rows])
+
+
+def with_reviewed_labels(session, predictions, page_size: int = 1000):
+    """(prediction, its reviewed label or None), the verdicts looked up a page at a time."""
+    from itertools import islice
+
+    from db.reviews import current_reviews
+
+    predictions = iter(predictions)
+    while page := list(islice(predictions, page_size)):
+        reviews = current_reviews(session, [p.id for p in page])
+        for prediction in page:
+            review = reviews.get(prediction.id)
+            yield prediction, review.reviewed_label if review else None
 
 
 def _write_csv(rows, class_names: list[str]) -> None:
     """One p_<class> column per class of the job's model, whatever the first row holds."""
     columns = ["uri", "label", "confidence", "error", "model_version", "worker_host",
-               "created_at"] + [f"p_{name}" for name in class_names]
+               "created_at", "reviewed_label"] + [f"p_{name}" for name in class_names]
     writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:

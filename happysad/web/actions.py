@@ -37,3 +37,13 @@ def start_retrain(force: bool) -> str:
     from scheduler.retrain import request_retrain
 
     return request_retrain(force)
+
+
+def review(prediction_id: int, label: str, reviewer: str):
+    """Record a person's verdict on a prediction; the review as the API shows it."""
+    from db.reviews import review_prediction
+    from happysad.web.records import review_out
+
+    with session_scope() as session:
+        row = review_prediction(session, prediction_id, label, reviewer)
+        return review_out(row, queries.get_prediction(session, prediction_id).uri)

@@ -3,7 +3,7 @@
 from sqlalchemy.orm import Session
 
 from db import queries
-from db.tables import JOB_DONE, Job, ModelVersion, Prediction, Promotion, RetrainRun
+from db.tables import JOB_DONE, Job, ModelVersion, Prediction, Promotion, RetrainRun, Review
 from happysad.web import schemas
 
 
@@ -24,11 +24,28 @@ def job_out(job: Job, session: Session | None = None) -> schemas.JobOut:
         cancel_reason=job.cancel_reason)
 
 
-def prediction_out(row: Prediction) -> schemas.PredictionOut:
+def prediction_out(row: Prediction, review: Review | None = None) -> schemas.PredictionOut:
     return schemas.PredictionOut(
         id=row.id, uri=row.uri, label=row.label, confidence=row.confidence,
         probabilities=row.probabilities, error=row.error, model_version=row.model_version,
-        worker_host=row.worker_host, created_at=row.created_at)
+        worker_host=row.worker_host, created_at=row.created_at,
+        reviewed_label=review.reviewed_label if review else None)
+
+
+def predictions_out(session: Session, rows) -> list[schemas.PredictionOut]:
+    """Predictions with their current verdicts, looked up in one query."""
+    from db.reviews import current_reviews
+
+    reviews = current_reviews(session, [row.id for row in rows])
+    return [prediction_out(row, reviews.get(row.id)) for row in rows]
+
+
+def review_out(row: Review, uri: str) -> schemas.ReviewOut:
+    return schemas.ReviewOut(
+        id=row.id, prediction_id=row.prediction_id, job_id=row.job_id, uri=uri,
+        model_label=row.model_label, reviewed_label=row.reviewed_label,
+        confirmed=row.model_label == row.reviewed_label, reviewer=row.reviewer,
+        reviewed_at=row.reviewed_at, superseded_at=row.superseded_at)
 
 
 def model_out(row: ModelVersion) -> schemas.ModelOut:

@@ -62,6 +62,8 @@ class PredictionOut(BaseModel):
     model_version: int
     worker_host: str
     created_at: datetime
+    reviewed_label: str | None = Field(None, description="A person's label for the image, "
+                                       "where it was reviewed (the model's row is unchanged).")
 
 
 class PredictionPage(BaseModel):
@@ -105,3 +107,27 @@ class RetrainRunOut(BaseModel):
 
 class RetrainQueued(BaseModel):
     slot: str = Field(description="The run's slot: find it in GET /api/v1/retrain-runs.")
+
+
+class ReviewRequest(BaseModel):
+    label: Text = Field(description="The image's true class: the model's label confirms it, "
+                                    "another corrects it.")
+    reviewer: Text = Field("api", description="Who reviewed it.")
+
+
+class ReviewOut(BaseModel):
+    id: int
+    prediction_id: int
+    job_id: int
+    uri: str
+    model_label: str
+    reviewed_label: str
+    confirmed: bool = Field(description="The person gave the model's label.")
+    reviewer: str
+    reviewed_at: datetime
+    superseded_at: datetime | None = Field(description="Set once a later verdict replaced it.")
+
+
+class ReviewPage(BaseModel):
+    items: list[ReviewOut]
+    next_cursor: str | None

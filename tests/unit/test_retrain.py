@@ -139,7 +139,7 @@ def test_the_gate_refuses_a_worse_challenger(train_data, registered_model, tiny_
     # champion on: deterministic, whatever the tiny model learnt.
     worse = dataclasses.replace(tiny_training,
                                 metrics=tiny_training.metrics | {"f1": champion - 0.25})
-    monkeypatch.setattr("trainer.train.train", lambda source, params: worse)
+    monkeypatch.setattr("trainer.train.train", lambda source, params, **_options: worse)
     run = run_retrain(slot="gate", force=True)
     assert run.status == "done" and run.model_version == registered_model + 1
     assert not run.promoted
@@ -153,7 +153,7 @@ def test_the_gate_refuses_a_worse_challenger(train_data, registered_model, tiny_
 
 def test_history_shows_promotions_and_rollbacks(train_data, registered_model, tiny_training,
                                                 monkeypatch):
-    monkeypatch.setattr("trainer.train.train", lambda source, params: tiny_training)
+    monkeypatch.setattr("trainer.train.train", lambda source, params, **_options: tiny_training)
     equal = run_retrain(slot="equal", force=True)  # as good as production: promoted
     assert equal.promoted and "promoted" in equal.reason
     monkeypatch.setenv("HAPPYSAD_PROMOTION_MARGIN", "0.1")

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from happysad.web.api import jobs, models, predictions, retrain
+from happysad.web.api import jobs, models, predictions, retrain, reviews
 
 api_router = APIRouter()
-for module in (jobs, predictions, models, retrain):
+for module in (jobs, predictions, reviews, models, retrain):
     api_router.include_router(module.router)

@@ -91,7 +91,7 @@ def list_predictions(job_id: JobId, session: SessionDep, filters: FiltersDep,
     a deep page costs what the first does)."""
     queries.get_job(session, job_id)
     rows, next_cursor = page_of_predictions(session, job_id, filters, cursor, limit)
-    return schemas.PredictionPage(items=[records.prediction_out(r) for r in rows],
+    return schemas.PredictionPage(items=records.predictions_out(session, rows),
                                   next_cursor=next_cursor)
 
 
@@ -108,8 +108,10 @@ def download_predictions(job_id: JobId, session: SessionDep, filters: FiltersDep
 
 
 def csv_lines(job_id: int, filters: PredictionFilters, class_names: list[str]) -> Iterator[str]:
+    from db.reviews import current_reviews
+
     columns = ["uri", "label", "confidence", "error", "model_version", "worker_host",
-               "created_at"] + [f"p_{name}" for name in class_names]
+               "created_at", "reviewed_label"] + [f"p_{name}" for name in class_names]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
@@ -117,12 +119,15 @@ def csv_lines(job_id: int, filters: PredictionFilters, class_names: list[str]) -
     while True:
         with session_scope() as session:  # one short transaction a page, not one held open
             rows, cursor = page_of_predictions(session, job_id, filters, cursor, CSV_PAGE)
+            reviews = current_reviews(session, [row.id for row in rows])
             for row in rows:
+                review = reviews.get(row.id)
                 writer.writerow({"uri": row.uri, "label": row.label,
                                  "confidence": row.confidence, "error": row.error,
                                  "model_version": row.model_version,
                                  "worker_host": row.worker_host,
-                                 "created_at": row.created_at.isoformat()}
+                                 "created_at": row.created_at.isoformat(),
+                                 "reviewed_label": review.reviewed_label if review else None}
                                 | {f"p_{k}": v for k, v in (row.probabilities or {}).items()})
         yield buffer.getvalue()
         buffer.seek(0)

@@ -20,16 +20,18 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def make_job(class_names: list[str], predictions: list[tuple[str, dict | None]],
-             source: str = "/photos") -> tuple[int, dict[str, int]]:
-    """A finished job whose rows are (name, probabilities), None for an unreadable image;
-    returns its id and each name's prediction id."""
+             source: str = "/photos", version: int | None = None) -> tuple[int, dict[str, int]]:
+    """A finished job whose rows are (name, probabilities), None for an unreadable image, on
+    a model version made for it (or `version`); returns its id and each name's prediction id."""
     with session_scope() as session:
-        version = queries.next_model_version(session)
-        session.add(ModelVersion(
-            version=version, path=f"/m/{version}", model_sha256="0" * 64, architecture="baseline",
-            class_names=class_names, image_size=32, preprocessing_version=1,
-            dataset_source="/d", dataset_fingerprint="f" * 64, metrics={}, params={}))
-        session.flush()
+        if version is None:
+            version = queries.next_model_version(session)
+            session.add(ModelVersion(
+                version=version, path=f"/m/{version}", model_sha256="0" * 64,
+                architecture="baseline", class_names=class_names, image_size=32,
+                preprocessing_version=1, dataset_source="/d", dataset_fingerprint="f" * 64,
+                metrics={}, params={}))
+            session.flush()
         job_id = queries.create_job(session, source, version, batch_size=len(predictions)).id
         rows = []
         for name, probabilities in predictions:

@@ -10,6 +10,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from tests.integration.test_s3 import s3_server  # noqa: F401 (a fixture)
 from trainer.sample_data import write_sample_dataset
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -166,3 +167,31 @@ def test_bad_input_gets_one_line_and_a_4xx(api, isolated_env):
     assert api.get("/api/v1/jobs/99999999999").status_code == 422
     assert api.get("/api/v1/models/rollback").status_code in (404, 405, 422)
     assert api.post("/api/v1/models/rollback", headers=AUTH).status_code == 409
+
+
+def test_bucket_sources_and_their_thumbnails(s3_server, api, monkeypatch, registered_model):
+    from db import queries
+    from db.session import session_scope
+    from db.settings import reset_settings
+    from tests.integration.test_s3 import upload_faces
+
+    upload_faces(s3_server, "photos/incoming", 3, labelled=False, seed=2)
+    s3_server.pipe_file("photos/secret/key.jpg", b"\xff\xd8\xff secret")
+    monkeypatch.setenv("HAPPYSAD_ALLOWED_SOURCES", "s3://photos/incoming")
+    reset_settings()
+    outside = api.post("/api/v1/jobs", json={"source": "s3://photos/secret"}, headers=AUTH)
+    assert outside.status_code == 400 and "not under an allowed root" in outside.text
+    submitted = api.post("/api/v1/jobs", json={"source": "s3://photos/incoming"}, headers=AUTH)
+    assert submitted.status_code == 201 and submitted.json()["total"] == 6
+    job_id = submitted.json()["job_id"]
+    with session_scope() as session:  # rows as a worker writes them (none runs here)
+        queries.record_batch(session, job_id, 0, [
+            {"job_id": job_id, "uri": uri, "label": "happy", "confidence": 0.8,
+             "probabilities": {"happy": 0.8, "sad": 0.2}, "error": None,
+             "model_version": registered_model, "worker_host": "test"}
+            for uri in ("s3://photos/incoming/happy_0.jpg", "s3://photos/secret/key.jpg")], "t")
+        ids = [p.id for p in queries.iter_predictions(session, job_id)]
+    thumbnail = api.get(f"/api/v1/predictions/{ids[0]}/thumbnail")
+    assert thumbnail.status_code == 200 and thumbnail.content[:3] == b"\xff\xd8\xff"
+    refused = api.get(f"/api/v1/predictions/{ids[1]}/thumbnail")  # a row outside its source
+    assert refused.status_code == 404 and "refusing to read outside the source" in refused.text

@@ -222,6 +222,15 @@ def job_counts(session: Session, job_id: int) -> dict[str, int]:
     return {"classified": classified, "failed": failed}
 
 
+def label_and_failed_counts(session: Session, job_id: int) -> tuple[dict[str, int], int]:
+    """Images per label and images that failed, in one pass over the job's rows (the
+    (job_id, label, confidence) index covers it): a row has a label or an error, not both."""
+    rows = session.execute(select(Prediction.label, func.count())
+                           .where(Prediction.job_id == job_id).group_by(Prediction.label)).all()
+    return ({label: count for label, count in rows if label is not None},
+            sum(count for label, count in rows if label is None))
+
+
 def label_counts(session: Session, job_id: int) -> dict[str, int]:
     rows = session.execute(
         select(Prediction.label, func.count()).where(Prediction.job_id == job_id,

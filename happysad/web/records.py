@@ -7,9 +7,16 @@ from db.tables import JOB_DONE, Job, ModelVersion, Prediction, Promotion, Retrai
 from happysad.web import schemas
 
 
-def job_out(job: Job, session: Session | None = None) -> schemas.JobOut:
-    """A job with its progress from its batch counts; with a session, its row counts too."""
-    counts = queries.job_counts(session, job.id) if session is not None else {}
+def job_out(job: Job, session: Session | None = None,
+            label_counts: dict[str, int] | None = None) -> schemas.JobOut:
+    """A job with its progress from its batch counts; with a session, its row counts too
+    (from `label_counts`, which are then filled in, to read the rows once)."""
+    counts = {}
+    if session is not None:
+        by_label, failed = row_counts(session, job)
+        counts = {"classified": sum(by_label.values()), "failed": failed}
+        if label_counts is not None:
+            label_counts.update(by_label)
     if job.status == JOB_DONE:
         progress = 1.0
     else:
@@ -22,6 +29,25 @@ def job_out(job: Job, session: Session | None = None) -> schemas.JobOut:
         submitted_at=job.submitted_at, finished_at=job.finished_at, report=job.report_path,
         cancelled_at=job.cancelled_at, cancelled_by=job.cancelled_by,
         cancel_reason=job.cancel_reason)
+
+
+_done_job_counts: dict[tuple, tuple[dict[str, int], int]] = {}
+DONE_JOBS_KEPT = 256
+
+
+def row_counts(session: Session, job: Job) -> tuple[dict[str, int], int]:
+    """Images per label and failed. Counting reads every row of the job (~0.3 s at a million
+    here); a done job's rows never change (every batch is claimed: a redelivery writes
+    nothing), so its counts are kept for this process's next views of it."""
+    key = (str(session.get_bind().url), job.id, job.finished_at)
+    if job.status == JOB_DONE and key in _done_job_counts:
+        return _done_job_counts[key]
+    counts = queries.label_and_failed_counts(session, job.id)
+    if job.status == JOB_DONE:
+        if len(_done_job_counts) >= DONE_JOBS_KEPT:
+            _done_job_counts.pop(next(iter(_done_job_counts)))
+        _done_job_counts[key] = counts
+    return counts
 
 
 def prediction_out(row: Prediction, review: Review | None = None) -> schemas.PredictionOut:

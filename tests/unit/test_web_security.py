@@ -207,3 +207,22 @@ def test_a_wrong_token_does_not_log_in(monkeypatch):
     answer = api.post("/login", data={"token": "guess", "csrf": csrf})
     assert answer.status_code == 401 and "wrong token" in answer.text
     assert "Log in" in api.get("/").text and "submit-form" not in api.get("/").text
+
+
+def test_openapi_docs_are_served_without_a_network(monkeypatch):
+    api = client(monkeypatch)
+    docs = api.get("/docs")
+    assert docs.status_code == 200 and "/static-offline-docs/swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text.lower()
+    assert api.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 200
+    spec = api.get("/openapi.json").json()
+    assert {"/api/v1/jobs", "/api/v1/jobs/{job_id}/cancel", "/api/v1/jobs/{job_id}/predictions",
+            "/api/v1/jobs/{job_id}/predictions.csv", "/api/v1/models/{version}/promote",
+            "/api/v1/models/rollback", "/api/v1/retrain-runs"} <= set(spec["paths"])
+
+
+def test_the_web_app_loads_no_tensorflow_on_import():
+    code = ("import sys, happysad.web.app; happysad.web.app.create_app(); "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

@@ -68,9 +68,9 @@ def job_page(request: Request, job_id: JobId):
     cursor, failed_cursor = params.get("cursor") or None, params.get("failed_after") or None
     with session_scope() as session:
         job = queries.get_job(session, job_id)
-        record = records.job_out(job, session)
+        label_counts: dict[str, int] = {}
+        record = records.job_out(job, session, label_counts)
         class_names = list(queries.get_model_version(session, job.model_version).class_names)
-        label_counts = queries.label_counts(session, job_id)
         grid, next_cursor = page_of_predictions(session, job_id, filters, cursor, GRID_PAGE)
         failed, next_failed = page_of_predictions(
             session, job_id, PredictionFilters(errors=True), failed_cursor, FAILED_PAGE)

@@ -182,3 +182,18 @@ def test_ci_runs_make_test():
     commands = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
                 if not line.lstrip().startswith("#")]
     assert "make test" in commands
+
+
+def test_the_web_apps_templates_and_static_files_are_packaged():
+    import fnmatch
+    import tomllib
+
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["happysad"]
+    package = ROOT / "happysad"
+    files = [path for folder in ("web/templates", "web/static")
+             for path in (package / folder).rglob("*") if path.is_file()]
+    assert files
+    for path in files:
+        relative = str(path.relative_to(package))
+        assert any(fnmatch.fnmatch(relative, pattern) for pattern in globs), relative

@@ -13,6 +13,7 @@ def results_command(
     job: Annotated[int, typer.Argument(help="Job id.")],
     label: Annotated[str | None, typer.Option(help="Only this label.")] = None,
     min_confidence: Annotated[float | None, typer.Option(help="Only predictions at least this sure.")] = None,
+    max_confidence: Annotated[float | None, typer.Option(help="Only predictions at most this sure.")] = None,
     errors: Annotated[bool, typer.Option("--errors", help="Only images that failed.")] = False,
     format: Annotated[str, typer.Option(help="table, csv or json.")] = "table",
     limit: Annotated[int | None, typer.Option(help="At most this many rows.")] = None,
@@ -27,7 +28,8 @@ def results_command(
         pinned = queries.get_job(session, job).model_version
         class_names = list(queries.get_model_version(session, pinned).class_names)
         predictions = queries.iter_predictions(session, job, limit=limit, label=label,
-                                               min_confidence=min_confidence, errors_only=errors)
+                                               min_confidence=min_confidence,
+                                               max_confidence=max_confidence, errors_only=errors)
         rows = ({"uri": p.uri, "label": p.label, "confidence": p.confidence,
                  "probabilities": p.probabilities, "error": p.error,
                  "model_version": p.model_version, "worker_host": p.worker_host,

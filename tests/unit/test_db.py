@@ -130,3 +130,26 @@ def test_a_cancelled_job_stays_cancelled_and_keeps_its_rows(database):
             queries.cancel_job(session, job_id, "tester", "again")
         with pytest.raises(queries.NotFound):
             queries.cancel_job(session, 999, "tester", "none")
+
+
+def test_confidence_range_and_uncertain_first_keyset_pages(database):
+    with session_scope() as session:
+        add_version(session, 1)
+        session.flush()
+        job_id = queries.create_job(session, "/in", 1, batch_size=6).id
+        batch = rows(job_id, [f"u{i}" for i in range(6)])
+        for row, confidence in zip(batch, [0.9, 0.6, 0.6, 0.75, 0.51, 0.99]):
+            row["confidence"] = confidence
+        queries.record_batch(session, job_id, 0, batch, "w")
+    with session_scope() as session:
+        ranged = session.scalars(queries.predictions_query(
+            job_id, min_confidence=0.55, max_confidence=0.8)).all()
+        assert [p.uri for p in ranged] == ["u1", "u2", "u3"]
+        pages, after = [], None
+        while True:  # pages of two, least confident first, ties in id order
+            page = session.scalars(queries.uncertain_first_query(job_id, after=after).limit(2)).all()
+            if not page:
+                break
+            pages.append([p.uri for p in page])
+            after = (page[-1].confidence, page[-1].id)
+        assert pages == [["u4", "u1"], ["u2", "u3"], ["u0", "u5"]]

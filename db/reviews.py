@@ -86,6 +86,10 @@ def prediction_uris(session: Session, prediction_ids: Iterable[int]) -> dict[int
                                 .where(Prediction.id.in_(ids))).all())
 
 
+def prediction_job(session: Session, prediction_id: int) -> int:
+    return get_prediction(session, prediction_id).job_id
+
+
 def review_counts(session: Session, job_id: int) -> dict[str, int]:
     reviewed, corrected = session.execute(
         select(func.count(), func.count().filter(Review.reviewed_label != Review.model_label))
@@ -148,4 +152,4 @@ def review_queue(session: Session, job_id: int, limit: int = 20) -> list[Predict
 
 
 __all__ = ["NotFound", "NotReviewable", "ReviewedImage", "current_reviews", "list_reviews",
-           "margin", "prediction_uris", "review_counts", "review_prediction", "review_queue", "reviewed_images"]
+           "margin", "prediction_job", "prediction_uris", "review_counts", "review_prediction", "review_queue", "reviewed_images"]

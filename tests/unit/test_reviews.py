@@ -192,3 +192,30 @@ def test_margin_is_the_gap_between_the_two_most_probable_classes():
     assert reviews.margin({"happy": 0.7, "sad": 0.3}) == pytest.approx(0.4)
     assert reviews.margin({"a": 0.2, "b": 0.5, "c": 0.3}) == pytest.approx(0.2)
     assert reviews.margin(None) == 1.0
+
+
+def test_the_page_takes_a_review_only_from_a_logged_in_session_with_its_csrf_token(
+        monkeypatch):
+    import re
+
+    job_id, ids = make_job(["happy", "sad"], [("a.jpg", {"happy": 0.8, "sad": 0.2})])
+    other_job, other_ids = make_job(["happy", "sad"], [("b.jpg", {"happy": 0.8, "sad": 0.2})])
+    client = api(monkeypatch)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)[1]
+    form = {"csrf": csrf, "prediction_id": str(ids["a.jpg"]), "label": "sad"}
+    assert client.post(f"/jobs/{job_id}/reviews", data=form).status_code == 401
+    page = client.get(f"/jobs/{job_id}")
+    assert "review-next" not in page.text and "Log in</a> to confirm" in page.text
+    client.post("/login", data={"token": TOKEN, "csrf": csrf})
+    assert client.post(f"/jobs/{job_id}/reviews",
+                       data=form | {"csrf": "forged"}).status_code == 403
+    made = client.post(f"/jobs/{job_id}/reviews", data=form)
+    assert made.status_code == 200, made.text
+    assert (made.json()["reviewed_label"], made.json()["reviewer"],
+            made.json()["counts"]) == ("sad", "web", {"reviewed": 1, "corrected": 1})
+    elsewhere = client.post(f"/jobs/{job_id}/reviews",
+                            data=form | {"prediction_id": str(other_ids["b.jpg"])})
+    assert elsewhere.status_code == 400 and "not an image of job" in elsewhere.json()["detail"]
+    page = client.get(f"/jobs/{job_id}").text
+    assert 'data-key="1"' in page and 'data-key="2"' in page and "reviewed: sad" in page
+    assert "/static/review.js" in page

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from happysad.web.pages import auth, jobs, models
+from happysad.web.pages import auth, jobs, models, reviews
 
 pages_router = APIRouter(include_in_schema=False)
-for module in (auth, jobs, models):
+for module in (auth, jobs, models, reviews):
     pages_router.include_router(module.router)

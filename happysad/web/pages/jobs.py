@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Path, Request
 from pydantic import ValidationError
 
-from db import queries
+from db import queries, reviews
 from db.session import session_scope
 from db.tables import JOB_FINISHED
 from happysad.web import actions, records
@@ -74,14 +74,15 @@ def job_page(request: Request, job_id: JobId):
         grid, next_cursor = page_of_predictions(session, job_id, filters, cursor, GRID_PAGE)
         failed, next_failed = page_of_predictions(
             session, job_id, PredictionFilters(errors=True), failed_cursor, FAILED_PAGE)
-        grid = [records.prediction_out(row) for row in grid]
+        grid = records.predictions_out(session, grid)
+        review_counts = reviews.review_counts(session, job_id)
         failed = [records.prediction_out(row) for row in failed]
     query = {key: value for key, value in params.items()
              if key in PredictionFilters.model_fields and value != ""}
     return render(request, "job.html", job=record, class_names=class_names,
                   label_counts=label_counts, filters=filters, filter_error=filter_error,
                   grid=grid, next_cursor=next_cursor, failed=failed, next_failed=next_failed,
-                  query=query, finished=JOB_FINISHED,
+                  query=query, finished=JOB_FINISHED, review_counts=review_counts,
                   plots=["labels.png", "probabilities.png", "contact_sheet.png"])
 
 

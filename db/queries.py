@@ -134,11 +134,18 @@ def record_batch(session: Session, job_id: int, batch_index: int, rows: list[dic
     last batch. The UPDATE on the job row serialises concurrent workers, so exactly one of them
     sees the final count.
     """
+    # The batch's outbox row is marked written, once: the conditional upsert returns nothing
+    # when it was written before (and makes the row for a batch sent without the outbox).
+    insert = _insert(session, JobBatch).values(
+        job_id=job_id, batch_index=batch_index, images=len(rows), worker_host=worker_host,
+        finished_at=utc_now(), sends=0)
     claimed = session.execute(
-        _insert(session, JobBatch)
-        .values(job_id=job_id, batch_index=batch_index, images=len(rows), worker_host=worker_host,
-                finished_at=utc_now())
-        .on_conflict_do_nothing().returning(JobBatch.batch_index)
+        insert.on_conflict_do_update(
+            index_elements=["job_id", "batch_index"],
+            set_={"worker_host": insert.excluded.worker_host,
+                  "finished_at": insert.excluded.finished_at},
+            where=JobBatch.finished_at.is_(None))
+        .returning(JobBatch.batch_index)
     ).first()
     if claimed is None:
         return None
@@ -173,7 +180,8 @@ def count_attempt(session: Session, job_id: int, batch_index: int) -> int:
     return session.execute(
         update(BatchAttempt)
         .where(BatchAttempt.job_id == job_id, BatchAttempt.batch_index == batch_index)
-        .values(attempts=BatchAttempt.attempts + 1).returning(BatchAttempt.attempts)
+        .values(attempts=BatchAttempt.attempts + 1, started_at=utc_now())
+        .returning(BatchAttempt.attempts)
     ).scalar_one()
 
 

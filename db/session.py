@@ -69,6 +69,13 @@ def get_engine() -> Engine:
     return _engines[key]
 
 
+def forget_inherited_engines() -> None:
+    """In a forked child: drop the parent's engines without closing their connections, which
+    the parent still uses (closing them here would end the parent's sessions)."""
+    for key in [key for key in _engines if key[0] != os.getpid()]:
+        _engines.pop(key).dispose(close=False)
+
+
 def dispose_engines() -> None:
     """Close every engine of this process (tests, and before a fork)."""
     for engine in _engines.values():

@@ -13,6 +13,11 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+# Images per labelling task, at most: one message and one transaction per batch must stay small
+# (a batch is one SQL insert and is redone whole if its worker dies).
+MAX_BATCH_SIZE = 4096
+
+
 def default_home() -> Path:
     """Where everything lives when nothing is configured: ./.happysad in the working directory."""
     return Path.cwd() / ".happysad"
@@ -28,13 +33,16 @@ class Settings(BaseSettings):
     report_store: str | None = None
     s3_endpoint_url: str | None = None
 
-    batch_size: int = Field(default=64, ge=1, le=4096)
+    batch_size: int = Field(default=64, ge=1, le=MAX_BATCH_SIZE)
     worker_concurrency: int = Field(default=0, ge=0)
     inference_threads: int = Field(default=0, ge=0)
     inference_engine: Literal["auto", "fp32", "bf16"] = "auto"
     max_image_pixels: int = Field(default=50_000_000, ge=1)
     task_max_retries: int = Field(default=3, ge=0)
     visibility_timeout: int = Field(default=3600, ge=10)
+    resend_after: int = Field(default=120, ge=1)
+    reconcile_interval: int = Field(default=30, ge=1)
+    listing_deadline: int = Field(default=300, ge=1)
 
     retrain_cron: str = "0 2 * * *"
     timezone: str = "UTC"

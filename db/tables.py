@@ -63,7 +63,9 @@ class Promotion(Base):
 # A job's life: scanning (its source is being listed) -> running (every batch is queued) ->
 # done (every batch is written) or cancelled (its remaining batches are skipped; rows so far stay).
 JOB_SCANNING, JOB_RUNNING, JOB_DONE, JOB_CANCELLED = "scanning", "running", "done", "cancelled"
-JOB_FINISHED = (JOB_DONE, JOB_CANCELLED)  # progress stops: nothing more will be written
+JOB_FAILED = "failed"  # its listing stopped and could not be resumed: status_reason says why
+JOB_FINISHED = (JOB_DONE, JOB_CANCELLED, JOB_FAILED)  # progress stops: nothing more is written
+JOB_ACTIVE = (JOB_SCANNING, JOB_RUNNING)  # batches may still be sent, resent and written
 
 
 class Job(Base):
@@ -75,12 +77,14 @@ class Job(Base):
     source: Mapped[str] = mapped_column(Text)
     model_version: Mapped[int] = mapped_column(ForeignKey("model_versions.version"))
     status: Mapped[str] = mapped_column(String(16), default=JOB_SCANNING)
+    status_reason: Mapped[str | None] = mapped_column(Text)  # resumed, failed: what and why
     batch_size: Mapped[int]
     total_images: Mapped[int | None]
     batches_total: Mapped[int | None]
     batches_done: Mapped[int] = mapped_column(default=0)
     skipped_files: Mapped[int] = mapped_column(default=0)
     submitted_at: Mapped[datetime] = mapped_column(default=utc_now)
+    listed_at: Mapped[datetime | None]  # the listing's latest progress (a batch recorded)
     finished_at: Mapped[datetime | None]
     report_path: Mapped[str | None] = mapped_column(Text)
     cancelled_at: Mapped[datetime | None]
@@ -89,15 +93,20 @@ class Job(Base):
 
 
 class JobBatch(Base):
-    """A batch whose rows are written: makes redelivery idempotent and completion countable."""
+    """One batch of a job: its URIs recorded before it is sent (the outbox, so a lost message
+    can always be sent again), then when its rows are written (`finished_at`), which makes
+    redelivery idempotent and completion countable."""
 
     __tablename__ = "job_batches"
 
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
     batch_index: Mapped[int] = mapped_column(primary_key=True)
     images: Mapped[int]
-    worker_host: Mapped[str] = mapped_column(String(255))
-    finished_at: Mapped[datetime] = mapped_column(default=utc_now)
+    uris: Mapped[list | None]  # None only for batches sent without the outbox (tests, old rows)
+    sent_at: Mapped[datetime | None]  # the latest send: committed before the message goes
+    sends: Mapped[int] = mapped_column(default=0, server_default="0")
+    worker_host: Mapped[str | None] = mapped_column(String(255))  # who wrote it
+    finished_at: Mapped[datetime | None]  # None: not written yet
 
 
 class BatchAttempt(Base):
@@ -108,6 +117,7 @@ class BatchAttempt(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
     batch_index: Mapped[int] = mapped_column(primary_key=True)
     attempts: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime | None]  # the latest start: a batch running is not resent
 
 
 class Prediction(Base):

@@ -10,6 +10,7 @@ import typer
 from happysad import output
 from happysad.commands import db, demo, jobs, models, results, retrain, reviews, serve, services
 from happysad.commands import train
+from happysad.commands import recovery  # noqa: F401  (adds `jobs resume`, `jobs retry`)
 
 app = typer.Typer(help="Train, version and serve a happy/sad image classifier.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -38,9 +39,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from trainer.dataset import DatasetError
     from trainer.model_store import ModelLoadError
     from trainer.storage import StorageError
+    from worker.resume import ResumeError
 
     return (NotFound, DatabaseUnavailable, BrokerUnavailable, SubmitError, DatasetError,
-            ModelLoadError, StorageError, ValidationError, ValueError, TimeoutError)
+            ModelLoadError, StorageError, ResumeError, ValidationError, ValueError, TimeoutError)
 
 
 def main() -> None:
@@ -56,7 +58,9 @@ def main() -> None:
             raise
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if type(error).__name__ == "ValidationError":
-            message = "invalid HAPPYSAD_ setting: " + " ".join(str(error).split())
+            message = "; ".join(
+                f"invalid HAPPYSAD_{'_'.join(map(str, item['loc'])).upper()}="
+                f"{item.get('input')!r}: {item['msg']}" for item in error.errors())
         output.fail(message)
 
 

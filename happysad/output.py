@@ -50,7 +50,8 @@ def model_version_record(row) -> dict:
 
 
 def job_record(job, counts: dict[str, int]) -> dict:
-    return {"job_id": job.id, "status": job.status, "source": job.source,
+    return {"job_id": job.id, "status": job.status, "status_reason": job.status_reason,
+            "source": job.source,
             "model_version": job.model_version, "total": job.total_images,
             "classified": counts["classified"], "failed": counts["failed"],
             "skipped_files": job.skipped_files, "batches_total": job.batches_total,

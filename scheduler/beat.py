@@ -9,7 +9,7 @@ Every retrain message beat sends names its slot (the fire time), so the worker's
 slot claim holds even for a message that waits in the queue past the next fire time.
 """
 
-from celery.signals import before_task_publish
+from celery.signals import beat_init, before_task_publish
 
 from db.settings import get_settings
 from worker.celery_app import TRAINING_QUEUE, app
@@ -56,6 +56,15 @@ def configure_beat() -> None:
     # No result backend: without this, beat would also schedule Celery's daily result cleanup.
     app.conf.result_expires = None
     before_task_publish.connect(stamp_slot, weak=False)
+    beat_init.connect(_start_reconciler, weak=False)
+
+
+def _start_reconciler(**_kwargs) -> None:
+    """Beat runs the reconciler too (worker.reconcile), so lost batches are sent again even
+    while every worker is between restarts; the lock keeps passes one at a time."""
+    from worker.reconcile import start_reconciler
+
+    start_reconciler(app)
 
 
 def beat_command(loglevel: str = "INFO") -> list[str]:

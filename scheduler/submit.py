@@ -1,5 +1,5 @@
 """Submit a source for batch labelling: scan it (streamed), make a job pinned to a model
-version, enqueue one task per batch carrying only ids and URIs.
+version, record each batch in SQL and then enqueue its task, carrying only ids and URIs.
 
 Nothing here imports TensorFlow: tasks are sent by name.
 """
@@ -9,14 +9,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from db import queries
+from db.locks import job_listing_lock, try_lock
 from db.session import session_scope
-from db.settings import get_settings, mask_url
-from trainer.formats import is_candidate_image
+from db.settings import MAX_BATCH_SIZE, get_settings, mask_url
 from trainer.storage import StorageError, is_bucket_uri, open_storage
-
-
-# While a large source is listed, look this often whether its job was cancelled meanwhile.
-CANCEL_CHECK_BATCHES = 50
+from worker.listing import iter_batches
+from worker.outbox import seal_and_maybe_finish, send_batches
 
 
 class SubmitError(ValueError):
@@ -35,21 +33,6 @@ class Submission:
     batches: int
     skipped_files: int
     source: str
-
-
-def iter_batches(storage, batch_size: int, skipped: list[int]) -> Iterator[list[str]]:
-    """The source's images in batches, streamed: memory does not grow with the source."""
-    batch = []
-    for listing in storage.iter_files():
-        if not is_candidate_image(storage, listing):
-            skipped[0] += 1
-            continue
-        batch.append(listing.uri)
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def check_broker(app) -> None:
@@ -79,6 +62,15 @@ def resolve_model_version(session, model_version: int | None) -> int:
     return row.version
 
 
+def checked_batch_size(batch_size: int | None) -> int:
+    """The flag if given, else HAPPYSAD_BATCH_SIZE (validated with the settings), in range."""
+    if batch_size is None:
+        return get_settings().batch_size
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise SubmitError(f"--batch-size must be between 1 and {MAX_BATCH_SIZE} (got {batch_size})")
+    return batch_size
+
+
 def _under(path: str, root: str, separator: str) -> bool:
     return path == root or path.startswith(root.rstrip(separator) + separator)
 
@@ -104,14 +96,12 @@ def check_allowed_source(source: str, allowed_roots: list[str]) -> None:
 def submit_source(source: str, model_version: int | None = None,
                   batch_size: int | None = None,
                   allowed_roots: list[str] | None = None) -> Submission:
-    """Scan, record and enqueue a source. `allowed_roots` (the web app passes them) confines
-    where a caller may send the workers to read."""
+    """Make the job, then list the source and record and send each batch (the outbox), holding
+    the job's listing lock: if this process dies, `jobs resume` or the reconciler goes on.
+    `allowed_roots` (the web app passes them) confines where a caller may send the workers."""
     from worker.celery_app import sender_app
 
-    settings = get_settings()
-    batch_size = batch_size or settings.batch_size
-    if batch_size < 1:
-        raise SubmitError("--batch-size must be at least 1")
+    batch_size = checked_batch_size(batch_size)
     storage = open_storage(source)
     if allowed_roots is not None:
         check_allowed_source(storage.root, allowed_roots)
@@ -129,26 +119,11 @@ def submit_source(source: str, model_version: int | None = None,
         raise SubmitError(f"no images found in {source} ({skipped[0]} other files)")
     with session_scope() as session:
         job_id = queries.create_job(session, storage.root, version, batch_size).id
-    total, sent = 0, 0
-    for batch in _chain(first, batches):
-        if sent % CANCEL_CHECK_BATCHES == CANCEL_CHECK_BATCHES - 1 and _cancelled(job_id):
-            break  # cancelled while still listing: queue no more of it
-        app.send_task("happysad.classify_batch", args=[job_id, sent, batch])
-        total += len(batch)
-        sent += 1
-    with session_scope() as session:
-        complete = queries.seal_job(session, job_id, total, sent, skipped[0])
-    if complete:  # every batch finished while we were still listing: finish it now
-        app.send_task("happysad.finish_job", args=[job_id])
+    with try_lock(job_listing_lock(job_id)):
+        count, total = send_batches(app, job_id, _chain(first, batches), 0)
+        seal_and_maybe_finish(app, job_id, total, count, skipped[0])
     return Submission(job_id=job_id, model_version=version, total_images=total,
-                      batches=sent, skipped_files=skipped[0], source=storage.root)
-
-
-def _cancelled(job_id: int) -> bool:
-    from db.tables import JOB_CANCELLED
-
-    with session_scope() as session:
-        return queries.job_status(session, job_id) == JOB_CANCELLED
+                      batches=count, skipped_files=skipped[0], source=storage.root)
 
 
 def _chain(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
@@ -156,4 +131,5 @@ def _chain(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
     yield from rest
 
 
-__all__ = ["BrokerUnavailable", "StorageError", "SubmitError", "Submission", "submit_source"]
+__all__ = ["BrokerUnavailable", "StorageError", "SubmitError", "Submission", "iter_batches",
+           "submit_source"]

@@ -8,12 +8,14 @@ transport): no server, and several worker processes on one machine share it.
 import os
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init, worker_shutdown
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
 from db.settings import Settings, get_settings, mask_url
 
 LABELLING_QUEUE = "labelling"
 TRAINING_QUEUE = "training"
+CLASSIFY_BATCH_TASK = "happysad.classify_batch"
+FINISH_JOB_TASK = "happysad.finish_job"
 
 
 def celery_config(settings: Settings) -> dict:
@@ -111,21 +113,30 @@ def _before_fork(sender=None, **_kwargs) -> None:
     local.register_worker()
 
 
+@worker_ready.connect
+def _start_reconciler(sender=None, **_kwargs) -> None:
+    """In the worker's parent, once its pool runs: the reconciler's timer thread."""
+    from worker import reconcile
+
+    reconcile.start_reconciler(app, getattr(sender, "hostname", None))
+
+
 @worker_shutdown.connect
 def _on_shutdown(**_kwargs) -> None:
-    from worker import local
+    from worker import local, reconcile
 
+    reconcile.stop_reconciler()
     local.unregister_worker()
 
 
 @worker_process_init.connect
 def _in_child(**_kwargs) -> None:
     """In each forked child: fresh settings and engines; TensorFlow is first imported here."""
-    from db.session import dispose_engines
+    from db.session import forget_inherited_engines
     from db.settings import reset_settings
 
     reset_settings()
-    dispose_engines()
+    forget_inherited_engines()
 
 
 def broker_description() -> str:

@@ -5,7 +5,6 @@ Pure of Celery: the task hands over ids and URIs; tests call `classify_batch` di
 """
 
 import os
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -18,7 +17,9 @@ from trainer.images import ImageError, decode_pixels
 from trainer.model import class_probabilities
 from trainer.model_store import load_model
 from trainer.storage import StorageError, open_storage
+from trainer.uri_text import decode_uri
 from worker.engine import load_engine
+from worker.local import worker_identity
 
 # Images per model call. Small enough that the rest of the batch decodes while a chunk is
 # classified, and that TensorFlow's activation memory (~8 MB an image for the tutorial's CNN
@@ -119,7 +120,7 @@ def configure_threads() -> None:
 def read_one(storage, uri: str, image_size: int, max_pixels: int):
     """(uint8 pixels, None) for a readable image, else (None, why)."""
     try:
-        return decode_pixels(storage.read_bytes(uri), image_size, max_pixels), None
+        return decode_pixels(storage.read_bytes(decode_uri(uri)), image_size, max_pixels), None
     except (ImageError, StorageError) as error:
         return None, str(error)
     except FileNotFoundError:
@@ -170,14 +171,10 @@ def error_rows(job_id: int, model_version: int, uris: list[str], error: str | No
              "probabilities": None, "error": error} for uri in uris]
 
 
-def default_worker_host() -> str:
-    return f"{socket.gethostname()}/{os.getpid()}"
-
-
 def classify_batch(job_id: int, batch_index: int, uris: list[str], cache: ModelCache,
                    worker_host: str | None = None) -> bool | None:
     """Classify and store one batch. Returns whether it completed the job (None: already done)."""
-    worker_host = worker_host or default_worker_host()
+    worker_host = worker_host or worker_identity()
     with session_scope() as session:
         job = queries.get_job(session, job_id)
         source, model_version = job.source, job.model_version

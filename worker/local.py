@@ -6,11 +6,18 @@ consuming the queue folder. Each worker leaves a pid file under HAPPYSAD_HOME/ru
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from db.settings import get_settings
+
+
+def worker_identity(node_name: str | None = None) -> str:
+    """Who did it, unique per process and host: the Celery node name (celery@host by default)
+    and the process id, as recorded in `worker_host`."""
+    return f"{node_name or 'celery@' + socket.gethostname()}:{os.getpid()}"
 
 
 def _run_folder() -> Path:

@@ -11,7 +11,7 @@ import signal
 from sqlalchemy.exc import OperationalError
 
 from db.session import DatabaseUnavailable
-from worker.celery_app import app
+from worker.celery_app import CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, app
 
 logger = logging.getLogger(__name__)
 
@@ -27,24 +27,28 @@ def model_cache():
     return _model_cache
 
 
-@app.task(name="happysad.classify_batch", bind=True, autoretry_for=(OperationalError,
+@app.task(name=CLASSIFY_BATCH_TASK, bind=True, autoretry_for=(OperationalError,
           DatabaseUnavailable), retry_backoff=2, retry_backoff_max=60, max_retries=8)
 def classify_batch(self, job_id: int, batch_index: int, uris: list[str]) -> None:
-    from db import queries
+    from db import outbox, queries
     from db.session import session_scope
     from db.settings import get_settings
     from worker import classify
+    from worker.local import worker_identity
 
-    from db.tables import JOB_CANCELLED
-
-    worker_host = self.request.hostname or classify.default_worker_host()
+    worker_host = worker_identity(self.request.hostname)
     with session_scope() as session:  # committed before work starts: a crash still counts
-        if queries.job_status(session, job_id) == JOB_CANCELLED:
-            # Checked before each batch, so a cancel stops the work within one batch per
-            # worker process; rows already written stay. The message is acknowledged.
-            logger.info("job %s batch %s skipped: the job is cancelled", job_id, batch_index)
-            return
-        attempts = queries.count_attempt(session, job_id, batch_index)
+        status, written = outbox.batch_state(session, job_id, batch_index)
+        if status in outbox.ACTIVE_STATUSES and not written:
+            attempts = queries.count_attempt(session, job_id, batch_index)
+    if status not in outbox.ACTIVE_STATUSES:
+        logger.info("job %s is %s: batch %s skipped", job_id, status, batch_index)
+        return
+    if written:  # a copy sent again by the reconciler, or a redelivery: nothing to redo
+        with session_scope() as session:
+            if queries.all_batches_done(session, job_id):
+                complete_job(job_id)
+        return
     allowed = get_settings().task_max_retries + 1
     if attempts > allowed:
         # A batch that killed its worker on every attempt: give its images error rows and move
@@ -101,7 +105,7 @@ def _poison_test_hook(uris: list[str]) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-@app.task(name="happysad.finish_job", bind=True, autoretry_for=(OperationalError,
+@app.task(name=FINISH_JOB_TASK, bind=True, autoretry_for=(OperationalError,
           DatabaseUnavailable), retry_backoff=2, max_retries=8)
 def finish_job(self, job_id: int) -> None:
     """Used when the submitter sees the job complete (every batch done before it sealed it)."""

@@ -102,6 +102,7 @@ def print_job_summary(record: dict) -> None:
         [["source", record["source"]], ["model version", record["model_version"]],
          ["images", record["total"]], ["classified", record["classified"]],
          ["failed", record["failed"]], ["non-image files skipped", record["skipped_files"]]]
+        + ([["status reason", record["status_reason"]]] if record.get("status_reason") else [])
         + [[f"label {label}", count] for label, count in sorted(counts.items())]
         + [["seconds", f"{seconds:.1f}" if seconds else None], ["report", record["report"]]])
 

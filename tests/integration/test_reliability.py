@@ -66,10 +66,11 @@ def batch_attempts(job_id: int) -> dict[int, int]:
 
 
 def batches_written(job_id: int) -> dict[int, str]:
-    """Batch index -> the worker that wrote it."""
+    """Batch index -> the worker that wrote it (the outbox also holds batches not written)."""
     with session_scope() as session:
         return dict(session.execute(select(JobBatch.batch_index, JobBatch.worker_host)
-                                    .where(JobBatch.job_id == job_id)).all())
+                                    .where(JobBatch.job_id == job_id,
+                                           JobBatch.finished_at.is_not(None))).all())
 
 
 def in_flight_batches(job_id: int) -> set[int]:

@@ -56,7 +56,8 @@ def test_user_mistakes_get_one_line_errors(tmp_path, sample_folder):
     assert_one_line_error(result, "cannot reach the database")
     assert "hunter2" not in result.stderr
     env = dict(os.environ, HAPPYSAD_BATCH_SIZE="lots")
-    assert_one_line_error(happysad("jobs", env=env, check=False), "HAPPYSAD_ setting")
+    assert_one_line_error(happysad("jobs", env=env, check=False),
+                          "invalid HAPPYSAD_BATCH_SIZE='lots'")
 
 
 def test_sample_data_says_it_is_synthetic(tmp_path):

@@ -1,0 +1,56 @@
+"""`happysad jobs resume N` and `happysad jobs retry N --failed`: a job whose listing stopped
+goes on, and the failed images of a finished job get a new attempt."""
+
+from typing import Annotated
+
+import typer
+
+from happysad import output
+from happysad.commands.jobs import jobs_app
+from happysad.output import JsonOption
+
+
+@jobs_app.command("resume")
+def jobs_resume(job: Annotated[int, typer.Argument(help="Job id.")],
+                json_output: JsonOption = False) -> None:
+    """Go on with a job whose submitter died: list its source again, send what is not recorded
+    yet, and send its unwritten batches again."""
+    from scheduler.submit import check_broker
+    from worker.celery_app import sender_app
+    from worker.local import worker_identity
+    from worker.resume import resume_job
+
+    app = sender_app()
+    check_broker(app)
+    resumed = resume_job(app, job, f"resumed by `happysad jobs resume` ({worker_identity('cli')})")
+    record = vars(resumed)
+    if json_output:
+        output.print_json(record)
+        return
+    listed = (f"listed again: {resumed.new_images} new images in {resumed.new_batches} batches "
+              f"({resumed.already_recorded} were recorded before); " if resumed.listed_again
+              else "")
+    output.console.print(f"job {job} resumed: {listed}{resumed.resent_batches} unwritten "
+                         f"batches sent again; {resumed.total_images} images in all",
+                         highlight=False)
+
+
+@jobs_app.command("retry")
+def jobs_retry(job: Annotated[int, typer.Argument(help="Job id.")],
+               failed: Annotated[bool, typer.Option("--failed", help="Retry the images that got error rows.")] = False,
+               json_output: JsonOption = False) -> None:
+    """A new attempt for a done job's images that failed (e.g. after a model file came back)."""
+    if not failed:
+        output.fail("say what to retry: `happysad jobs retry JOB --failed`")
+    from scheduler.submit import check_broker
+    from worker.celery_app import sender_app
+    from worker.resume import retry_failed
+
+    app = sender_app()
+    check_broker(app)
+    retried = retry_failed(app, job)
+    if json_output:
+        output.print_json(vars(retried))
+        return
+    output.console.print(f"job {job}: {retried.images} failed images sent again in "
+                         f"{retried.batches} batches", highlight=False)

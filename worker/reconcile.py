@@ -1,0 +1,122 @@
+"""The reconciler: the job is the source of truth, not the queue.
+
+Every worker (a timer thread in its parent process) and beat run `reconcile_once` every
+HAPPYSAD_RECONCILE_INTERVAL seconds, one at a time by a lock. It sends again the batches that
+are neither written nor plausibly in flight (sent more than HAPPYSAD_RESEND_AFTER seconds ago,
+not started since, and nothing waiting in the labelling queue that could be them), finishes
+jobs whose every batch is written, and resumes listings whose submitter stopped more than
+HAPPYSAD_LISTING_DEADLINE seconds ago (or fails them, with the reason, if the source is gone).
+Writes are idempotent, so a batch sent twice is written once.
+"""
+
+import logging
+import threading
+from datetime import timedelta
+
+from db import outbox
+from db.locks import RECONCILE_LOCK, try_lock
+from db.session import session_scope
+from db.settings import get_settings
+from db.tables import utc_now
+from worker.celery_app import FINISH_JOB_TASK, LABELLING_QUEUE
+from worker.outbox import resend_batch
+
+logger = logging.getLogger(__name__)
+
+RESEND_PER_PASS = 1000  # bounds one pass; the next pass takes the rest
+
+
+def queued_messages(app) -> int:
+    """Messages waiting in the labelling queue (Redis lists or the queue folder's files)."""
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        return channel.queue_declare(queue=LABELLING_QUEUE, durable=True,
+                                     auto_delete=False).message_count
+
+
+_node_name: str | None = None  # the Celery node running this process's reconciler
+
+
+def reconcile_once(app) -> dict:
+    """One pass; returns what it did (for logs and tests)."""
+    settings = get_settings()
+    now = utc_now()
+    done = {"resent": 0, "finished": [], "resumed": [], "failed": []}
+    with try_lock(RECONCILE_LOCK) as held:
+        if not held:
+            return done
+        with session_scope() as session:
+            done["finished"] = outbox.complete_but_unfinished(session)
+            stalled = outbox.stalled_listings(
+                session, now - timedelta(seconds=settings.listing_deadline))
+        for job_id in done["finished"]:
+            app.send_task(FINISH_JOB_TASK, args=[job_id])
+        if queued_messages(app) == 0:
+            with session_scope() as session:
+                lost = outbox.batches_to_resend(
+                    session, now - timedelta(seconds=settings.resend_after), RESEND_PER_PASS)
+            for job_id, batch_index, uris in lost:
+                resend_batch(app, job_id, batch_index, uris)
+            done["resent"] = len(lost)
+            if lost:
+                logger.warning("reconciler: sent %s lost batches again (jobs %s)", len(lost),
+                               sorted({job_id for job_id, _, _ in lost}))
+    for job_id in stalled:  # outside the reconciler's lock: a listing can take a while
+        _resume_stalled(app, job_id, settings.listing_deadline, done)
+    return done
+
+
+def _resume_stalled(app, job_id: int, deadline: int, done: dict) -> None:
+    from worker.local import worker_identity
+    from worker.resume import ResumeError, resume_job
+
+    reason = (f"listing stopped for more than {deadline} s (its submitter died?): resumed "
+              f"automatically by {worker_identity(_node_name)}")
+    try:
+        resumed = resume_job(app, job_id, reason)
+    except ResumeError:
+        return  # someone is listing it after all, or it ended meanwhile
+    except Exception as error:  # the source is gone or unreadable: the job says so
+        why = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        with session_scope() as session:
+            outbox.fail_job(session, job_id, f"listing stopped (its submitter died?) and could "
+                            f"not be resumed: {why}")
+        logger.error("job %s: listing could not be resumed: %s", job_id, why)
+        done["failed"].append(job_id)
+        return
+    logger.warning("job %s: listing resumed (%s new images)", job_id, resumed.new_images)
+    done["resumed"].append(job_id)
+
+
+class Reconciler(threading.Thread):
+    """The timer thread: a pass every interval until stopped; a failed pass (broker or
+    database away) is logged and tried again next time."""
+
+    def __init__(self, app, interval: float):
+        super().__init__(name="happysad-reconciler", daemon=True)
+        self.app, self.interval = app, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                reconcile_once(self.app)
+            except Exception as error:
+                logger.warning("reconciler pass failed: %s", str(error).splitlines()[0]
+                               if str(error) else type(error).__name__)
+
+
+_thread: Reconciler | None = None
+
+
+def start_reconciler(app, node_name: str | None = None) -> None:
+    global _thread, _node_name
+    _node_name = node_name
+    if _thread is None or not _thread.is_alive():
+        _thread = Reconciler(app, get_settings().reconcile_interval)
+        _thread.start()
+
+
+def stop_reconciler() -> None:
+    if _thread is not None:
+        _thread.stopped.set()

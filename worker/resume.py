@@ -1,0 +1,112 @@
+"""Resume a job whose listing stopped (its submitter was killed, its disk filled): list the
+source again and send only what is not yet recorded, then send again any recorded batch that
+is still unwritten. `happysad jobs resume N` and the reconciler (after
+HAPPYSAD_LISTING_DEADLINE) both call `resume_job`."""
+
+from dataclasses import dataclass
+
+from db import outbox, queries
+from db.locks import job_listing_lock, try_lock
+from db.session import session_scope
+from db.tables import utc_now
+from trainer.storage import StorageError, open_storage
+from worker.celery_app import CLASSIFY_BATCH_TASK
+from worker.listing import iter_batches
+from worker.outbox import resend_batch, seal_and_maybe_finish, send_batches
+
+
+class ResumeError(ValueError):
+    """A job that cannot be resumed; the message says why."""
+
+
+@dataclass
+class Resumed:
+    job_id: int
+    listed_again: bool
+    new_images: int
+    new_batches: int
+    already_recorded: int  # images recorded before the resume
+    resent_batches: int
+    total_images: int | None
+
+
+def resume_job(app, job_id: int, reason: str) -> Resumed:
+    """`reason` is recorded on the job (who resumed it, and why)."""
+    started = utc_now()
+    with session_scope() as session:
+        job = queries.get_job(session, job_id)
+        status, source, batch_size = job.status, job.source, job.batch_size
+    if status not in outbox.ACTIVE_STATUSES:
+        raise ResumeError(f"job {job_id} is {status}: nothing to resume")
+    with try_lock(job_listing_lock(job_id)) as held:
+        if not held:
+            raise ResumeError(f"job {job_id} is being listed right now (by its submitter or "
+                              "another resume): nothing to do")
+        with session_scope() as session:
+            status = queries.get_job(session, job_id).status  # it may have changed meanwhile
+            outbox.note_listing(session, job_id, reason)
+        new_batches = new_images = recorded_images = 0
+        if status == "scanning":
+            new_batches, new_images, recorded_images = _list_again(app, job_id, source,
+                                                                   batch_size)
+        resent = resend_unwritten(app, job_id, started)
+    with session_scope() as session:
+        total = queries.get_job(session, job_id).total_images
+    return Resumed(job_id=job_id, listed_again=status == "scanning", new_images=new_images,
+                   new_batches=new_batches, already_recorded=recorded_images,
+                   resent_batches=resent, total_images=total)
+
+
+def _list_again(app, job_id: int, source: str, batch_size: int) -> tuple[int, int, int]:
+    storage = open_storage(source)
+    if not storage.exists():
+        raise StorageError(f"source not found: {source}")
+    with session_scope() as session:
+        # Held in memory while listing (~100 bytes a URI): a resume is rare, and correctness
+        # must not depend on the source listing in the same order twice.
+        recorded = set(outbox.iter_recorded_uris(session, job_id))
+        recorded_batches, recorded_images, next_index = outbox.recorded_totals(session, job_id)
+    skipped = [0]
+    batches = iter_batches(storage, batch_size, skipped, exclude=recorded)
+    new_batches, new_images = send_batches(app, job_id, batches, next_index)
+    seal_and_maybe_finish(app, job_id, recorded_images + new_images,
+                          recorded_batches + new_batches, skipped[0])
+    return new_batches, new_images, recorded_images
+
+
+def resend_unwritten(app, job_id: int, sent_before) -> int:
+    """Send again every unwritten batch of the job sent before `sent_before`."""
+    resent = 0
+    while True:
+        with session_scope() as session:
+            lost = outbox.batches_to_resend(session, sent_before, 500, job_id=job_id)
+        for _, batch_index, uris in lost:
+            resend_batch(app, job_id, batch_index, uris)
+        resent += len(lost)
+        if len(lost) < 500:
+            return resent
+
+
+@dataclass
+class Retried:
+    job_id: int
+    images: int
+    batches: int
+
+
+def retry_failed(app, job_id: int) -> Retried:
+    """A new attempt for the images of a finished job that got error rows (say, after a model
+    file came back): their rows are taken away and they are sent again as new batches."""
+    with session_scope() as session:
+        job = queries.get_job(session, job_id)
+        if job.status != "done":
+            raise ResumeError(f"job {job_id} is {job.status}: only a done job's failed images "
+                              "can be retried")
+        uris = outbox.failed_uris(session, job_id)
+        if not uris:
+            raise ResumeError(f"job {job_id} has no failed images")
+        batches = outbox.reopen_for_retry(session, job_id, uris, job.batch_size,
+                                          f"retrying {len(uris)} failed images")
+    for batch_index, batch in batches:  # recorded and committed first: a lost send is resent
+        app.send_task(CLASSIFY_BATCH_TASK, args=[job_id, batch_index, batch])
+    return Retried(job_id=job_id, images=len(uris), batches=len(batches))

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from db import outbox, queries
 from db.session import session_scope
 from db.tables import JOB_ACTIVE
-from worker.celery_app import CLASSIFY_BATCH_TASK, FINISH_JOB_TASK
+from worker.celery_app import CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, LABELLING_QUEUE
 
 
 def send_batch(app, job_id: int, batch_index: int, uris: list[str]) -> None:
@@ -51,3 +51,12 @@ def seal_and_maybe_finish(app, job_id: int, total_images: int, batches_total: in
         complete = queries.seal_job(session, job_id, total_images, batches_total, skipped_files)
     if complete:
         app.send_task(FINISH_JOB_TASK, args=[job_id])
+
+
+def queued_messages(app) -> int:
+    """Messages waiting in the labelling queue (Redis lists or the queue folder's files):
+    while any wait, an unwritten batch may be one of them and is not sent again."""
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        return channel.queue_declare(queue=LABELLING_QUEUE, durable=True,
+                                     auto_delete=False).message_count

@@ -18,20 +18,12 @@ from db.locks import RECONCILE_LOCK, try_lock
 from db.session import session_scope
 from db.settings import get_settings
 from db.tables import utc_now
-from worker.celery_app import FINISH_JOB_TASK, LABELLING_QUEUE
-from worker.outbox import resend_batch
+from worker.celery_app import FINISH_JOB_TASK
+from worker.outbox import queued_messages, resend_batch
 
 logger = logging.getLogger(__name__)
 
 RESEND_PER_PASS = 1000  # bounds one pass; the next pass takes the rest
-
-
-def queued_messages(app) -> int:
-    """Messages waiting in the labelling queue (Redis lists or the queue folder's files)."""
-    with app.connection_for_read() as connection:
-        channel = connection.default_channel
-        return channel.queue_declare(queue=LABELLING_QUEUE, durable=True,
-                                     auto_delete=False).message_count
 
 
 _node_name: str | None = None  # the Celery node running this process's reconciler

@@ -12,7 +12,7 @@ from db.tables import utc_now
 from trainer.storage import StorageError, open_storage
 from worker.celery_app import CLASSIFY_BATCH_TASK
 from worker.listing import iter_batches
-from worker.outbox import resend_batch, seal_and_maybe_finish, send_batches
+from worker.outbox import queued_messages, resend_batch, seal_and_maybe_finish, send_batches
 
 
 class ResumeError(ValueError):
@@ -75,7 +75,10 @@ def _list_again(app, job_id: int, source: str, batch_size: int) -> tuple[int, in
 
 
 def resend_unwritten(app, job_id: int, sent_before) -> int:
-    """Send again every unwritten batch of the job sent before `sent_before`."""
+    """Send again every unwritten batch of the job sent before `sent_before`, unless messages
+    are waiting in the queue (they may be those batches; the reconciler looks again later)."""
+    if queued_messages(app):
+        return 0
     resent = 0
     while True:
         with session_scope() as session:

@@ -3,6 +3,7 @@ job that `happysad jobs resume N` finishes, sending only what was not yet record
 alone, a worker's reconciler resumes it after HAPPYSAD_LISTING_DEADLINE, or fails it with the
 reason when its source is gone."""
 
+import json
 import os
 import signal
 import subprocess
@@ -131,5 +132,5 @@ def test_a_killed_submitter_whose_source_is_gone_fails_with_the_reason(
         job = queries.get_job(session, job_id)
         assert job.status == "failed" and job.finished_at is not None
         assert "could not be resumed: source not found" in job.status_reason, job.status_reason
-    shown = happysad("jobs", "show", str(job_id))
-    assert "could not be resumed" in " ".join(shown.stdout.split())
+    shown = json.loads(happysad("jobs", "show", str(job_id), "--json").stdout)
+    assert shown["status"] == "failed" and "could not be resumed" in shown["status_reason"]

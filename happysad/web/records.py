@@ -22,7 +22,8 @@ def job_out(job: Job, session: Session | None = None,
     else:
         progress = (job.batches_done / job.batches_total) if job.batches_total else 0.0
     return schemas.JobOut(
-        job_id=job.id, status=job.status, source=job.source, model_version=job.model_version,
+        job_id=job.id, status=job.status, status_reason=job.status_reason, source=job.source,
+        model_version=job.model_version,
         total=job.total_images, batches_total=job.batches_total, batches_done=job.batches_done,
         progress=round(progress, 4), classified=counts.get("classified"),
         failed=counts.get("failed"), skipped_files=job.skipped_files,

@@ -34,7 +34,8 @@ class RetrainRequest(BaseModel):
 
 class JobOut(BaseModel):
     job_id: int
-    status: str = Field(description="scanning, running, done or cancelled")
+    status: str = Field(description="scanning, running, done, cancelled or failed")
+    status_reason: str | None = Field(None, description="Why a job was resumed or failed.")
     source: str
     model_version: int
     total: int | None

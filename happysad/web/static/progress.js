@@ -16,8 +16,8 @@
     status.className = "status status-" + job.status;
   }
 
-  function finished(status) {
-    return status === "done" || status === "cancelled";
+  function finished(status) {  // done, cancelled or failed: nothing more will be written
+    return status !== "scanning" && status !== "running";
   }
 
   function follow(element) {

@@ -27,7 +27,9 @@ def test_submit_watch_the_bar_filter_uncertain(live_server, browser_page, isolat
                                                start_worker, tmp_path):
     page = browser_page
     folder = isolated_env / "incoming"
-    write_sample_dataset(folder, per_class=40, image_size=48, seed=11, labelled=False)
+    # ~100 batches of two: seconds of work even on an idle machine, so the page's once-a-second
+    # poll sees the bar between 0 and 100.
+    write_sample_dataset(folder, per_class=100, image_size=48, seed=11, labelled=False)
     first = sorted(folder.glob("*.jpg"))[0]
     for name in HOSTILE_NAMES:
         shutil.copy(first, folder / name)
@@ -51,6 +53,7 @@ def test_submit_watch_the_bar_filter_uncertain(live_server, browser_page, isolat
             break
         time.sleep(0.2)
     assert seen[-1] == 100 and seen == sorted(seen), seen
+    assert any(0 < value < 100 for value in seen), seen  # it moved while the worker ran
     page.wait_for_selector(".progress .status-done")
 
     deadline = time.monotonic() + 120  # the report (summary plots) follows "done"
@@ -86,7 +89,9 @@ def test_submit_watch_the_bar_filter_uncertain(live_server, browser_page, isolat
     page.wait_for_function("[...document.querySelectorAll('.grid img')].slice(0, 12)"
                            ".every(image => image.complete && image.naturalWidth > 0)")
     screenshot = tmp_path / "web-job-page.jpg"
-    page.screenshot(path=str(screenshot), type="jpeg", quality=70)
+    # The top of the page down to the grid's first rows: summary, plots, review, thumbnails.
+    page.screenshot(path=str(screenshot), type="jpeg", quality=60, full_page=True,
+                    clip={"x": 0, "y": 0, "width": 1280, "height": 1800})
     assert screenshot.stat().st_size > 10_000
     if os.environ.get("HAPPYSAD_TEST_SCREENSHOT_TO"):  # how docs/web-job-page.jpg is made
         shutil.copy(screenshot, os.environ["HAPPYSAD_TEST_SCREENSHOT_TO"])

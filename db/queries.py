@@ -9,7 +9,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from db.tables import JOB_CANCELLED, JOB_DONE, JOB_FINISHED, JOB_RUNNING, JOB_SCANNING
-from db.tables import BatchAttempt, Job, JobBatch, ModelVersion, Prediction, Promotion, RetrainRun, utc_now
+from db.tables import BatchAttempt, Job, JobBatch, ModelVersion, ModelVersionClaim, Prediction
+from db.tables import Promotion, RetrainRun, utc_now
 
 
 class NotFound(LookupError):
@@ -31,6 +32,18 @@ def _insert(session: Session, table):
 
 
 # --- model versions -----------------------------------------------------------------------
+
+def claim_model_version(session: Session, claimed_by: str) -> int | None:
+    """Take the next version number for a new model (None if another trainer took it first:
+    try again). Commit before writing the version's files; a number is never given twice."""
+    latest = max(session.scalar(select(func.max(ModelVersionClaim.version))) or 0,
+                 session.scalar(select(func.max(ModelVersion.version))) or 0)
+    return session.execute(
+        _insert(session, ModelVersionClaim)
+        .values(version=latest + 1, claimed_at=utc_now(), claimed_by=claimed_by)
+        .on_conflict_do_nothing().returning(ModelVersionClaim.version)
+    ).scalar()
+
 
 def next_model_version(session: Session) -> int:
     return (session.scalar(select(func.max(ModelVersion.version))) or 0) + 1

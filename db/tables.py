@@ -47,6 +47,17 @@ class ModelVersion(Base):
     )
 
 
+class ModelVersionClaim(Base):
+    """A version number taken (and committed) before any of its files is written, so two
+    trainers running at once never write into the same version's folder."""
+
+    __tablename__ = "model_version_claims"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    claimed_at: Mapped[datetime] = mapped_column(default=utc_now)
+    claimed_by: Mapped[str] = mapped_column(String(255))
+
+
 class Promotion(Base):
     """Every change of the production version: automatic, manual, or a rollback."""
 

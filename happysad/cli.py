@@ -39,10 +39,26 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from trainer.dataset import DatasetError
     from trainer.model_store import ModelLoadError
     from trainer.storage import StorageError
+    from happysad.local_workers import WorkersGone
+    from worker.queue_files import QueueWriteError
     from worker.resume import ResumeError
 
     return (NotFound, DatabaseUnavailable, BrokerUnavailable, SubmitError, DatasetError,
-            ModelLoadError, StorageError, ResumeError, ValidationError, ValueError, TimeoutError)
+            ModelLoadError, StorageError, ResumeError, QueueWriteError, WorkersGone,
+            ValidationError, ValueError, TimeoutError)
+
+
+def _disk_full(error: BaseException) -> str | None:
+    """One line for a full disk, wherever it struck (a file, SQLite, the queue folder)."""
+    import errno
+
+    text = str(error)
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return f"no space left on device writing {error.filename or 'a file'}: free some space"
+    if "database or disk is full" in text or "No space left on device" in text:
+        first = text.strip().splitlines()[0]
+        return f"no space left on device ({first}): free some space and run it again"
+    return None
 
 
 def main() -> None:
@@ -54,6 +70,8 @@ def main() -> None:
     except KeyboardInterrupt:
         output.fail("interrupted", code=130)
     except Exception as error:
+        if not os.environ.get("HAPPYSAD_DEBUG") and (full := _disk_full(error)):
+            output.fail(full)
         if os.environ.get("HAPPYSAD_DEBUG") or not isinstance(error, _user_errors()):
             raise
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

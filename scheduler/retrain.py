@@ -20,7 +20,9 @@ def request_retrain(force: bool = False) -> str:
     return slot
 
 
-def wait_for_run(slot: str, timeout: float | None = None, poll: float = 1.0) -> RetrainRun:
+def wait_for_run(slot: str, timeout: float | None = None, poll: float = 1.0,
+                 check_workers=None) -> RetrainRun:
+    """The slot's run once it ended; `check_workers()` raises if nobody is left to run it."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         with session_scope() as session:
@@ -29,4 +31,6 @@ def wait_for_run(slot: str, timeout: float | None = None, poll: float = 1.0) -> 
                 return run
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"retrain {slot} did not finish within {timeout:.0f}s")
+        if check_workers is not None:
+            check_workers()
         time.sleep(poll)

@@ -7,11 +7,12 @@ written; exactly one is production.
 
 import hashlib
 import json
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import queries
@@ -107,34 +108,41 @@ def promotion_decision(session: Session, result: TrainingResult, promote: str) -
 
 
 def register(result: TrainingResult, promote: str = "auto") -> Registration:
-    """Store the model files and the row in one step; decide promotion; retry on a race."""
+    """Claim a version number, write its files, then its row; decide promotion. Two trainers
+    at once get two numbers: neither writes into the other's folder."""
     if promote not in PROMOTE_CHOICES:
         raise ValueError(f"--promote must be one of {', '.join(PROMOTE_CHOICES)}")
     model_bytes = _model_bytes(result.model)
     store = get_settings().effective_model_store
-    for _attempt in range(5):
-        try:
-            with session_scope() as session:
-                version = queries.next_model_version(session)
-                path = _write_version_files(store, version, result, model_bytes)
-                session.add(ModelVersion(
-                    version=version, path=path, model_sha256=hashlib.sha256(model_bytes).hexdigest(),
-                    architecture=result.params.architecture,
-                    class_names=result.data.class_names, image_size=result.params.image_size,
-                    preprocessing_version=PREPROCESSING_VERSION,
-                    dataset_source=result.data.source,
-                    dataset_fingerprint=result.data.fingerprint,
-                    metrics=result.metrics, params=result.params_record(), is_production=False,
-                ))
-                session.flush()
-                promoted, reason = promotion_decision(session, result, promote)
-                if promoted:
-                    queries.set_production(session, version, "auto" if promote == "auto"
-                                           else "manual", reason)
-            return Registration(version=version, path=path, promoted=promoted, reason=reason)
-        except IntegrityError:
-            continue  # another trainer took this version number: take the next one
-    raise RuntimeError("could not allocate a model version number after 5 attempts")
+    version = claim_version()
+    path = _write_version_files(store, version, result, model_bytes)  # the folder is ours
+    with session_scope() as session:
+        session.add(ModelVersion(
+            version=version, path=path, model_sha256=hashlib.sha256(model_bytes).hexdigest(),
+            architecture=result.params.architecture,
+            class_names=result.data.class_names, image_size=result.params.image_size,
+            preprocessing_version=PREPROCESSING_VERSION,
+            dataset_source=result.data.source,
+            dataset_fingerprint=result.data.fingerprint,
+            metrics=result.metrics, params=result.params_record(), is_production=False,
+        ))
+        session.flush()
+        promoted, reason = promotion_decision(session, result, promote)
+        if promoted:
+            queries.set_production(session, version, "auto" if promote == "auto"
+                                   else "manual", reason)
+    return Registration(version=version, path=path, promoted=promoted, reason=reason)
+
+
+def claim_version() -> int:
+    """A version number of this run's own, claimed in SQL before any file is written."""
+    claimed_by = f"{socket.gethostname()}:{os.getpid()}"
+    for _attempt in range(20):
+        with session_scope() as session:
+            version = queries.claim_model_version(session, claimed_by)
+        if version is not None:
+            return version
+    raise RuntimeError("could not claim a model version number after 20 attempts")
 
 
 def promote_version(version: int, reason: str = "manual promotion") -> int | None:

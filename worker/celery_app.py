@@ -46,6 +46,8 @@ def celery_config(settings: Settings) -> dict:
         os.makedirs(folder, exist_ok=True)
         config |= {
             "broker_url": "filesystem://",
+            # kombu's filesystem transport, written then renamed, with bad files moved aside.
+            "broker_transport": "worker.queue_files:Transport",
             "broker_transport_options": {"data_folder_in": folder, "data_folder_out": folder,
                                          "control_folder": os.path.join(folder, "control"),
                                          "polling_interval": 0.2},
@@ -116,8 +118,9 @@ def _before_fork(sender=None, **_kwargs) -> None:
 @worker_ready.connect
 def _start_reconciler(sender=None, **_kwargs) -> None:
     """In the worker's parent, once its pool runs: the reconciler's timer thread."""
-    from worker import reconcile
+    from worker import local, reconcile
 
+    local.register_worker(sorted(app.amqp.queues.consume_from))  # now with its queues
     reconcile.start_reconciler(app, getattr(sender, "hostname", None))
 
 

@@ -26,8 +26,14 @@ def _run_folder() -> Path:
     return folder
 
 
-def register_worker() -> None:
-    (_run_folder() / f"worker-{os.getpid()}.pid").write_text(str(os.getpid()))
+def register_worker(queues: list[str] | None = None) -> None:
+    """A pid file naming the queues this worker consumes (so `retrain --wait` beside a
+    labelling-only worker knows nobody trains). Best effort: a full disk must not stop it."""
+    try:
+        (_run_folder() / f"worker-{os.getpid()}.pid").write_text(
+            f"{os.getpid()}\n{','.join(queues or [])}")
+    except OSError:
+        pass
 
 
 def unregister_worker() -> None:
@@ -44,13 +50,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def running_workers() -> list[int]:
-    """Pids of live workers on this machine's queue folder; stale pid files are removed."""
+def running_workers(queue: str | None = None) -> list[int]:
+    """Pids of live workers on this machine's queue folder (consuming `queue`, if given);
+    stale pid files are removed."""
     pids = []
     for pid_file in _run_folder().glob("worker-*.pid"):
         try:
-            pid = int(pid_file.read_text())
+            pid_text, _, queues = pid_file.read_text().partition("\n")
+            pid = int(pid_text)
         except (ValueError, OSError):
+            continue
+        if queue is not None and queues and queue not in queues.split(","):
             continue
         if _alive(pid):
             pids.append(pid)

@@ -87,8 +87,8 @@ def run_demo(folder: Path | None = None) -> dict:
     version = _ensure_model(train_folder)
     output.console.print(f"3/4 submitting {incoming} for labelling with model v{version}")
     submission = submit_source(str(incoming), version)
-    with local_workers_for("labelling"):
-        record = wait_for_job(submission.job_id)
+    with local_workers_for("labelling") as watch:
+        record = wait_for_job(submission.job_id, check_workers=watch.check)
     output.console.print("4/4 done")
     print_job_summary(record)
     accuracy = _truth_accuracy(submission.job_id)

@@ -26,6 +26,7 @@ def submit_command(
     model: Annotated[int | None, typer.Option(help="Model version (default: production).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per task (default: HAPPYSAD_BATCH_SIZE).")] = None,
     wait: Annotated[bool, typer.Option(help="Show progress until the job ends, then a summary.")] = False,
+    timeout: Annotated[float | None, typer.Option(help="With --wait: give up waiting after this many seconds (the job goes on).")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Submit a folder or bucket of images for labelling; prints the job id."""
@@ -44,15 +45,17 @@ def submit_command(
                                  + (f" ({submission.skipped_files} non-image files skipped)"
                                     if submission.skipped_files else ""), highlight=False)
         return
-    with local_workers_for("labelling"):
-        record = wait_for_job(submission.job_id, show_progress=not json_output)
+    with local_workers_for("labelling") as watch:
+        record = wait_for_job(submission.job_id, show_progress=not json_output,
+                              check_workers=watch.check, timeout=timeout)
     if json_output:
         output.print_json(record)
     else:
         print_job_summary(record)
 
 
-def wait_for_job(job_id: int, show_progress: bool = True, poll: float = 0.5) -> dict:
+def wait_for_job(job_id: int, show_progress: bool = True, poll: float = 0.5,
+                 check_workers=None, timeout: float | None = None) -> dict:
     """Poll the job's rows until it is done, with a progress bar (done, failed, rate, time left)."""
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
@@ -75,6 +78,11 @@ def wait_for_job(job_id: int, show_progress: bool = True, poll: float = 0.5) -> 
                             rate=done / elapsed)
             if record["status"] in JOB_FINISHED:
                 break
+            if check_workers is not None:
+                check_workers()  # the local workers it waits on are gone: say so, stop waiting
+            if timeout and time.monotonic() - started > timeout:
+                raise TimeoutError(f"job {job_id} did not end within {timeout:.0f} s (it goes "
+                                   f"on: `happysad jobs show {job_id}`)")
             time.sleep(poll)
     return _wait_for_report(job_id) if record["status"] == "done" else record
 

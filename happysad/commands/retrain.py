@@ -16,6 +16,7 @@ retrain_app = typer.Typer(help="Retrain now, and the record of retrain runs.",
 def retrain(ctx: typer.Context,
             force: Annotated[bool, typer.Option(help="Train even if the data has not changed.")] = False,
             wait: Annotated[bool, typer.Option(help="Wait for the run and print its outcome.")] = False,
+            timeout: Annotated[float | None, typer.Option(help="With --wait: give up waiting after this many seconds.")] = None,
             json_output: JsonOption = False) -> None:
     """Run the scheduled retrain now, on the training queue."""
     if ctx.invoked_subcommand:
@@ -27,8 +28,8 @@ def retrain(ctx: typer.Context,
     if not wait:
         output.console.print(f"retrain {slot} queued on the training queue")
         return
-    with local_workers_for("training"):
-        run = wait_for_run(slot)
+    with local_workers_for("training") as watch:
+        run = wait_for_run(slot, timeout, check_workers=watch.check)
     record = _run_record(run)
     if json_output:
         output.print_json(record)

@@ -1,5 +1,6 @@
 """`happysad train` and `happysad sample-data`: make a model version, or data to try it on."""
 
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -8,6 +9,23 @@ import typer
 
 from happysad import output
 from happysad.output import JsonOption
+
+
+@contextlib.contextmanager
+def training_lock():
+    """Hold the training lock the scheduled retrain takes, waiting (and saying so) if held."""
+    from db.locks import RETRAIN_LOCK, held_lock
+    from db.session import get_engine
+
+    engine = get_engine()
+    with held_lock(engine, RETRAIN_LOCK, wait=False) as held:
+        if held:
+            yield
+            return
+    output.error_console.print("another training (a retrain or `happysad train`) is running: "
+                               "waiting for it to finish")
+    with held_lock(engine, RETRAIN_LOCK, wait=True):
+        yield
 
 
 def train(
@@ -34,9 +52,10 @@ def train(
                             image_size=image_size, batch_size=batch_size, seed=seed,
                             augment=augment).resolved()
     log_dir = get_settings().home / "tensorboard" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    with _epoch_progress(enabled=not json_output, total=params.epochs) as on_epoch:
-        result = run_training(source, params, log_dir=log_dir, on_epoch=on_epoch)
-    registration = register(result, promote=promote)
+    with training_lock():  # one training at a time: a scheduled retrain, or another train
+        with _epoch_progress(enabled=not json_output, total=params.epochs) as on_epoch:
+            result = run_training(source, params, log_dir=log_dir, on_epoch=on_epoch)
+        registration = register(result, promote=promote)
     payload = {"version": registration.version, "metrics": result.metrics,
                "promoted": registration.promoted, "promotion_reason": registration.reason,
                "path": registration.path, "class_names": result.data.class_names,

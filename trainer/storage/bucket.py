@@ -47,11 +47,29 @@ class BucketStorage:
     def join(self, relative_path: str) -> str:
         return f"{self.root}/{relative_path}"
 
+    page_size = 1000  # keys per ListObjectsV2 call (S3's own maximum)
+
     def iter_files(self) -> Iterator[Listing]:
+        """Every object under the prefix, a page at a time in S3's own (key) order: memory
+        does not grow with the bucket (listing it all first, as s3fs's find does, would)."""
         if not self.exists():
             raise StorageError(f"source bucket prefix not found: {self.root}")
-        for key in sorted(self._fs.find(self._key_root)):
-            yield Listing(f"s3://{key}")
+        bucket, _, prefix = self._key_root.partition("/")
+        token = None
+        while True:
+            page = self._list_page(bucket, prefix.rstrip("/") + "/" if prefix else "", token)
+            for item in page.get("Contents", []):
+                if not item["Key"].endswith("/"):  # a "folder" placeholder object
+                    yield Listing(f"s3://{bucket}/{item['Key']}")
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+
+    def _list_page(self, bucket: str, prefix: str, token: str | None) -> dict:
+        kwargs = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": self.page_size}
+        if token:
+            kwargs["ContinuationToken"] = token
+        return self._fs.call_s3("list_objects_v2", **kwargs)
 
     def _checked(self, uri: str) -> str:
         key = uri.removeprefix("s3://")

@@ -1,0 +1,57 @@
+"""Workers on one host record who wrote each row, uniquely per process (they all recorded
+`celery@vm`); a bucket is listed page by page (it was listed whole and sorted in memory)."""
+
+import os
+import re
+import socket
+
+import pytest
+
+from tests.integration.test_reliability import assert_each_image_once, moto_bucket  # noqa: F401
+from tests.integration.test_reliability import write_images
+from trainer.storage import open_storage
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_workers_sharing_a_node_name_record_distinct_hosts(tmp_path, postgres, redis_url,
+                                                           registered_model, start_worker):
+    from scheduler.submit import submit_source
+
+    uris = write_images(tmp_path / "incoming", 48)
+    # Two `celery worker` processes on one machine with the same node name, as two
+    # `happysad worker` without --hostname get: celery@<host>.
+    workers = [start_worker("celery", concurrency=2), start_worker("celery", concurrency=1)]
+    for worker in workers:
+        worker.wait_ready()
+    children = {pid for worker in workers for pid in worker.children()}
+    rows = assert_each_image_once(submit_source(str(tmp_path / "incoming"), batch_size=2).job_id,
+                                  uris)
+    hosts = {row.worker_host for row in rows.values()}
+    node = f"celery@{socket.gethostname()}"
+    for host in hosts:
+        assert re.fullmatch(re.escape(node) + r":\d+", host), host
+        assert int(host.rsplit(":", 1)[1]) in children  # the process that wrote it
+    print(f"\nworker_host values: {sorted(hosts)}")
+
+
+def test_a_bucket_is_listed_page_by_page(moto_bucket):  # noqa: F811
+    for index in range(25):
+        moto_bucket.put_object(Bucket="photos", Key=f"incoming/{index:02d}.jpg", Body=b"x")
+    moto_bucket.put_object(Bucket="photos", Key="incoming-other/00.jpg", Body=b"x")
+    storage = open_storage("s3://photos/incoming")
+    storage.page_size = 10
+    pages = []
+    original = storage._list_page
+
+    def counting(*args):
+        pages.append(args)
+        return original(*args)
+
+    storage._list_page = counting
+    listing = storage.iter_files()
+    first = next(listing)
+    assert first.uri == "s3://photos/incoming/00.jpg" and len(pages) == 1  # one page so far
+    rest = [item.uri for item in listing]
+    assert [first.uri, *rest] == [f"s3://photos/incoming/{i:02d}.jpg" for i in range(25)]
+    assert len(pages) == 3  # 10 + 10 + 5, the sibling prefix not included

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trainer.model import ARCHITECTURES
+
 METRICS = ("accuracy", "precision", "recall")
 
 
@@ -114,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train", required=True, help="labelled folder to train on")
     parser.add_argument("--test", required=True, help="labelled folder never seen in training")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--architectures", nargs="+", default=["baseline", "improved"])
+    parser.add_argument("--architectures", nargs="+", default=["baseline", "improved"],
+                        choices=list(ARCHITECTURES))
     parser.add_argument("--epochs", type=int, default=None,
                         help="override every recipe's epochs (default: each recipe's own)")
     args = parser.parse_args(argv)

@@ -30,7 +30,7 @@ def lock_file(engine: Engine, lock: Lock) -> Path:
     database = engine.url.database
     if database and database != ":memory:":
         return Path(f"{database}.{lock.name}.lock")
-    return get_settings().home / "run" / f"{lock.name}.lock"
+    return get_settings().home_folder("run") / f"{lock.name}.lock"
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from db.queries import _insert
+from db.queries.dialect import dialect_insert
 from db.tables import JOB_ACTIVE, JOB_FAILED, JOB_RUNNING, JOB_SCANNING
 from db.tables import BatchAttempt, Job, JobBatch, Prediction, utc_now
 
@@ -23,7 +23,7 @@ def record_batch_to_send(session: Session, job_id: int, batch_index: int,
                          uris: list[str]) -> None:
     """Record a batch about to be sent (its send counted now: the commit comes first)."""
     session.execute(
-        _insert(session, JobBatch)
+        dialect_insert(session, JobBatch)
         .values(job_id=job_id, batch_index=batch_index, images=len(uris), uris=uris,
                 sent_at=utc_now(), sends=1, worker_host=None, finished_at=None)
         .on_conflict_do_nothing()

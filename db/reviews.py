@@ -8,13 +8,14 @@ from datetime import datetime
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
+from db.errors import InvalidInput
 from db.queries import NotFound, get_job, get_model_version, get_prediction
 from db.tables import Job, Prediction, Review, utc_now
 
 QUEUE_POOL_FACTOR = 4  # candidates per class, as a multiple of what is asked for
 
 
-class NotReviewable(ValueError):
+class NotReviewable(InvalidInput):
     """A review that cannot be recorded: an image the model could not read, an unknown class."""
 
 

@@ -13,13 +13,14 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.errors import Unavailable
 from db.locks import MIGRATION_LOCK, held_lock
 from db.settings import get_settings, mask_url
 
 _engines: dict[tuple[int, str], Engine] = {}
 
 
-class DatabaseUnavailable(RuntimeError):
+class DatabaseUnavailable(Unavailable):
     """The configured database cannot be reached or opened."""
 
 

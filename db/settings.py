@@ -6,11 +6,38 @@ forks gets its own copy and tests can change the environment between cases.
 
 import functools
 import os
+from enum import StrEnum
 from pathlib import Path
-from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from db.errors import SettingsError
+
+
+class InferenceEngine(StrEnum):
+    """How workers run a model (worker.engine): auto picks bf16 only where faster and equal."""
+
+    AUTO = "auto"
+    FP32 = "fp32"
+    BF16 = "bf16"
+
+
+# The layout of HAPPYSAD_HOME, named once: every module asks the settings for its folder.
+HOME_LAYOUT = {
+    "database": "happysad.db",  # SQLite, when HAPPYSAD_DATABASE_URL is not set
+    "models": "models",  # model versions, when HAPPYSAD_MODEL_STORE is not set
+    "jobs": "jobs",  # job reports, when HAPPYSAD_REPORT_STORE is not set
+    "queue": "queue",  # the embedded queue (kombu's filesystem transport)
+    "run": "run",  # pid files of local workers, lock files, beat's schedule
+    "cache": "cache",  # local copies of model files kept in a bucket
+    "tensorboard": "tensorboard",  # training logs
+    "logs": "logs",  # logs of workers started for a command
+    "demo": "demo",  # `happysad demo`'s images
+}
+
+# Larger images are refused from their header, before any pixel is decoded (decompression bombs).
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 
 
 # Images per labelling task, at most: one message and one transaction per batch must stay small
@@ -36,8 +63,8 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=64, ge=1, le=MAX_BATCH_SIZE)
     worker_concurrency: int = Field(default=0, ge=0)
     inference_threads: int = Field(default=0, ge=0)
-    inference_engine: Literal["auto", "fp32", "bf16"] = "auto"
-    max_image_pixels: int = Field(default=50_000_000, ge=1)
+    inference_engine: InferenceEngine = InferenceEngine.AUTO
+    max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, ge=1)
     task_max_retries: int = Field(default=3, ge=0)
     visibility_timeout: int = Field(default=3600, ge=10)
     resend_after: int = Field(default=120, ge=1)
@@ -74,9 +101,13 @@ class Settings(BaseSettings):
             raise ValueError("needs five fields: minute hour day-of-month month day-of-week")
         return cron
 
+    def home_folder(self, name: str) -> Path:
+        """A folder of HAPPYSAD_HOME by its name in HOME_LAYOUT (not created here)."""
+        return self.home / HOME_LAYOUT[name]
+
     @property
     def effective_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'happysad.db'}"
+        return self.database_url or f"sqlite:///{self.home_folder('database')}"
 
     @property
     def embedded_broker(self) -> bool:
@@ -85,15 +116,15 @@ class Settings(BaseSettings):
 
     @property
     def effective_model_store(self) -> str:
-        return self.model_store or str(self.home / "models")
+        return self.model_store or str(self.home_folder("models"))
 
     @property
     def effective_report_store(self) -> str:
-        return self.report_store or str(self.home / "jobs")
+        return self.report_store or str(self.home_folder("jobs"))
 
     @property
     def queue_folder(self) -> Path:
-        return self.home / "queue"
+        return self.home_folder("queue")
 
     @property
     def allowed_source_roots(self) -> list[str]:
@@ -114,7 +145,13 @@ class Settings(BaseSettings):
 
 @functools.cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings, validated; a bad HAPPYSAD_* value is a SettingsError naming it."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsError("; ".join(
+            f"invalid HAPPYSAD_{'_'.join(map(str, item['loc'])).upper()}="
+            f"{item.get('input')!r}: {item['msg']}" for item in error.errors())) from None
 
 
 def reset_settings() -> None:

@@ -4,16 +4,35 @@ by the commands that train or classify in this process."""
 
 import os
 import sys
+from typing import Annotated
 
 import typer
 
+from db.errors import HappysadError
 from happysad import output
 from happysad.commands import db, demo, jobs, models, results, retrain, reviews, serve, services
 from happysad.commands import train
 from happysad.commands import recovery  # noqa: F401  (adds `jobs resume`, `jobs retry`)
 
 app = typer.Typer(help="Train, version and serve a happy/sad image classifier.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})  # subcommands too
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        output.say(f"happysad {version('happysad')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                               help="Print the version and exit.")] = False) -> None:
+    """Train, version and serve a happy/sad image classifier."""
+
+
 app.command("train")(train.train)
 app.add_typer(models.models_app, name="models")
 app.command("submit")(jobs.submit_command)
@@ -30,22 +49,23 @@ app.command("demo")(demo.demo)
 app.command("sample-data")(train.sample_data)
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from pydantic import ValidationError
+def main() -> None:
+    from trainer.tensorflow_startup import quiet_tensorflow_startup
 
-    from db.queries import NotFound
-    from db.session import DatabaseUnavailable
-    from scheduler.submit import BrokerUnavailable, SubmitError
-    from trainer.dataset import DatasetError
-    from trainer.model_store import ModelLoadError
-    from trainer.storage import StorageError
-    from happysad.local_workers import WorkersGone
-    from worker.queue_files import QueueWriteError
-    from worker.resume import ResumeError
-
-    return (NotFound, DatabaseUnavailable, BrokerUnavailable, SubmitError, DatasetError,
-            ModelLoadError, StorageError, ResumeError, QueueWriteError, WorkersGone,
-            ValidationError, ValueError, TimeoutError)
+    quiet_tensorflow_startup()
+    try:
+        app()
+    except KeyboardInterrupt:
+        output.fail("interrupted", code=130)
+    except HappysadError as error:  # the project's own: one line; anything else is a bug
+        if os.environ.get("HAPPYSAD_DEBUG"):
+            raise
+        lines = str(error).strip().splitlines()
+        output.fail(lines[0] if lines else type(error).__name__)
+    except Exception as error:  # a full disk is the machine's state, not a bug: one line too
+        if not os.environ.get("HAPPYSAD_DEBUG") and (full := _disk_full(error)):
+            output.fail(full)
+        raise
 
 
 def _disk_full(error: BaseException) -> str | None:
@@ -59,27 +79,6 @@ def _disk_full(error: BaseException) -> str | None:
         first = text.strip().splitlines()[0]
         return f"no space left on device ({first}): free some space and run it again"
     return None
-
-
-def main() -> None:
-    from trainer.tensorflow_startup import quiet_tensorflow_startup
-
-    quiet_tensorflow_startup()
-    try:
-        app()
-    except KeyboardInterrupt:
-        output.fail("interrupted", code=130)
-    except Exception as error:
-        if not os.environ.get("HAPPYSAD_DEBUG") and (full := _disk_full(error)):
-            output.fail(full)
-        if os.environ.get("HAPPYSAD_DEBUG") or not isinstance(error, _user_errors()):
-            raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if type(error).__name__ == "ValidationError":
-            message = "; ".join(
-                f"invalid HAPPYSAD_{'_'.join(map(str, item['loc'])).upper()}="
-                f"{item.get('input')!r}: {item['msg']}" for item in error.errors())
-        output.fail(message)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from db.errors import Unavailable
 from db.settings import get_settings
 from happysad import output
 
 
-class WorkersGone(RuntimeError):
+class WorkersGone(Unavailable):
     """Nobody is left to do the work a command waits for; the message says what to do."""
 
 
@@ -40,15 +41,16 @@ def local_workers_for(queues: str) -> Iterator[WorkerWatch]:
     """Start a worker on `queues` for the duration, if the queue is embedded and nobody
     consumes it; with a broker server, the operator's workers do the work."""
     from worker import local
+    from worker.celery_app import TRAINING_QUEUE
 
     settings = get_settings()
     if not settings.embedded_broker or local.running_workers(queues):
         yield WorkerWatch(queues)
         return
-    concurrency = 1 if queues == "training" else settings.concurrency()
-    log_path = settings.home / "logs" / "local-worker.log"
-    output.error_console.print(f"no worker running on {queues}: starting {concurrency} local "
-                               f"worker process(es) (log: {log_path})", highlight=False)
+    concurrency = 1 if queues == TRAINING_QUEUE else settings.concurrency()
+    log_path = settings.home_folder("logs") / "local-worker.log"
+    output.say(f"no worker running on {queues}: starting {concurrency} local worker "
+               f"process(es) (log: {log_path})", to_stderr=True)
     process = local.start_local_workers(concurrency, log_path, queues)
     try:
         yield WorkerWatch(queues, process, log_path)

@@ -3,40 +3,77 @@
 import json
 import sys
 from datetime import datetime
-
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 error_console = Console(stderr=True)
 
+# Said truthfully: a command about one thing prints an object, a list command an array.
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+JsonListOption = Annotated[bool, typer.Option(
+    "--json", help="Print a JSON array, one object per row.")]
 
 
-def _default(value):
+def json_default(value):
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
 
 
 def print_json(payload) -> None:
-    sys.stdout.write(json.dumps(payload, default=_default) + "\n")
+    sys.stdout.write(json.dumps(payload, default=json_default) + "\n")
+
+
+def plain(value) -> str:
+    """A value as a person reads it: no Python reprs (None, True, ['a', 'b'])."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, list | tuple):
+        return ", ".join(plain(item) for item in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={plain(item)}" for key, item in value.items())
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def print_table(title: str | None, columns: list[str], rows: list[list]) -> None:
+    """Cells are text, never Rich markup: a file named "[bold]x.jpg" shows as it is named."""
     table = Table(title=title)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*["" if cell is None else str(cell) for cell in row])
+        table.add_row(*[Text("" if cell is None else str(cell)) for cell in row])
     console.print(table)
 
 
+def say(message: str, to_stderr: bool = False) -> None:
+    """Print a line that may hold a user's paths or file names, literally (no markup)."""
+    (error_console if to_stderr else console).print(message, markup=False, highlight=False,
+                                                    soft_wrap=True)
+
+
+def headline_scores(metrics: dict, class_names: list[str]) -> str:
+    """The headline precision and recall, saying which class they are for (trainer.evaluate:
+    the second class with two, the macro average with more)."""
+    which = (f"for {class_names[1]!r}" if len(class_names) == 2
+             else f"macro average of {len(class_names)} classes")
+    return f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f} ({which})"
+
+
 def fail(message: str, code: int = 1):
-    error_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # The message often holds a user's path or file name: printed as written, never as markup.
+    error_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise SystemExit(code)
 
 

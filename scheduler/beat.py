@@ -12,9 +12,7 @@ slot claim holds even for a message that waits in the queue past the next fire t
 from celery.signals import beat_init, before_task_publish
 
 from db.settings import get_settings
-from worker.celery_app import TRAINING_QUEUE, app
-
-RETRAIN_TASK = "happysad.retrain"
+from worker.celery_app import RETRAIN_TASK, TRAINING_QUEUE, app
 
 # Beat wakes at least this often. redbeat renews its lock on every wake-up, so the lock's
 # timeout (redbeat_lock_timeout, 300 s) must be well above it, or a standby beat could take
@@ -74,6 +72,7 @@ def beat_command(loglevel: str = "INFO") -> list[str]:
     command = [sys.executable, "-m", "celery", "-A", "scheduler.beat_app", "beat",
                f"--loglevel={loglevel}"]
     if settings.embedded_broker:
-        (settings.home / "run").mkdir(parents=True, exist_ok=True)
-        command.append(f"--schedule={settings.home / 'run' / 'beat-schedule'}")
+        run_folder = settings.home_folder("run")
+        run_folder.mkdir(parents=True, exist_ok=True)
+        command.append(f"--schedule={run_folder / 'beat-schedule'}")
     return command

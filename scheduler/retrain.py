@@ -4,6 +4,7 @@ import time
 from datetime import UTC, datetime
 
 from db import queries
+from db.errors import WaitTimeout
 from db.session import session_scope
 from db.tables import RetrainRun
 
@@ -11,12 +12,12 @@ from db.tables import RetrainRun
 def request_retrain(force: bool = False) -> str:
     """Send a retrain for a slot of its own; returns the slot name to follow."""
     from scheduler.submit import check_broker
-    from worker.celery_app import TRAINING_QUEUE, sender_app
+    from worker.celery_app import RETRAIN_TASK, TRAINING_QUEUE, sender_app
 
     app = sender_app()
     check_broker(app)
     slot = f"manual-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%f')}"
-    app.send_task("happysad.retrain", kwargs={"slot": slot, "force": force}, queue=TRAINING_QUEUE)
+    app.send_task(RETRAIN_TASK, kwargs={"slot": slot, "force": force}, queue=TRAINING_QUEUE)
     return slot
 
 
@@ -30,7 +31,7 @@ def wait_for_run(slot: str, timeout: float | None = None, poll: float = 1.0,
             if run is not None and run.status != "running":
                 return run
         if deadline is not None and time.monotonic() > deadline:
-            raise TimeoutError(f"retrain {slot} did not finish within {timeout:.0f}s")
+            raise WaitTimeout(f"retrain {slot} did not finish within {timeout:.0f}s")
         if check_workers is not None:
             check_workers()
         time.sleep(poll)

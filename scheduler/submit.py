@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from db import queries
+from db.errors import InvalidInput, Unavailable
 from db.locks import job_listing_lock, try_lock
 from db.session import session_scope
 from db.settings import MAX_BATCH_SIZE, get_settings, mask_url
@@ -17,11 +18,11 @@ from worker.listing import iter_batches
 from worker.outbox import seal_and_maybe_finish, send_batches
 
 
-class SubmitError(ValueError):
+class SubmitError(InvalidInput):
     """A submission that cannot be made; the message says why."""
 
 
-class BrokerUnavailable(RuntimeError):
+class BrokerUnavailable(Unavailable):
     """The message broker cannot be reached."""
 
 

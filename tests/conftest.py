@@ -5,25 +5,17 @@ When CI=true, a service that cannot be reached fails the run instead of skipping
 """
 
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.processes import WorkerProcess
+from tests.helpers.services import unavailable
 
 POSTGRES_ADMIN_URL = os.environ.get("HAPPYSAD_TEST_POSTGRES_ADMIN",
                                     "postgresql://postgres@127.0.0.1:5432/postgres")
 POSTGRES_TEST_DB = os.environ.get("HAPPYSAD_TEST_POSTGRES_DB", "happysad_test")
 REDIS_TEST_URL = os.environ.get("HAPPYSAD_TEST_REDIS", "redis://127.0.0.1:6379/11")
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def unavailable(what: str, error: Exception):
-    message = f"{what} not reachable: {error}"
-    if IN_CI:
-        pytest.fail(message + " (CI=true: services are required)", pytrace=False)
-    pytest.skip(message)
 
 
 @pytest.fixture(autouse=True)
@@ -129,69 +121,6 @@ def registered_model(tiny_training) -> int:
     return register(tiny_training, promote="always").version
 
 
-def happysad(*args: str, env: dict | None = None, timeout: float = 600,
-             check: bool = True) -> subprocess.CompletedProcess:
-    """Run the real `happysad` command in a subprocess, as a user would."""
-    result = subprocess.run([sys.executable, "-m", "happysad.cli", *args], capture_output=True,
-                            text=True, timeout=timeout, env=env or dict(os.environ))
-    if check and result.returncode != 0:
-        raise AssertionError(f"happysad {' '.join(args)} failed ({result.returncode}):\n"
-                             f"{result.stdout}\n{result.stderr}")
-    return result
-
-
-class WorkerProcess:
-    """A real `celery -A worker.celery_app worker` in its own process group."""
-
-    def __init__(self, name: str, concurrency: int = 1, queues: str = "labelling",
-                 env: dict | None = None, log_dir: Path | None = None):
-        self.name = name
-        log_dir = log_dir or Path(os.environ["HAPPYSAD_HOME"]) / "logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_dir / f"{name}.log"
-        command = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-                   f"--hostname={name}@%h", f"--concurrency={concurrency}",
-                   f"--queues={queues}", "--loglevel=INFO", "--without-mingle",
-                   "--without-gossip"]
-        self.process = subprocess.Popen(command, stdout=open(self.log_path, "wb"),
-                                        stderr=subprocess.STDOUT, env=env or dict(os.environ),
-                                        start_new_session=True)
-
-    def children(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True,
-                             text=True).stdout
-        return [int(pid) for pid in out.split()]
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker {self.name} exited:\n{self.log_path.read_text()}")
-            if "ready." in self.log_path.read_text(errors="replace"):
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"worker {self.name} not ready:\n{self.log_path.read_text()}")
-
-    def stop(self, timeout: float = 30) -> None:
-        from worker.local import stop_local_workers
-
-        # The parent alone: a warm shutdown lets pool processes finish their batch.
-        stop_local_workers(self.process, timeout)
-
-
-def stop_process(process: subprocess.Popen, timeout: float = 30) -> None:
-    """SIGTERM to the process group, then SIGKILL if it lingers."""
-    import signal
-
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 @pytest.fixture
 def start_worker():
     """Start real worker processes; all are stopped at the end of the test."""
@@ -206,18 +135,3 @@ def start_worker():
     for worker in workers:
         worker.stop()
 
-
-def wait_for_job_done(job_id: int, timeout: float = 300) -> dict:
-    """Poll SQL until the job is done; returns its row as a dict."""
-    from db import queries
-    from db.session import session_scope
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with session_scope() as session:
-            job = queries.get_job(session, job_id)
-            if job.status == "done":
-                return {"status": job.status, "total": job.total_images,
-                        "report": job.report_path, **queries.job_counts(session, job_id)}
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} not done within {timeout}s")

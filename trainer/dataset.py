@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from db.errors import InvalidInput
+from db.settings import get_settings
 from trainer.images import ImageError, decode_image
 from trainer.storage import Storage, open_storage
 
@@ -17,7 +19,7 @@ MIN_IMAGES_PER_CLASS = 5
 SPLIT_FRACTIONS = (0.7, 0.2, 0.1)  # train, validation, test: the tutorial's proportions
 
 
-class DatasetError(ValueError):
+class DatasetError(InvalidInput):
     """A labelled source that cannot be trained on; the message says what to fix."""
 
 
@@ -95,6 +97,9 @@ def load_labelled_images(source: str, image_size: int, max_pixels: int | None = 
             + (f" ({class_names[0]})" if class_names else "")
         )
 
+    # The limit workers apply (HAPPYSAD_MAX_IMAGE_PIXELS): training refuses the same images.
+    pixel_limit = max_pixels or get_settings().max_image_pixels
+
     def read_and_decode(item: tuple[str, str]):
         uri, class_name = item
         try:
@@ -102,8 +107,7 @@ def load_labelled_images(source: str, image_size: int, max_pixels: int | None = 
         except OSError as error:
             return uri, class_name, None, None, f"cannot read: {error.strerror or error}"
         try:
-            kwargs = {"max_pixels": max_pixels} if max_pixels else {}
-            return uri, class_name, data, decode_image(data, image_size, **kwargs), None
+            return uri, class_name, data, decode_image(data, image_size, pixel_limit), None
         except ImageError as error:
             return uri, class_name, data, None, str(error)
 

@@ -7,13 +7,14 @@ import hashlib
 import os
 from pathlib import Path
 
+from db.errors import HappysadError
 from db.settings import get_settings
 from db.tables import ModelVersion
 from trainer.formats import PREPROCESSING_VERSION
 from trainer.storage import is_bucket_uri, open_storage
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(HappysadError):
     """A model file that is missing, corrupt, tampered with, or made for another pipeline."""
 
 
@@ -25,7 +26,7 @@ def local_model_path(row: ModelVersion) -> Path:
     """A local file for the version's model: itself, or a cached copy of the bucket object."""
     if not is_bucket_uri(row.path):
         return Path(row.path)
-    cached = get_settings().home / "cache" / version_folder(row.version) / "model.keras"
+    cached = get_settings().home_folder("cache") / version_folder(row.version) / "model.keras"
     if not cached.exists():
         storage = open_storage(row.path.rsplit("/", 2)[0])
         cached.parent.mkdir(parents=True, exist_ok=True)

@@ -12,23 +12,17 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from sqlalchemy.orm import Session
 
 from db import queries
 from db.session import session_scope
 from db.settings import get_settings
 from db.tables import ModelVersion
-from trainer.evaluate import classification_metrics
 from trainer.formats import PREPROCESSING_VERSION
-from trainer.images import decode_image
-from trainer.model_store import load_model, version_folder
+from trainer.model_store import version_folder
 from trainer.plots import confusion_matrix_plot, figure_png, history_curves, sample_grid
+from trainer.promotion import PromoteMode, promotion_decision
 from trainer.storage import open_storage
-from trainer.train import TrainingResult, predict_probabilities
-
-PROMOTE_CHOICES = ("auto", "always", "never")
-
+from trainer.train import TrainingResult
 
 @dataclass
 class Registration:
@@ -74,44 +68,10 @@ def _write_version_files(store: str, version: int, result: TrainingResult,
     return storage.write_bytes(f"{folder}/model.keras", model_bytes)
 
 
-def evaluate_version_on(row: ModelVersion, result: TrainingResult) -> dict:
-    """Score an existing version on the new run's test images, decoded at its own input size."""
-    model = load_model(row)
-    storage = open_storage(result.data.source)
-    test_uris = [result.data.uris[i] for i in result.split.test]
-    images = np.stack([decode_image(storage.read_bytes(uri), row.image_size) for uri in test_uris])
-    probabilities = predict_probabilities(model, images, len(row.class_names))
-    return classification_metrics(result.data.labels[result.split.test], probabilities,
-                                  row.class_names)
-
-
-def promotion_decision(session: Session, result: TrainingResult, promote: str) -> tuple[bool, str]:
-    """Champion against challenger, on the same held-out images."""
-    settings = get_settings()
-    metric, margin = settings.promotion_metric, settings.promotion_margin
-    production = queries.production_model_version(session)
-    if promote == "never":
-        return False, "promotion not requested (--promote never)"
-    if promote == "always":
-        return True, "promoted on request (--promote always)"
-    if production is None:
-        return True, "first model version: promoted"
-    if production.class_names != result.data.class_names:
-        return False, (f"not comparable with production v{production.version}: classes "
-                       f"{production.class_names} != {result.data.class_names}")
-    champion = evaluate_version_on(production, result)[metric]
-    challenger = result.metrics[metric]
-    verdict = challenger >= champion + margin
-    return verdict, (f"{metric} {challenger:.4f} vs production v{production.version} "
-                     f"{champion:.4f} on the same {len(result.split.test)} test images "
-                     f"(margin {margin:+.4f}): {'promoted' if verdict else 'kept production'}")
-
-
-def register(result: TrainingResult, promote: str = "auto") -> Registration:
+def register(result: TrainingResult, promote: str = PromoteMode.AUTO) -> Registration:
     """Claim a version number, write its files, then its row; decide promotion. Two trainers
     at once get two numbers: neither writes into the other's folder."""
-    if promote not in PROMOTE_CHOICES:
-        raise ValueError(f"--promote must be one of {', '.join(PROMOTE_CHOICES)}")
+    promote = PromoteMode(promote)  # a bad mode is a bug of the caller: the CLI offers these
     model_bytes = _model_bytes(result.model)
     store = get_settings().effective_model_store
     version = claim_version()
@@ -129,7 +89,7 @@ def register(result: TrainingResult, promote: str = "auto") -> Registration:
         session.flush()
         promoted, reason = promotion_decision(session, result, promote)
         if promoted:
-            queries.set_production(session, version, "auto" if promote == "auto"
+            queries.set_production(session, version, "auto" if promote == PromoteMode.AUTO
                                    else "manual", reason)
     return Registration(version=version, path=path, promoted=promoted, reason=reason)
 
@@ -143,11 +103,3 @@ def claim_version() -> int:
         if version is not None:
             return version
     raise RuntimeError("could not claim a model version number after 20 attempts")
-
-
-def promote_version(version: int, reason: str = "manual promotion") -> int | None:
-    """Make `version` production (the manual override, and the rollback). Returns the previous."""
-    with session_scope() as session:
-        production = queries.production_model_version(session)
-        kind = "rollback" if production and version < production.version else "manual"
-        return queries.set_production(session, version, kind, reason).previous_version

@@ -1,4 +1,5 @@
-"""Train one model on a labelled source: decode, split, fit with early stopping, evaluate."""
+"""Train one model on a labelled source: decode, split, fit (with the architecture's recipe:
+early stopping only where it asks for it), evaluate on the test split."""
 
 import math
 import time
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from db.errors import InvalidInput
 from trainer.dataset import LabelledImages, Split, load_labelled_images, stratified_split
 from trainer.evaluate import classification_metrics
 from trainer.model import ARCHITECTURES, DEFAULT_ARCHITECTURE, RECIPES, build_model
@@ -31,15 +33,15 @@ class TrainingParams:
 
     def resolved(self) -> "TrainingParams":
         if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.architecture!r}; "
+            raise InvalidInput(f"unknown architecture {self.architecture!r}; "
                              f"choose one of {', '.join(ARCHITECTURES)}")
         recipe = RECIPES[self.architecture]
         for name, value in (("epochs", self.epochs), ("image_size", self.image_size),
                             ("batch_size", self.batch_size)):
             if value is not None and value < 1:
-                raise ValueError(f"{name.replace('_', ' ')} must be at least 1, got {value}")
+                raise InvalidInput(f"{name.replace('_', ' ')} must be at least 1, got {value}")
         if self.image_size is not None and self.image_size < 16:
-            raise ValueError(f"image size must be at least 16 pixels, got {self.image_size}")
+            raise InvalidInput(f"image size must be at least 16 pixels, got {self.image_size}")
         return TrainingParams(
             architecture=self.architecture,
             epochs=self.epochs or recipe.epochs,

@@ -10,12 +10,16 @@ import os
 from celery import Celery
 from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
-from db.settings import Settings, get_settings, mask_url
+from db.settings import Settings, get_settings
 
-LABELLING_QUEUE = "labelling"
-TRAINING_QUEUE = "training"
+# Task and queue names, named once: senders (scheduler, CLI, beat) send by these names without
+# importing the tasks, so they never load TensorFlow.
 CLASSIFY_BATCH_TASK = "happysad.classify_batch"
 FINISH_JOB_TASK = "happysad.finish_job"
+RETRAIN_TASK = "happysad.retrain"
+LABELLING_QUEUE = "labelling"  # batches of a job: every worker
+TRAINING_QUEUE = "training"  # retrains: a worker with the memory and time to train
+ALL_QUEUES = f"{LABELLING_QUEUE},{TRAINING_QUEUE}"
 
 
 def celery_config(settings: Settings) -> dict:
@@ -29,11 +33,11 @@ def celery_config(settings: Settings) -> dict:
         "task_reject_on_worker_lost": True,
         # One batch waiting per process besides the one running, so a process never idles
         # between batches: with 1, the next batch is fetched only after the ack, and the file
-        # transport then polls up to polling_interval later (~20% idle at 64 images a batch).
+        # transport then polls up to polling_interval later, a gap measured as idle time.
         # Two is still little to hoard (https://docs.celeryq.dev/en/stable/userguide/optimizing.html#prefetch-limits).
         "worker_prefetch_multiplier": 2,
         "task_default_queue": LABELLING_QUEUE,
-        "task_routes": {"happysad.retrain": {"queue": TRAINING_QUEUE}},
+        "task_routes": {RETRAIN_TASK: {"queue": TRAINING_QUEUE}},
         "broker_connection_retry_on_startup": True,
         "task_publish_retry_policy": {"max_retries": 3, "interval_start": 0.5,
                                       "interval_step": 0.5},
@@ -141,8 +145,3 @@ def _in_child(**_kwargs) -> None:
     reset_settings()
     forget_inherited_engines()
 
-
-def broker_description() -> str:
-    settings = get_settings()
-    return "embedded (files under HAPPYSAD_HOME/queue)" if settings.embedded_broker \
-        else mask_url(settings.broker_url)

@@ -22,9 +22,9 @@ from worker.engine import load_engine
 from worker.local import worker_identity
 
 # Images per model call. Small enough that the rest of the batch decodes while a chunk is
-# classified, and that TensorFlow's activation memory (~8 MB an image for the tutorial's CNN
-# at 256 px) stays the same whatever HAPPYSAD_BATCH_SIZE is. The CNN runs about as fast per
-# image at 16 as at 64, and chunks of 16 beat 32 and one call of 64 timed side by side here.
+# classified, and that TensorFlow's activation memory (megabytes an image at 256 px) stays the
+# same whatever HAPPYSAD_BATCH_SIZE is. Chunks of 16 beat 32 and one call of 64 when timed side
+# by side (benchmarks/throughput).
 INFERENCE_CHUNK = 16
 
 

@@ -3,7 +3,7 @@
 "fp32" is the Keras model as one compiled graph (no `predict` loop). "bf16" is the same weights
 under Keras's mixed_bfloat16 policy (float32 output head), offered only on CPUs that do bfloat16
 in hardware (AMX or AVX512-BF16); elsewhere it is emulated and slower. Even so it must win a
-speed race: on a VM that hides AMX, AVX512-BF16 alone ran 0.55-0.76x fp32. TFLite is not a
+speed race: on a VM that hides AMX, AVX512-BF16 alone was slower than fp32. TFLite is not a
 candidate: `tf.lite.Interpreter` is deprecated in TensorFlow 2.21 in favour of LiteRT, a
 separate package.
 
@@ -19,19 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
+from db.settings import InferenceEngine
 from trainer.images import UNIT_SCALE
 from trainer.model import class_probabilities
 
 logger = logging.getLogger(__name__)
 
-ENGINE_CHOICES = ("auto", "fp32", "bf16")
+ENGINE_CHOICES = tuple(InferenceEngine)  # declared once, with the setting
 # Parity: the largest difference allowed in any class probability on any probe image. bfloat16
-# keeps 8 bits of mantissa; on the tutorial's CNN it moved probabilities by 0.0002-0.001.
+# keeps 8 bits of mantissa, which moves a probability by far less than this.
 PROBABILITY_TOLERANCE = 0.02
 PROBE_COUNT = 16  # also the timing batch: the worker calls the model on chunks of this size
 # A candidate chosen automatically must beat fp32 by this factor (the median over interleaved
 # timings), so noise on a busy machine does not pick it for no gain: with 1.05 and the best of
-# three, a bf16 that is 0.75x here was picked once under load. bf16 on AMX is ~1.5x.
+# three, a bf16 slower than fp32 was once picked under load; bf16 on AMX clears it easily.
 REQUIRED_SPEEDUP = 1.2
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 

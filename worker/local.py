@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from db.settings import get_settings
+from worker.celery_app import LABELLING_QUEUE
 
 
 def worker_identity(node_name: str | None = None) -> str:
@@ -21,7 +22,7 @@ def worker_identity(node_name: str | None = None) -> str:
 
 
 def _run_folder() -> Path:
-    folder = get_settings().home / "run"
+    folder = get_settings().home_folder("run")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -80,12 +81,12 @@ def worker_command(concurrency: int, queues: str | None = None, loglevel: str = 
 
 
 def start_local_workers(concurrency: int, log_path: Path,
-                        queues: str = "labelling") -> subprocess.Popen:
+                        queues: str = LABELLING_QUEUE) -> subprocess.Popen:
     """Start one worker (with `concurrency` processes) in the background, logging to a file."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "ab")
-    return subprocess.Popen(worker_command(concurrency, queues), stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log_path, "ab") as log:  # the worker writes through its own copy of the handle
+        return subprocess.Popen(worker_command(concurrency, queues), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop_local_workers(process: subprocess.Popen, timeout: float = 30) -> None:

@@ -20,10 +20,12 @@ from kombu.transport import filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
+from db.errors import Unavailable
+
 logger = logging.getLogger(__name__)
 
 
-class QueueWriteError(RuntimeError):
+class QueueWriteError(Unavailable):
     """A message that could not be written to the queue folder (a full disk, say). Not one of
     kombu's channel errors on purpose: kombu would close the channel and retry on it."""
 

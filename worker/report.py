@@ -4,7 +4,7 @@ Written under HAPPYSAD_HOME/jobs/JOB/ (or HAPPYSAD_REPORT_STORE, which may be a 
 Figures are pure matplotlib (Agg), built from the job's rows in SQL.
 """
 
-import html
+from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -113,12 +113,18 @@ def build_report(job_id: int) -> str:
                ("submitted", submitted), ("finished", finished),
                ("classified", totals["classified"]), ("failed", totals["failed"])]
     summary += [(f"label {name}", counts.get(name, 0)) for name in class_names]
-    table = "\n".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-                      for k, v in summary)
-    images = "\n".join(f'<h2>{html.escape(n.split(".")[0].replace("_", " "))}</h2>'
-                       f'<img src="{n}" alt="{n}">' for n in plots)
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>happysad job {job_id}"
-            f"</title><style>body{{font-family:sans-serif;margin:2em}}th{{text-align:left;"
-            f"padding-right:1em}}img{{max-width:100%}}</style></head><body>"
-            f"<h1>happysad job {job_id}</h1><table>{table}</table>{images}</body></html>")
+    page = report_page(job_id, summary,
+                       [(name, name.split(".")[0].replace("_", " ")) for name in plots])
     return store.write_bytes(f"{folder}/report.html", page.encode())
+
+
+def report_page(job_id: int, summary: list[tuple], plots: list[tuple[str, str]]) -> str:
+    """report.html from templates/report.html; autoescaped, so a source path or a class name
+    can never become markup in the page."""
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return environment.get_template("report.html").render(job_id=job_id, summary=summary,
+                                                          plots=plots)

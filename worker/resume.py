@@ -6,6 +6,7 @@ HAPPYSAD_LISTING_DEADLINE) both call `resume_job`."""
 from dataclasses import dataclass
 
 from db import outbox, queries
+from db.errors import InvalidInput
 from db.locks import job_listing_lock, try_lock
 from db.session import session_scope
 from db.tables import utc_now
@@ -15,7 +16,7 @@ from worker.listing import iter_batches
 from worker.outbox import queued_messages, resend_batch, seal_and_maybe_finish, send_batches
 
 
-class ResumeError(ValueError):
+class ResumeError(InvalidInput):
     """A job that cannot be resumed; the message says why."""
 
 

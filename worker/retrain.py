@@ -1,6 +1,6 @@
 """The scheduled retrain run, a worker's job: once per scheduled slot, at most one at a time,
 skipped when the data has not changed, gated on promotion by champion against challenger
-(trainer.registry.promotion_decision). The task in worker.tasks calls `run_retrain`.
+(trainer.promotion.promotion_decision). The task in worker.tasks calls `run_retrain`.
 
 Imports stay light (no NumPy, OpenCV or TensorFlow) because beat imports `cron_slot` from here.
 """
@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from db import queries
+from db.errors import InvalidInput
 from db.locks import RETRAIN_LOCK, held_lock
 from db.session import get_engine, session_scope
 from db.settings import get_settings
@@ -46,7 +47,7 @@ def previous_fire_time(cron: str, timezone: str, now: datetime | None = None) ->
                                      tzinfo=zone)
                 if candidate <= now:
                     return candidate
-    raise ValueError(f"cron expression {cron!r} never fires")
+    raise InvalidInput(f"HAPPYSAD_RETRAIN_CRON {cron!r} never fires")
 
 
 def cron_slot(cron: str, timezone: str, now: datetime | None = None) -> str:

@@ -5,13 +5,11 @@ on its first batch, never in the parent before the fork.
 """
 
 import logging
-import os
-import signal
 
 from sqlalchemy.exc import OperationalError
 
 from db.session import DatabaseUnavailable
-from worker.celery_app import CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, app
+from worker.celery_app import CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, RETRAIN_TASK, app
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +55,6 @@ def classify_batch(self, job_id: int, batch_index: int, uris: list[str]) -> None
         finished = record_batch_error(job_id, batch_index, uris, worker_host,
                                       f"batch abandoned: its worker died on all {allowed} attempts")
     else:
-        _poison_test_hook(uris)
         try:
             finished = classify.classify_batch(job_id, batch_index, uris, model_cache(),
                                                worker_host)
@@ -96,15 +93,6 @@ def record_batch_error(job_id: int, batch_index: int, uris: list[str], worker_ho
     return classify.write_batch(job_id, batch_index, rows, worker_host)
 
 
-def _poison_test_hook(uris: list[str]) -> None:
-    """TEST HOOK, unset in every deployment: a deterministic poison batch for
-    tests/integration/test_reliability.py. A batch holding a file whose name contains
-    HAPPYSAD_TEST_POISON_MARKER kills this worker process, as a native decoder crash would."""
-    marker = os.environ.get("HAPPYSAD_TEST_POISON_MARKER")
-    if marker and any(marker in uri.rsplit("/", 1)[-1] for uri in uris):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 @app.task(name=FINISH_JOB_TASK, bind=True, autoretry_for=(OperationalError,
           DatabaseUnavailable), retry_backoff=2, max_retries=8)
 def finish_job(self, job_id: int) -> None:
@@ -129,7 +117,7 @@ def complete_job(job_id: int) -> None:
         queries.set_report_path(session, job_id, path)
 
 
-@app.task(name="happysad.retrain", bind=True, autoretry_for=(OperationalError,
+@app.task(name=RETRAIN_TASK, bind=True, autoretry_for=(OperationalError,
           DatabaseUnavailable), retry_backoff=10, retry_backoff_max=300, max_retries=5)
 def retrain(self, slot: str | None = None, force: bool = False) -> None:
     """The scheduled retrain (beat names its slot) or a forced one (`happysad retrain`).

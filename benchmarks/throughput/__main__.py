@@ -20,6 +20,7 @@ from benchmarks.throughput.common import (
 )
 from benchmarks.throughput.end_to_end import end_to_end, submit_memory
 from benchmarks.throughput.training_input import training_input
+from db.settings import InferenceEngine
 
 
 def mode_envs(work: Path, postgres_admin: str, redis_url: str) -> tuple[dict, dict]:
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14",
                         help="a Redis db the run may empty")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, data)")
-    parser.add_argument("--engine", default="auto", choices=["auto", "fp32", "bf16"],
+    parser.add_argument("--engine", default="auto", choices=[engine.value for engine in InferenceEngine],
                         help="the inference engine of workers and ceilings (default: auto)")
     args = parser.parse_args(argv)
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"

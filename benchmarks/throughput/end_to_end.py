@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.throughput.common import rss_mb, use_env
+from worker.celery_app import LABELLING_QUEUE
 
 
 class Workers:
@@ -21,7 +22,7 @@ class Workers:
         from worker.local import worker_command
 
         self.log_path = log_path
-        command = worker_command(processes, "labelling", "INFO") + ["--without-mingle",
+        command = worker_command(processes, LABELLING_QUEUE, "INFO") + ["--without-mingle",
                                                                      "--without-gossip"]
         self.process = subprocess.Popen(command, stdout=open(log_path, "wb"),
                                         stderr=subprocess.STDOUT, env=env, cwd=log_path.parent,

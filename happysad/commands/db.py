@@ -14,5 +14,5 @@ def db_upgrade() -> None:
     from db.settings import get_settings, mask_url
 
     engine = get_engine()
-    output.console.print(f"database {mask_url(get_settings().effective_database_url)} at "
+    output.say(f"database {mask_url(get_settings().effective_database_url)} at "
                          f"revision {current_revision(engine)}")

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from happysad import output
+from worker.celery_app import LABELLING_QUEUE
 
 TRAIN_PER_CLASS = 100
 INCOMING_PER_CLASS = 50
@@ -23,11 +24,11 @@ def _ensure_data(folder: Path) -> tuple[Path, Path]:
 
     train, incoming = folder / "train", folder / "incoming"
     if not train.exists():
-        output.console.print(f"1/4 writing {2 * TRAIN_PER_CLASS} synthetic training images "
+        output.say(f"1/4 writing {2 * TRAIN_PER_CLASS} synthetic training images "
                              f"to {train}")
         write_sample_dataset(train, TRAIN_PER_CLASS, DEMO_IMAGE_SIZE, seed=0)
     else:
-        output.console.print(f"1/4 reusing training images in {train}")
+        output.say(f"1/4 reusing training images in {train}")
     if not incoming.exists():
         write_sample_dataset(incoming, INCOMING_PER_CLASS, DEMO_IMAGE_SIZE, seed=1,
                              labelled=False)
@@ -46,16 +47,16 @@ def _ensure_model(train_folder: Path) -> int:
     with session_scope() as session:
         production = queries.production_model_version(session)
         if production is not None and production.dataset_fingerprint == fingerprint:
-            output.console.print(f"2/4 reusing model v{production.version} (same training data)")
+            output.say(f"2/4 reusing model v{production.version} (same training data)")
             return production.version
     # The tutorial's recipe: it learns the drawn faces in about a minute. The default recipe
     # (`improved`) is regularised for a few hundred real photos, and its strong augmentation
-    # keeps it near chance on 140 drawings (measured: 50% on the demo's new images).
-    output.console.print("2/4 training a model, architecture baseline (a minute or two)...")
+    # kept it near chance on the demo's drawings when tried.
+    output.say("2/4 training a model, architecture baseline (a minute or two)...")
     result = train(str(train_folder), TrainingParams(architecture="baseline", seed=0),
-                   log_dir=get_settings().home / "tensorboard" / "demo")
+                   log_dir=get_settings().home_folder("tensorboard") / "demo")
     registration = register(result, promote="always")
-    output.console.print(f"    model v{registration.version}: test accuracy "
+    output.say(f"    model v{registration.version}: test accuracy "
                          f"{result.metrics['accuracy']:.3f} on {result.metrics['count']} images")
     return registration.version
 
@@ -82,24 +83,24 @@ def run_demo(folder: Path | None = None) -> dict:
     from scheduler.submit import submit_source
 
     settings = get_settings()
-    folder = (folder or settings.home / "demo").resolve()
+    folder = (folder or settings.home_folder("demo")).resolve()
     train_folder, incoming = _ensure_data(folder)
     version = _ensure_model(train_folder)
-    output.console.print(f"3/4 submitting {incoming} for labelling with model v{version}")
+    output.say(f"3/4 submitting {incoming} for labelling with model v{version}")
     submission = submit_source(str(incoming), version)
-    with local_workers_for("labelling") as watch:
+    with local_workers_for(LABELLING_QUEUE) as watch:
         record = wait_for_job(submission.job_id, check_workers=watch.check)
-    output.console.print("4/4 done")
+    output.say("4/4 done")
     print_job_summary(record)
     accuracy = _truth_accuracy(submission.job_id)
     with session_scope() as session:
         model_path = queries.get_model_version(session, version).path
-    output.console.print(
+    output.say(
         (f"accuracy against the known moods of the new images: {accuracy:.1%}\n"
          if accuracy is not None else "")
         + f"database: {mask_url(settings.effective_database_url)}\n"
         f"report:   {record['report']}\nmodel:    {model_path}\n"
-        f"try:      happysad results {submission.job_id} --limit 10", highlight=False)
+        f"try:      happysad results {submission.job_id} --limit 10")
     return record | {"truth_accuracy": accuracy}
 
 

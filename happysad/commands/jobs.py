@@ -6,7 +6,8 @@ from typing import Annotated
 import typer
 
 from happysad import output
-from happysad.output import JsonOption
+from happysad.output import JsonListOption, JsonOption
+from worker.celery_app import LABELLING_QUEUE
 
 jobs_app = typer.Typer(help="Batch-labelling jobs: `happysad jobs` lists, `jobs show JOB` details.",
                        invoke_without_command=True)
@@ -25,7 +26,7 @@ def submit_command(
     source: Annotated[str, typer.Argument(help="Folder, file:// or s3://bucket/prefix of images.")],
     model: Annotated[int | None, typer.Option(help="Model version (default: production).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per task (default: HAPPYSAD_BATCH_SIZE).")] = None,
-    wait: Annotated[bool, typer.Option(help="Show progress until the job ends, then a summary.")] = False,
+    wait: Annotated[bool, typer.Option(help="Wait for the job (starting local workers on the embedded queue), with progress on stderr, then a summary.")] = False,
     timeout: Annotated[float | None, typer.Option(help="With --wait: give up waiting after this many seconds (the job goes on).")] = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -39,13 +40,12 @@ def submit_command(
         if json_output:
             output.print_json(record)
         else:
-            output.console.print(f"job {submission.job_id}: {submission.total_images} images in "
-                                 f"{submission.batches} batches queued for model "
-                                 f"v{submission.model_version}"
-                                 + (f" ({submission.skipped_files} non-image files skipped)"
-                                    if submission.skipped_files else ""), highlight=False)
+            output.say(f"job {submission.job_id}: {submission.total_images} images in "
+                       f"{submission.batches} batches queued for model v{submission.model_version}"
+                       + (f" ({submission.skipped_files} non-image files skipped)"
+                          if submission.skipped_files else ""))
         return
-    with local_workers_for("labelling") as watch:
+    with local_workers_for(LABELLING_QUEUE) as watch:
         record = wait_for_job(submission.job_id, show_progress=not json_output,
                               check_workers=watch.check, timeout=timeout)
     if json_output:
@@ -56,33 +56,24 @@ def submit_command(
 
 def wait_for_job(job_id: int, show_progress: bool = True, poll: float = 0.5,
                  check_workers=None, timeout: float | None = None) -> dict:
-    """Poll the job's rows until it is done, with a progress bar (done, failed, rate, time left)."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-
+    """Poll the job's rows until it is done, showing progress (happysad.progress) on stderr."""
+    from db.errors import WaitTimeout
     from db.tables import JOB_FINISHED
+    from happysad.progress import JobProgress
 
-    progress = Progress(TextColumn(f"job {job_id}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[failed]} failed"),
-                        TextColumn("{task.fields[rate]:.1f} img/s"), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=output.error_console,
-                        disable=not show_progress)
     started = time.monotonic()
-    with progress:
-        task = progress.add_task("", total=None, failed=0, rate=0.0)
+    with JobProgress(job_id, enabled=show_progress) as progress:
         while True:
             record = _job_record(job_id)
-            done = record["classified"] + record["failed"]
-            elapsed = max(time.monotonic() - started, 1e-6)
-            progress.update(task, total=record["total"], completed=done, failed=record["failed"],
-                            rate=done / elapsed)
-            if record["status"] in JOB_FINISHED:
+            finished = record["status"] in JOB_FINISHED
+            progress.update(record, finished)
+            if finished:
                 break
             if check_workers is not None:
                 check_workers()  # the local workers it waits on are gone: say so, stop waiting
             if timeout and time.monotonic() - started > timeout:
-                raise TimeoutError(f"job {job_id} did not end within {timeout:.0f} s (it goes "
-                                   f"on: `happysad jobs show {job_id}`)")
+                raise WaitTimeout(f"job {job_id} did not end within {timeout:.0f} s (it goes "
+                                  f"on: `happysad jobs show {job_id}`)")
             time.sleep(poll)
     return _wait_for_report(job_id) if record["status"] == "done" else record
 
@@ -116,7 +107,7 @@ def print_job_summary(record: dict) -> None:
 
 
 @jobs_app.callback()
-def jobs(ctx: typer.Context, json_output: JsonOption = False,
+def jobs(ctx: typer.Context, json_output: JsonListOption = False,
          limit: Annotated[int, typer.Option(help="How many recent jobs.")] = 50) -> None:
     """Recent jobs: status, progress, model version, times, report."""
     if ctx.invoked_subcommand:
@@ -163,6 +154,6 @@ def jobs_cancel(job: Annotated[int, typer.Argument(help="Job id.")],
     if json_output:
         output.print_json(record)
         return
-    output.console.print(f"job {job} cancelled: {record['classified'] + record['failed']} of "
-                         f"{record['total'] if record['total'] is not None else '?'} images "
-                         "have rows, its remaining batches are skipped", highlight=False)
+    output.say(f"job {job} cancelled: {record['classified'] + record['failed']} of "
+               f"{record['total'] if record['total'] is not None else '?'} images "
+               "have rows, its remaining batches are skipped")

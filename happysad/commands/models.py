@@ -5,13 +5,13 @@ from typing import Annotated
 import typer
 
 from happysad import output
-from happysad.output import JsonOption
+from happysad.output import JsonListOption, JsonOption
 
 models_app = typer.Typer(help="List, inspect and promote model versions.", no_args_is_help=True)
 
 
 @models_app.command("list")
-def models_list(json_output: JsonOption = False) -> None:
+def models_list(json_output: JsonListOption = False) -> None:
     """Every model version, oldest first."""
     from db import queries
     from db.session import session_scope
@@ -22,11 +22,17 @@ def models_list(json_output: JsonOption = False) -> None:
         output.print_json(rows)
         return
     output.print_table("model versions", ["version", "production", "created", "architecture",
-                                          "size", "accuracy", "precision", "recall"],
+                                          "size", "accuracy", "precision", "recall", "class"],
                        [[r["version"], "*" if r["production"] else "", r["created_at"]
                          .strftime("%Y-%m-%d %H:%M"), r["architecture"], r["image_size"],
                          f"{r['metrics']['accuracy']:.3f}", f"{r['metrics']['precision']:.3f}",
-                         f"{r['metrics']['recall']:.3f}"] for r in rows])
+                         f"{r['metrics']['recall']:.3f}", _headline_class(r["class_names"])]
+                        for r in rows])
+
+
+def _headline_class(class_names: list[str]) -> str:
+    """Which class the headline precision and recall are for (trainer.evaluate)."""
+    return class_names[1] if len(class_names) == 2 else "macro average"
 
 
 @models_app.command("show")
@@ -47,13 +53,17 @@ def models_show(version: Annotated[str, typer.Argument(help="A version number or
     if json_output:
         output.print_json(record)
         return
-    for key, value in record.items():
-        if key != "metrics":
-            output.console.print(f"[bold]{key}[/]: {value}", highlight=False)
+    from rich.text import Text
+
     metrics = record["metrics"]
-    output.console.print(f"[bold]metrics[/]: accuracy {metrics['accuracy']:.3f}, precision "
-                         f"{metrics['precision']:.3f}, recall {metrics['recall']:.3f}, "
-                         f"confusion matrix {metrics['confusion_matrix']}")
+    lines = [(key, output.plain(value)) for key, value in record.items() if key != "metrics"]
+    lines.append(("metrics", f"accuracy {metrics['accuracy']:.3f}, "
+                             f"{output.headline_scores(metrics, record['class_names'])}"))
+    lines.append(("confusion matrix", "; ".join(
+        f"true {name}: " + " ".join(str(count) for count in counts)
+        for name, counts in zip(record["class_names"], metrics["confusion_matrix"]))))
+    for key, value in lines:  # values as text: a path is never read as markup
+        output.console.print(Text.assemble((key, "bold"), ": ", value), highlight=False)
 
 
 def _version_number(text: str) -> int:
@@ -67,7 +77,7 @@ def _version_number(text: str) -> int:
 def models_promote(version: Annotated[str, typer.Argument(help="The version to make production.")],
                    reason: Annotated[str, typer.Option(help="Recorded in the history.")] = "manual promotion") -> None:
     """Make a version production: the manual override, and the rollback."""
-    from trainer.registry import promote_version
+    from trainer.promotion import promote_version
 
     number = _version_number(version)
     previous = promote_version(number, reason)
@@ -76,7 +86,7 @@ def models_promote(version: Annotated[str, typer.Argument(help="The version to m
 
 
 @models_app.command("history")
-def models_history(json_output: JsonOption = False) -> None:
+def models_history(json_output: JsonListOption = False) -> None:
     """Every promotion and rollback, with time and reason."""
     from db import queries
     from db.session import session_scope

@@ -30,9 +30,8 @@ def jobs_resume(job: Annotated[int, typer.Argument(help="Job id.")],
     listed = (f"listed again: {resumed.new_images} new images in {resumed.new_batches} batches "
               f"({resumed.already_recorded} were recorded before); " if resumed.listed_again
               else "")
-    output.console.print(f"job {job} resumed: {listed}{resumed.resent_batches} unwritten "
-                         f"batches sent again; {resumed.total_images} images in all",
-                         highlight=False)
+    output.say(f"job {job} resumed: {listed}{resumed.resent_batches} unwritten "
+               f"batches sent again; {resumed.total_images} images in all")
 
 
 @jobs_app.command("retry")
@@ -52,5 +51,5 @@ def jobs_retry(job: Annotated[int, typer.Argument(help="Job id.")],
     if json_output:
         output.print_json(vars(retried))
         return
-    output.console.print(f"job {job}: {retried.images} failed images sent again in "
-                         f"{retried.batches} batches", highlight=False)
+    output.say(f"job {job}: {retried.images} failed images sent again in "
+               f"{retried.batches} batches")

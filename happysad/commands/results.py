@@ -1,43 +1,70 @@
 """`happysad results` and `happysad report`: a job's predictions, and its report rebuilt."""
 
 import csv
+import json
 import sys
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 
+from db.queries import PredictionOrder
 from happysad import output
+
+
+class ResultsFormat(StrEnum):
+    TABLE = "table"
+    CSV = "csv"  # one p_<class> column per class of the job's model
+    JSON = "json"  # one JSON array, built in memory
+    JSONL = "jsonl"  # JSON Lines: one object per line, streamed (for large jobs)
+
+
+# Parquet is not offered: it would need pyarrow, a large binary dependency for one output
+# format; DuckDB, pandas and Polars read the JSON Lines and CSV written here.
 
 
 def results_command(
     job: Annotated[int, typer.Argument(help="Job id.")],
-    label: Annotated[str | None, typer.Option(help="Only this label.")] = None,
-    min_confidence: Annotated[float | None, typer.Option(help="Only predictions at least this sure.")] = None,
-    max_confidence: Annotated[float | None, typer.Option(help="Only predictions at most this sure.")] = None,
+    label: Annotated[str | None, typer.Option(help="Only this label (one of the job's classes).")] = None,
+    min_confidence: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Only predictions at least this sure, in [0, 1].")] = None,
+    max_confidence: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Only predictions at most this sure, in [0, 1].")] = None,
     errors: Annotated[bool, typer.Option("--errors", help="Only images that failed.")] = False,
-    format: Annotated[str, typer.Option(help="table, csv or json.")] = "table",
-    limit: Annotated[int | None, typer.Option(help="At most this many rows.")] = None,
+    sort: Annotated[PredictionOrder, typer.Option(help="listing: as written; uncertain: least confident first (classified images only).")] = PredictionOrder.LISTING,
+    format: Annotated[ResultsFormat, typer.Option(help="json: one array; jsonl: one object per line.")] = ResultsFormat.TABLE,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows.")] = None,
 ) -> None:
     """A job's predictions: label, per-class probabilities, or the error."""
     from db import queries
     from db.session import session_scope
 
-    if format not in ("table", "csv", "json"):
-        output.fail("--format must be table, csv or json")
+    if min_confidence is not None and max_confidence is not None and min_confidence > max_confidence:
+        raise typer.BadParameter(f"{min_confidence} is above --max-confidence {max_confidence}",
+                                 param_hint="--min-confidence")
+    if errors and sort == PredictionOrder.UNCERTAIN:
+        raise typer.BadParameter("an image that failed has no confidence to sort by",
+                                 param_hint="--sort uncertain --errors")
+    filters = {"errors_only": True} if errors else {}
     with session_scope() as session:
         pinned = queries.get_job(session, job).model_version
         class_names = list(queries.get_model_version(session, pinned).class_names)
+        if label is not None and label not in class_names:
+            raise typer.BadParameter(f"{label!r} is not a class of job {job} (its classes: "
+                                     f"{', '.join(class_names)})", param_hint="--label")
         predictions = queries.iter_predictions(session, job, limit=limit, label=label,
                                                min_confidence=min_confidence,
-                                               max_confidence=max_confidence, errors_only=errors)
+                                               max_confidence=max_confidence, order=sort,
+                                               **filters)
         rows = ({"uri": p.uri, "label": p.label, "confidence": p.confidence,
                  "probabilities": p.probabilities, "error": p.error,
                  "model_version": p.model_version, "worker_host": p.worker_host,
                  "created_at": p.created_at, "reviewed_label": reviewed}
                 for p, reviewed in with_reviewed_labels(session, predictions))
-        if format == "json":
+        if format == ResultsFormat.JSON:
             output.print_json(list(rows))
-        elif format == "csv":
+        elif format == ResultsFormat.JSONL:
+            for row in rows:
+                sys.stdout.write(json.dumps(row, default=output.json_default) + "\n")
+        elif format == ResultsFormat.CSV:
             _write_csv(rows, class_names)
         else:
             output.print_table(f"job {job}", ["uri", "label", "confidence", "probabilities",
@@ -83,4 +110,4 @@ def report_command(job: Annotated[int, typer.Argument(help="Job id.")]) -> None:
     path = build_report(job)
     with session_scope() as session:
         queries.set_report_path(session, job, path)
-    output.console.print(f"report: {path}", highlight=False)
+    output.say(f"report: {path}")

@@ -5,7 +5,8 @@ from typing import Annotated
 import typer
 
 from happysad import output
-from happysad.output import JsonOption
+from happysad.output import JsonListOption, JsonOption
+from worker.celery_app import TRAINING_QUEUE
 
 
 retrain_app = typer.Typer(help="Retrain now, and the record of retrain runs.",
@@ -28,7 +29,7 @@ def retrain(ctx: typer.Context,
     if not wait:
         output.console.print(f"retrain {slot} queued on the training queue")
         return
-    with local_workers_for("training") as watch:
+    with local_workers_for(TRAINING_QUEUE) as watch:
         run = wait_for_run(slot, timeout, check_workers=watch.check)
     record = _run_record(run)
     if json_output:
@@ -36,8 +37,7 @@ def retrain(ctx: typer.Context,
     else:
         version = (f"v{run.model_version} {'promoted' if run.promoted else 'not promoted'}"
                    if run.model_version else "no new version")
-        output.console.print(f"retrain {slot}: {run.status}, {version}: {run.reason}",
-                             highlight=False)
+        output.say(f"retrain {slot}: {run.status}, {version}: {run.reason}")
 
 
 def _run_record(run) -> dict:
@@ -48,7 +48,7 @@ def _run_record(run) -> dict:
 
 
 @retrain_app.command("list")
-def retrain_list(json_output: JsonOption = False) -> None:
+def retrain_list(json_output: JsonListOption = False) -> None:
     """Recent retrain runs: status, times, resulting version, why (not) promoted."""
     from db import queries
     from db.session import session_scope
@@ -59,5 +59,5 @@ def retrain_list(json_output: JsonOption = False) -> None:
         output.print_json(rows)
         return
     output.print_table("retrain runs", ["id", "slot", "status", "version", "promoted", "reason"],
-                       [[r["id"], r["slot"], r["status"], r["model_version"], r["promoted"],
+                       [[r["id"], r["slot"], r["status"], r["model_version"], output.plain(r["promoted"]),
                          r["reason"]] for r in rows])

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from happysad import output
-from happysad.output import JsonOption
+from happysad.output import JsonListOption, JsonOption
 
 reviews_app = typer.Typer(help="People's verdicts on predictions: the next retrain trains on "
                                "them.", no_args_is_help=True)
@@ -39,14 +39,14 @@ def add(prediction: Annotated[int, typer.Argument(help="Prediction id (see `resu
         output.print_json(record)
     else:
         verdict = "confirmed" if record["confirmed"] else f"corrected from {row.model_label}"
-        output.console.print(f"prediction {prediction}: {label} ({verdict})", highlight=False)
+        output.say(f"prediction {prediction}: {label} ({verdict})")
 
 
 @reviews_app.command("list")
 def list_reviews(job: Annotated[int | None, typer.Option(help="Only this job.")] = None,
                  history: Annotated[bool, typer.Option(help="Also verdicts replaced later.")] = False,
                  limit: Annotated[int, typer.Option(help="At most this many.")] = 1000,
-                 json_output: JsonOption = False) -> None:
+                 json_output: JsonListOption = False) -> None:
     """The verdicts in the order they were given."""
     from db import reviews
     from db.session import session_scope
@@ -87,8 +87,6 @@ def export(dest: Annotated[Path, typer.Argument(help="A new or empty folder.")],
         output.print_json(summary)
         return
     counts = ", ".join(f"{label} {count}" for label, count in summary["per_class"].items())
-    output.console.print(f"exported {summary['images']} reviewed images to {summary['dest']} "
-                         f"({counts})", highlight=False)
-    for item in unreadable:
-        output.error_console.print(f"not exported: {item['uri']}: {item['reason']}",
-                                   highlight=False)
+    output.say(f"exported {summary['images']} reviewed images to {summary['dest']} ({counts})")
+    for item in unreadable:  # names printed as they are, never as markup
+        output.say(f"not exported: {item['uri']}: {item['reason']}", to_stderr=True)

@@ -2,6 +2,7 @@
 
 import contextlib
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,8 @@ import typer
 
 from happysad import output
 from happysad.output import JsonOption
-
+from trainer.model import ARCHITECTURES, DEFAULT_ARCHITECTURE
+from trainer.promotion import PromoteMode
 
 @contextlib.contextmanager
 def training_lock():
@@ -22,10 +24,15 @@ def training_lock():
         if held:
             yield
             return
-    output.error_console.print("another training (a retrain or `happysad train`) is running: "
-                               "waiting for it to finish")
+    output.say("another training (a retrain or `happysad train`) is running: waiting for it to "
+               "finish", to_stderr=True)
     with held_lock(engine, RETRAIN_LOCK, wait=True):
         yield
+
+
+# The choices come from trainer.model, where the architectures are declared: --help lists them
+# and a bad one is a usage error.
+Architecture = StrEnum("Architecture", {name: name for name in ARCHITECTURES})
 
 
 def train(
@@ -34,24 +41,21 @@ def train(
     image_size: Annotated[int | None, typer.Option(help="Input size in pixels (default: recipe).")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per training step.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed for the split, weights and augmentation.")] = 0,
-    architecture: Annotated[str | None, typer.Option(help="improved (default), deeper, or baseline (the tutorial's CNN).")] = None,
-    promote: Annotated[str, typer.Option(help="auto: only if at least as good as production; always; never.")] = "auto",
+    architecture: Annotated[Architecture, typer.Option(help="baseline is the tutorial's CNN.")] = DEFAULT_ARCHITECTURE,
+    promote: Annotated[PromoteMode, typer.Option(help="auto: only if at least as good as production on the same test images.")] = PromoteMode.AUTO,
     augment: Annotated[bool, typer.Option(help="Flips, rotations, zoom, brightness while training.")] = True,
     json_output: JsonOption = False,
 ) -> None:
     """Train a model on a labelled folder or bucket and register it as a new version."""
     from db.settings import get_settings
-    from trainer.model import DEFAULT_ARCHITECTURE
-    from trainer.registry import PROMOTE_CHOICES, register
+    from trainer.registry import register
     from trainer.train import TrainingParams
     from trainer.train import train as run_training
 
-    if promote not in PROMOTE_CHOICES:
-        output.fail(f"--promote must be one of {', '.join(PROMOTE_CHOICES)}")
-    params = TrainingParams(architecture=architecture or DEFAULT_ARCHITECTURE, epochs=epochs,
+    params = TrainingParams(architecture=architecture.value, epochs=epochs,
                             image_size=image_size, batch_size=batch_size, seed=seed,
                             augment=augment).resolved()
-    log_dir = get_settings().home / "tensorboard" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    log_dir = get_settings().home_folder("tensorboard") / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     with training_lock():  # one training at a time: a scheduled retrain, or another train
         with _epoch_progress(enabled=not json_output, total=params.epochs) as on_epoch:
             result = run_training(source, params, log_dir=log_dir, on_epoch=on_epoch)
@@ -67,16 +71,16 @@ def train(
         output.print_json(payload)
         return
     metrics = result.metrics
-    output.console.print(
-        f"model v{registration.version}: accuracy {metrics['accuracy']:.3f}, precision "
-        f"{metrics['precision']:.3f}, recall {metrics['recall']:.3f} on {metrics['count']} test "
+    output.say(
+        f"model v{registration.version}: accuracy {metrics['accuracy']:.3f}, "
+        f"{output.headline_scores(metrics, result.data.class_names)} on {metrics['count']} test "
         f"images; {'promoted to production' if registration.promoted else 'not promoted'} "
         f"({registration.reason})")
     if result.data.skipped:
-        output.console.print(f"skipped {len(result.data.skipped)} files (see metadata.json):")
+        output.say(f"skipped {len(result.data.skipped)} files (see metadata.json):")
         for skipped in result.data.skipped[:10]:
-            output.console.print(f"  {skipped['uri']}: {skipped['reason']}", highlight=False)
-    output.console.print(f"model: {registration.path}\ntensorboard --logdir {log_dir}")
+            output.say(f"  {skipped['uri']}: {skipped['reason']}")
+    output.say(f"model: {registration.path}\ntensorboard --logdir {log_dir}")
 
 
 class _epoch_progress:
@@ -115,5 +119,5 @@ def sample_data(destination: Annotated[Path, typer.Argument(help="Folder to writ
     from trainer.sample_data import write_sample_dataset
 
     written = write_sample_dataset(destination, per_class, image_size, seed, not unlabelled)
-    output.console.print(f"wrote {sum(written.values())} SYNTHETIC images (drawn faces, not "
-                         f"photos) to {destination}: {written}")
+    output.say(f"wrote {sum(written.values())} SYNTHETIC images (drawn faces, not "
+               f"photos) to {destination}: {output.plain(written)}")

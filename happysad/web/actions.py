@@ -21,7 +21,7 @@ def cancel(job_id: int, cancelled_by: str, reason: str) -> None:
 
 
 def promote(version: int, reason: str) -> Promotion:
-    from trainer.registry import promote_version
+    from trainer.promotion import promote_version
 
     promote_version(version, reason)
     with session_scope() as session:

@@ -2,10 +2,11 @@
 
 import ipaddress
 
+from db.errors import InvalidInput
 from db.settings import get_settings
 
 
-class UnsafeAddress(ValueError):
+class UnsafeAddress(InvalidInput):
     """Serving beyond this machine without a token: anyone who can reach it could read it."""
 
 

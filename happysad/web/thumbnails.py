@@ -16,7 +16,7 @@ THUMBNAIL_PIXELS = 128  # square, as the model sees the image
 
 def thumbnail_path(job_id: int, uri: str):
     name = hashlib.sha256(uri.encode("utf-8", "surrogateescape")).hexdigest()[:32]
-    return get_settings().home / "cache" / "thumbnails" / str(job_id) / f"{name}.jpg"
+    return get_settings().home_folder("cache") / "thumbnails" / str(job_id) / f"{name}.jpg"
 
 
 def make_thumbnail(source: str, uri: str) -> bytes:

@@ -2,7 +2,6 @@
 chromium driven by Playwright (never `playwright install`: that downloads a browser)."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,18 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, stop_process
+from tests.helpers.processes import free_port, stop_process
+from tests.helpers.browser import TOKEN
+from tests.helpers.services import IN_CI
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-TOKEN = "browser-test-token"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -32,9 +26,10 @@ def live_server(monkeypatch, postgres, redis_url, isolated_env, registered_model
     port = free_port()
     log_path = Path(isolated_env) / "logs" / "web.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    server = subprocess.Popen([sys.executable, "-m", "happysad.cli", "serve", "--port", str(port)],
-                              stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
-                              env=dict(os.environ), start_new_session=True)
+    with open(log_path, "wb") as log:  # the server writes through its own copy of the handle
+        server = subprocess.Popen([sys.executable, "-m", "happysad.cli", "serve", "--port",
+                                   str(port)], stdout=log, stderr=subprocess.STDOUT,
+                                  env=dict(os.environ), start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -68,10 +63,3 @@ def browser_page():
         page.set_default_timeout(60_000)
         yield page
         browser.close()
-
-
-def log_in(page, base_url: str) -> None:
-    page.goto(f"{base_url}/login")
-    page.fill("input[name=token]", TOKEN)
-    page.click("button:has-text('Log in')")
-    page.wait_for_selector("text=logged in")

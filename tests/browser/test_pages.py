@@ -10,7 +10,7 @@ import pytest
 
 from db import queries
 from db.session import session_scope
-from tests.browser.conftest import log_in
+from tests.helpers.browser import log_in
 from trainer.sample_data import write_sample_dataset
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]

@@ -11,10 +11,11 @@ from db import queries, reviews
 from db.session import session_scope
 from db.settings import reset_settings
 from db.tables import RetrainRun
-from tests.browser.conftest import log_in
+from tests.helpers.browser import log_in
 from trainer.corrections import read_corrections, training_fingerprint
 from trainer.dataset import source_fingerprint
 from trainer.sample_data import write_sample_dataset
+from worker.celery_app import TRAINING_QUEUE
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
@@ -103,7 +104,7 @@ def test_review_on_the_page_and_the_retrain_trains_on_it(
 
     monkeypatch.setenv("HAPPYSAD_TRAIN_DATA", str(sample_folder))  # the model's own data
     reset_settings()
-    trainer = start_worker("trainer", queues="training")
+    trainer = start_worker("trainer", queues=TRAINING_QUEUE)
     trainer.wait_ready()
     page.goto(f"{live_server}/models")
     page.check("input[name=force]")

@@ -11,7 +11,7 @@ from db import queries
 from db.session import session_scope
 from db.tables import JOB_CANCELLED, Prediction
 from scheduler.submit import submit_source
-from tests.conftest import happysad
+from tests.helpers.commands import happysad
 from trainer.sample_data import write_sample_dataset
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

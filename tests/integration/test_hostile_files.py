@@ -21,11 +21,12 @@ from sqlalchemy import text
 from db import queries
 from db.session import session_scope
 from scheduler.submit import submit_source
-from tests.conftest import happysad, wait_for_job_done
-from tests.images_factory import pil_bytes, png_header_only
-from tests.integration.test_reliability import assert_each_image_once, log_text
-from tests.integration.test_reliability import own_redis  # noqa: F401  (a fixture)
+from tests.helpers.commands import happysad
+from tests.helpers.images import pil_bytes, png_header_only
+from tests.helpers.jobs import assert_each_image_once, wait_for_job_done
+from tests.helpers.processes import log_text
 from trainer.sample_data import draw_face
+from worker.celery_app import CLASSIFY_BATCH_TASK
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -184,7 +185,7 @@ def test_forged_task_cannot_make_a_worker_read_outside_the_source(
     start_worker("forged").wait_ready()
     from worker.celery_app import sender_app
 
-    sender_app().send_task("happysad.classify_batch",
+    sender_app().send_task(CLASSIFY_BATCH_TASK,
                            args=[job_id, 0, [str(source / "inside.jpg"), *forged]])
 
     rows = assert_each_image_once(job_id, [str(source / "inside.jpg"), *forged])
@@ -210,7 +211,7 @@ def test_pickled_task_is_refused_and_never_run(tmp_path, postgres, redis_url, re
     marker = tmp_path / "pickle-ran"
     worker = start_worker("json-only")
     worker.wait_ready()
-    sender_app().send_task("happysad.classify_batch", args=[_RunsCodeWhenUnpickled(marker)],
+    sender_app().send_task(CLASSIFY_BATCH_TASK, args=[_RunsCodeWhenUnpickled(marker)],
                            serializer="pickle")
     folder = tmp_path / "incoming"
     folder.mkdir()

@@ -10,7 +10,8 @@ import pytest
 from db import queries
 from db.session import session_scope
 from scheduler.submit import submit_source
-from tests.conftest import happysad, wait_for_job_done
+from tests.helpers.commands import happysad
+from tests.helpers.jobs import wait_for_job_done
 from trainer.sample_data import write_sample_dataset
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from scheduler.submit import submit_source
-from tests.integration.test_reliability import assert_each_image_once, write_images
+from tests.helpers.images import write_images
+from tests.helpers.jobs import assert_each_image_once
 from trainer.uri_text import decode_uri
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

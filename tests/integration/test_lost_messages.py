@@ -10,8 +10,10 @@ import pytest
 
 from db.settings import reset_settings
 from scheduler.submit import submit_source
-from tests.fault_services import KillableRedis, report_rows, wait_restarting_workers
-from tests.integration.test_reliability import batches_written, wait_until, write_images
+from tests.helpers.faults import KillableRedis, report_rows, wait_restarting_workers
+from tests.helpers.images import write_images
+from tests.helpers.jobs import batches_written
+from tests.helpers.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

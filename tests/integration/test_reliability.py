@@ -1,215 +1,25 @@
 """Every image of a job ends with exactly one row, whatever happens to the processes and
 services around it: real workers killed, Redis restarted, PostgreSQL cut off, a bucket object
 deleted, a batch that kills its worker every time.
-
-The helpers at the top are shared with test_hostile_files.py and test_soak.py.
 """
 
-import contextlib
 import os
 import signal
-import socket
-import subprocess
-import threading
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
-from sqlalchemy import select
 
 from db import queries
 from db.session import session_scope
-from db.tables import BatchAttempt, JobBatch
 from scheduler.submit import submit_source
-from tests.conftest import wait_for_job_done
-from tests.images_factory import encode
+from tests.helpers.images import write_images
+from tests.helpers.jobs import (assert_each_image_once, batch_attempts, batches_written,
+                                in_flight_batches)
+from tests.helpers.poison_app import MARKER_VARIABLE
+from tests.helpers.polling import wait_until
+from tests.helpers.processes import TcpProxy, log_text
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-# --- helpers ------------------------------------------------------------------------------
-
-def write_images(folder: Path, count: int, size: int = 64, prefix: str = "img") -> list[str]:
-    """`count` small distinct JPEGs named in listing order; returns their URIs as listed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(count)
-    for index in range(count):
-        pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-        (folder / f"{prefix}_{index:03d}.jpg").write_bytes(encode(pixels, ".jpg"))
-    return [os.path.join(os.path.realpath(folder), f"{prefix}_{index:03d}.jpg")
-            for index in range(count)]
-
-
-def job_rows(job_id: int) -> dict:
-    """The job's rows by URI, after checking that no URI has two."""
-    with session_scope() as session:
-        rows = list(queries.iter_predictions(session, job_id))
-    by_uri = {row.uri: row for row in rows}
-    assert len(by_uri) == len(rows), "an image has two rows"
-    return by_uri
-
-
-def assert_each_image_once(job_id: int, uris: list[str], timeout: float = 300) -> dict:
-    """Wait for the job to end; every image must have exactly one row, none missing."""
-    job = wait_for_job_done(job_id, timeout)
-    rows = job_rows(job_id)
-    assert sorted(rows) == sorted(uris)
-    assert job["total"] == len(uris) == job["classified"] + job["failed"]
-    return rows
-
-
-def batch_attempts(job_id: int) -> dict[int, int]:
-    with session_scope() as session:
-        return dict(session.execute(select(BatchAttempt.batch_index, BatchAttempt.attempts)
-                                    .where(BatchAttempt.job_id == job_id)).all())
-
-
-def batches_written(job_id: int) -> dict[int, str]:
-    """Batch index -> the worker that wrote it (the outbox also holds batches not written)."""
-    with session_scope() as session:
-        return dict(session.execute(select(JobBatch.batch_index, JobBatch.worker_host)
-                                    .where(JobBatch.job_id == job_id,
-                                           JobBatch.finished_at.is_not(None))).all())
-
-
-def in_flight_batches(job_id: int) -> set[int]:
-    """Batches a worker has started (the attempt is committed first) but not yet written."""
-    return set(batch_attempts(job_id)) - set(batches_written(job_id))
-
-
-def wait_until(condition, what: str, timeout: float = 120, poll: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def log_text(worker) -> str:
-    return worker.log_path.read_text(errors="replace")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class RedisServer:
-    """A redis-server of the test's own, on its own port, that the test may restart.
-
-    Append-only with fsync on every write, as docker-compose.yml runs it (appendonly yes): the
-    queued batches must survive a restart, which is what a restart test is about.
-    """
-
-    def __init__(self, folder: Path, password: str | None = None):
-        self.port = free_port()
-        self.folder = folder
-        self.password = password
-        folder.mkdir(parents=True, exist_ok=True)
-        self.process = None
-        self.start()
-
-    @property
-    def url(self) -> str:
-        login = f":{self.password}@" if self.password else ""
-        return f"redis://{login}127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        import redis
-
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                   "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)]
-        if self.password:
-            command += ["--requirepass", self.password]
-        with open(self.folder / "redis.log", "ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        with redis.Redis.from_url(self.url, socket_connect_timeout=1) as client:
-            wait_until(lambda: _pings(client), f"redis on port {self.port}", timeout=30)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()  # SIGTERM: what `docker restart` sends
-            self.process.wait(30)
-
-
-def _pings(client) -> bool:
-    import redis
-
-    try:
-        return client.ping()
-    except redis.exceptions.RedisError:
-        return False
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    servers = []
-
-    def start(password: str | None = None) -> RedisServer:
-        servers.append(RedisServer(tmp_path / f"redis{len(servers)}", password))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-class TcpProxy:
-    """A TCP relay in front of PostgreSQL that the test can cut and restore, as a network
-    partition or a database restart would: open connections break, new ones are refused."""
-
-    def __init__(self, target_port: int):
-        self.target = ("127.0.0.1", target_port)
-        self.port = free_port()
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._open = threading.Event()
-        self.restore()
-
-    def restore(self) -> None:
-        listener = socket.create_server(("127.0.0.1", self.port))  # SO_REUSEADDR is set
-        listener.settimeout(0.1)
-        self._open.set()
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        self._open.clear()
-        time.sleep(0.3)  # the accept loop sees the flag and closes the listener
-        with self._lock:
-            for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-            self._sockets.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        with listener:
-            while self._open.is_set():
-                try:
-                    client, _ = listener.accept()
-                except TimeoutError:
-                    continue
-                try:
-                    upstream = socket.create_connection(self.target)
-                except OSError:
-                    client.close()
-                    continue
-                with self._lock:
-                    self._sockets += [client, upstream]
-                for source, destination in ((client, upstream), (upstream, client)):
-                    threading.Thread(target=_pump, args=(source, destination),
-                                     daemon=True).start()
-
-
-def _pump(source: socket.socket, destination: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := source.recv(65536):
-            destination.sendall(data)
-    with contextlib.suppress(OSError):
-        destination.shutdown(socket.SHUT_WR)
 
 
 # --- worker processes killed ---------------------------------------------------------------
@@ -258,14 +68,14 @@ def test_whole_worker_killed_while_another_runs(tmp_path, postgres, redis_url, m
 def test_poison_batch_is_abandoned_after_bounded_attempts(tmp_path, postgres, redis_url,
                                                           monkeypatch, registered_model,
                                                           start_worker):
-    # The test hook in worker/tasks.py: a batch holding a file named *poison* kills its process.
-    monkeypatch.setenv("HAPPYSAD_TEST_POISON_MARKER", "poison")
+    # tests.helpers.poison_app: a batch holding a file named *poison* kills its process.
+    monkeypatch.setenv(MARKER_VARIABLE, "poison")
     monkeypatch.setenv("HAPPYSAD_TASK_MAX_RETRIES", "1")  # two attempts, then error rows
     folder = tmp_path / "incoming"
     uris = write_images(folder, 12)
     os.rename(uris[5], uris[5].replace(".jpg", "_poison.jpg"))
     uris[5] = uris[5].replace(".jpg", "_poison.jpg")
-    worker = start_worker("poisoned", concurrency=1)
+    worker = start_worker("poisoned", concurrency=1, app="tests.helpers.poison_app")
     worker.wait_ready()
     job_id = submit_source(str(folder), batch_size=4).job_id
 
@@ -368,29 +178,6 @@ def test_database_briefly_unreachable(tmp_path, postgres, redis_url, monkeypatch
     assert all(row.error is None for row in rows.values())  # an outage is not the images' fault
     assert "Retry in" in log_text(worker)  # the outage was met, and retried with backoff
     assert worker.process.poll() is None
-
-
-@pytest.fixture
-def moto_bucket(monkeypatch):
-    """A moto S3 server on a free port; both the test and its workers point at it."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1",
-                        "HAPPYSAD_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
-        monkeypatch.setenv(name, value)
-    from db.settings import reset_settings
-
-    reset_settings()
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}")
-    client.create_bucket(Bucket="photos")
-    yield client
-    server.stop()
 
 
 def test_bucket_object_deleted_between_scan_and_read(tmp_path, postgres, redis_url, moto_bucket,

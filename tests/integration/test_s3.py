@@ -2,55 +2,14 @@
 train from a bucket, keep models in a bucket, label a bucket with real worker processes."""
 
 import json
-import socket
-import urllib.request
 
-import cv2
 import pytest
 
-from tests.conftest import happysad
-from trainer.sample_data import draw_face
+from tests.helpers.commands import happysad
+from tests.helpers.images import upload_faces
 from trainer.storage import StorageError, open_storage
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def s3_server(monkeypatch):
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    # moto keeps its buckets in this process across server restarts: start each test empty.
-    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset",
-                                                  method="POST")).close()
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1",
-                        "HAPPYSAD_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
-        monkeypatch.setenv(name, value)
-    from db.settings import reset_settings
-    from trainer.storage import s3_filesystem
-
-    reset_settings()
-    filesystem = s3_filesystem()
-    for bucket in ("photos", "models"):
-        filesystem.mkdir(bucket)
-    yield filesystem
-    server.stop()
-
-
-def upload_faces(filesystem, prefix: str, per_class: int, labelled: bool, seed: int) -> None:
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    for mood in ("happy", "sad"):
-        for index in range(per_class):
-            ok, data = cv2.imencode(".jpg", draw_face(mood, 48, rng))
-            folder = f"{prefix}/{mood}" if labelled else prefix
-            filesystem.pipe_file(f"{folder}/{mood}_{index}.jpg", data.tobytes())
 
 
 def test_train_and_label_through_a_bucket(s3_server, monkeypatch):

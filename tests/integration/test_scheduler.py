@@ -17,8 +17,11 @@ from db import queries
 from db.session import session_scope
 from db.settings import reset_settings
 from db.tables import JobBatch, RetrainRun
-from tests.conftest import happysad, stop_process, wait_for_job_done
+from tests.helpers.commands import happysad
+from tests.helpers.jobs import wait_for_job_done
+from tests.helpers.processes import stop_process
 from trainer.sample_data import write_sample_dataset
+from worker.celery_app import LABELLING_QUEUE, TRAINING_QUEUE
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -82,7 +85,7 @@ def test_two_schedulers_yield_one_run_per_slot_and_a_new_version(
     monkeypatch.setenv("HAPPYSAD_RETRAIN_CRON", "* * * * *")
     monkeypatch.setenv("HAPPYSAD_TRAIN_DATA", str(train_data))
     reset_settings()
-    trainer = start_worker("trainer", queues="training")
+    trainer = start_worker("trainer", queues=TRAINING_QUEUE)
     trainer.wait_ready()
     beats = [start_beat("beat-a"), start_beat("beat-b")]
 
@@ -120,12 +123,12 @@ def test_a_running_job_keeps_its_version_across_a_promotion(
     from scheduler.submit import iter_batches, submit_source
     from trainer.registry import register
     from trainer.storage import open_storage
-    from worker.celery_app import sender_app
+    from worker.celery_app import CLASSIFY_BATCH_TASK, sender_app
 
     new_version = register(tiny_training, promote="never").version
     folder = tmp_path / "incoming"
     write_sample_dataset(folder, per_class=8, image_size=32, seed=3, labelled=False)
-    worker = start_worker("labeller", concurrency=1, queues="labelling")
+    worker = start_worker("labeller", concurrency=1, queues=LABELLING_QUEUE)
     worker.wait_ready()
     processes = worker.children()
 
@@ -139,7 +142,7 @@ def test_a_running_job_keeps_its_version_across_a_promotion(
         job_id = queries.create_job(session, storage.root, registered_model, 2).id
     app = sender_app()
     for index in range(half):
-        app.send_task("happysad.classify_batch", args=[job_id, index, batches[index]])
+        app.send_task(CLASSIFY_BATCH_TASK, args=[job_id, index, batches[index]])
     wait_until(lambda: batches_done(job_id) == half, 120, "the first half was not classified",
                poll=0.3)
 
@@ -148,7 +151,7 @@ def test_a_running_job_keeps_its_version_across_a_promotion(
     with session_scope() as session:
         queries.seal_job(session, job_id, sum(map(len, batches)), len(batches), skipped[0])
     for index in range(half, len(batches)):
-        app.send_task("happysad.classify_batch", args=[job_id, index, batches[index]])
+        app.send_task(CLASSIFY_BATCH_TASK, args=[job_id, index, batches[index]])
 
     wait_for_job_done(job_id, timeout=120)
     wait_for_job_done(after.job_id, timeout=120)

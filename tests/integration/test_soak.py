@@ -9,9 +9,9 @@ import pytest
 
 from db import queries
 from db.session import session_scope
-from tests.conftest import happysad
-from tests.integration.test_reliability import (assert_each_image_once, batch_attempts,
-                                                batches_written, write_images)
+from tests.helpers.commands import happysad
+from tests.helpers.images import write_images
+from tests.helpers.jobs import assert_each_image_once, batch_attempts, batches_written
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -18,10 +18,10 @@ from db import queries
 from db.session import session_scope
 from db.settings import reset_settings
 from db.tables import JobBatch
-from tests.conftest import happysad
-from tests.fault_services import job_status, report_rows, wait_restarting_workers
-from tests.images_factory import encode
-from tests.integration.test_reliability import wait_until
+from tests.helpers.commands import happysad
+from tests.helpers.faults import job_status, report_rows, wait_restarting_workers
+from tests.helpers.images import encode
+from tests.helpers.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

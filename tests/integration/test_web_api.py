@@ -10,7 +10,6 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from tests.integration.test_s3 import s3_server  # noqa: F401 (a fixture)
 from trainer.sample_data import write_sample_dataset
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -173,7 +172,7 @@ def test_bucket_sources_and_their_thumbnails(s3_server, api, monkeypatch, regist
     from db import queries
     from db.session import session_scope
     from db.settings import reset_settings
-    from tests.integration.test_s3 import upload_faces
+    from tests.helpers.images import upload_faces
 
     upload_faces(s3_server, "photos/incoming", 3, labelled=False, seed=2)
     s3_server.pipe_file("photos/secret/key.jpg", b"\xff\xd8\xff secret")

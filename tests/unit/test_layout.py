@@ -1,6 +1,7 @@
 """The tree is the architecture: imports point one way, and nothing heavy loads on import."""
 
 import ast
+import builtins
 import importlib.metadata
 import json
 import re
@@ -112,3 +113,27 @@ def test_the_readme_tree_names_every_module_and_only_real_ones():
             assert path.stem in words, f"README's tree does not mention {relative}"
     for named in re.findall(r"([A-Za-z_]+\.py)\b", tree):
         assert list(ROOT.glob(f"*/**/{named}")), f"README's tree names {named}, which is not there"
+
+
+def test_every_error_type_of_the_project_has_the_one_root():
+    """The CLI prints a HappysadError as one line and any other exception as a bug, with its
+    traceback: so an error type of our own must derive from db.errors' root."""
+    builtin_errors = {name for name in dir(builtins) if name.endswith(("Error", "Exception"))}
+    classes = {}
+    for layer in LAYERS:
+        for path in (ROOT / layer).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ClassDef):
+                    bases = {base.id if isinstance(base, ast.Name) else getattr(base, "attr", "")
+                             for base in node.bases}
+                    classes[node.name] = (bases, path.relative_to(ROOT))
+    ours = {"HappysadError"}
+    while True:  # every class that derives, directly or not, from the root
+        more = {name for name, (bases, _) in classes.items() if bases & ours} - ours
+        if not more:
+            break
+        ours |= more
+    for name, (bases, path) in classes.items():
+        if bases & builtin_errors and name not in ours and str(path) != "db/errors.py":
+            raise AssertionError(f"{path}: {name} derives from {bases & builtin_errors} but "
+                                 "not from db.errors.HappysadError")

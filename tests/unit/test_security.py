@@ -60,13 +60,17 @@ def test_passwords_in_urls_are_masked(url, shown):
     assert mask_url(url) == shown
 
 
-def test_broker_description_masks_the_password(monkeypatch):
+def test_an_unreachable_broker_is_named_without_its_password(monkeypatch):
     from db.settings import reset_settings
-    from worker.celery_app import broker_description
+    from scheduler.submit import BrokerUnavailable, check_broker
+    from worker.celery_app import sender_app
 
-    monkeypatch.setenv("HAPPYSAD_BROKER_URL", "redis://:pa55word@redis:6379/0")
+    monkeypatch.setenv("HAPPYSAD_BROKER_URL", "redis://:pa55word@127.0.0.1:1/0")  # nothing there
     reset_settings()
-    assert broker_description() == "redis://:***@redis:6379/0"
+    with pytest.raises(BrokerUnavailable) as refused:
+        check_broker(sender_app())
+    assert "redis://:***@127.0.0.1:1/0" in str(refused.value)
+    assert "pa55word" not in str(refused.value)
 
 
 @pytest.mark.parametrize("url", [

@@ -5,8 +5,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from db.errors import InvalidInput
 
-class StorageError(ValueError):
+
+class StorageError(InvalidInput):
     """A source that does not exist, cannot be listed, or a path outside the source."""
 
 

@@ -2,6 +2,7 @@
 and the worker's chunked, overlapped path gives the same answers as one model call."""
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,7 +159,7 @@ def test_chunked_overlapped_classification_matches_one_model_call(decisive_model
     assert [error is not None for error in errors] == [index == 5 for index in range(11)]
     assert probabilities[5] is None
     good = [index for index in range(11) if index != 5]
-    pixels = np.stack([decode_pixels(open(uris[index], "rb").read(), SIZE) for index in good])
+    pixels = np.stack([decode_pixels(Path(uris[index]).read_bytes(), SIZE) for index in good])
     expected = model.probabilities(pixels)
     np.testing.assert_allclose(np.stack([probabilities[index] for index in good]), expected,
                                atol=1e-6)

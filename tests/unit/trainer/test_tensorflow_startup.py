@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import happysad
+from tests.helpers.commands import happysad
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 STARTUP_LINES = ("absl::InitializeLog", "oneDNN", "cuda", "CUDA", "cpu_feature_guard")
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from db.settings import MAX_BATCH_SIZE, Settings, reset_settings
 from scheduler.submit import SubmitError, checked_batch_size
-from tests.conftest import happysad
-from tests.unit.test_cli import assert_one_line_error
+from tests.helpers.commands import happysad
+from tests.helpers.commands import assert_one_line_error
 
 
 @pytest.mark.parametrize("size", [0, -1, MAX_BATCH_SIZE + 1, 1_000_000_000])

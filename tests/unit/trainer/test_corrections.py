@@ -11,8 +11,8 @@ import pytest
 from db import queries, reviews
 from db.session import session_scope
 from db.settings import reset_settings
-from tests.conftest import happysad
-from tests.unit.test_reviews import make_job
+from tests.helpers.commands import happysad
+from tests.helpers.records import make_job
 from trainer.corrections import Correction, read_corrections, training_fingerprint
 from trainer.dataset import load_labelled_images, source_fingerprint, stratified_split
 from trainer.sample_data import write_sample_dataset

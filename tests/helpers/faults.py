@@ -9,7 +9,9 @@ from pathlib import Path
 
 from db import queries
 from db.session import session_scope
-from tests.integration.test_reliability import free_port, job_rows, wait_until
+from tests.helpers.jobs import job_rows
+from tests.helpers.polling import wait_until
+from tests.helpers.processes import free_port
 
 PERSISTENCE = {
     "none": ["--save", "", "--appendonly", "no"],

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from db import queries
 from db.session import session_scope
-from tests.unit.test_db import add_version, rows
+from tests.helpers.records import add_version, rows
 
 TOKEN = "s3cret-token-for-tests"
 

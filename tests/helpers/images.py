@@ -1,11 +1,15 @@
 """Image files made by the tests themselves (the shared real photos are never fixtures)."""
 
+import os
 import struct
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
+
+from trainer.sample_data import draw_face
 
 
 def solid_rgb(width: int, height: int, rgb=(255, 0, 0)) -> np.ndarray:
@@ -38,3 +42,23 @@ def png_header_only(width: int, height: int) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
             + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def write_images(folder: Path, count: int, size: int = 64, prefix: str = "img") -> list[str]:
+    """`count` small distinct JPEGs named in listing order; returns their URIs as listed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(count)
+    for index in range(count):
+        pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        (folder / f"{prefix}_{index:03d}.jpg").write_bytes(encode(pixels, ".jpg"))
+    return [os.path.join(os.path.realpath(folder), f"{prefix}_{index:03d}.jpg")
+            for index in range(count)]
+
+
+def upload_faces(filesystem, prefix: str, per_class: int, labelled: bool, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for mood in ("happy", "sad"):
+        for index in range(per_class):
+            ok, data = cv2.imencode(".jpg", draw_face(mood, 48, rng))
+            folder = f"{prefix}/{mood}" if labelled else prefix
+            filesystem.pipe_file(f"{folder}/{mood}_{index}.jpg", data.tobytes())

@@ -2,6 +2,7 @@
 and nothing outside the source can be read."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -91,5 +92,5 @@ def test_missing_folder(tmp_path):
 def test_write_is_atomic_and_creates_folders(tmp_path):
     storage = open_storage(str(tmp_path))
     path = storage.write_bytes("x/y/z.bin", b"data")
-    assert open(path, "rb").read() == b"data"
+    assert Path(path).read_bytes() == b"data"
     assert not list(tmp_path.rglob("*.partial"))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.images_factory import encode, pil_bytes, png_header_only, solid_rgb
+from tests.helpers.images import encode, pil_bytes, png_header_only, solid_rgb
 from trainer.formats import looks_like_image
 from trainer.images import ImageError, decode_image, jpeg_size, read_header
 

@@ -12,7 +12,8 @@ from db import queries
 from db.locks import RETRAIN_LOCK, held_lock
 from db.session import get_engine, session_scope
 from db.settings import reset_settings
-from tests.conftest import happysad
+from tests.helpers.commands import happysad
+from worker.celery_app import CLASSIFY_BATCH_TASK, RETRAIN_TASK
 from worker.retrain import cron_slot, previous_fire_time, run_retrain
 
 UTC = ZoneInfo("UTC")
@@ -62,12 +63,12 @@ def test_beat_stamps_the_slot_on_the_retrain_message(monkeypatch):
     reset_settings()
     body = ((), {"force": False}, {})
     before = cron_slot("0 2 * * *", "UTC")
-    stamp_slot(body=body, headers={"task": "happysad.retrain"})
+    stamp_slot(body=body, headers={"task": RETRAIN_TASK})
     assert body[1]["slot"] in {before, cron_slot("0 2 * * *", "UTC")}
     manual = ((), {"slot": "manual-1"}, {})
-    stamp_slot(body=manual, headers={"task": "happysad.retrain"})
+    stamp_slot(body=manual, headers={"task": RETRAIN_TASK})
     other = ((), {}, {})
-    stamp_slot(body=other, headers={"task": "happysad.classify_batch"})
+    stamp_slot(body=other, headers={"task": CLASSIFY_BATCH_TASK})
     assert manual[1] == {"slot": "manual-1"} and other[1] == {}
 
 
@@ -124,7 +125,7 @@ def test_one_run_at_a_time_and_a_crashed_run_never_blocks(train_data, registered
 
 
 def score_on_same_test_images(version: int, result) -> float:
-    from trainer.registry import evaluate_version_on
+    from trainer.promotion import evaluate_version_on
 
     with session_scope() as session:
         return evaluate_version_on(queries.get_model_version(session, version), result)["f1"]

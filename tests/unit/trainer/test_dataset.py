@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.images_factory import encode, solid_rgb
+from tests.helpers.images import encode, solid_rgb
 from trainer.dataset import DatasetError, load_labelled_images, stratified_split
 
 
@@ -29,6 +29,19 @@ def test_skips_non_images_with_reasons_and_never_touches_files(tmp_path):
     assert "empty" in reasons["empty.jpg"]
     assert "class folder" in reasons["stray.png"]
     assert before == {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_training_refuses_what_workers_refuse_over_the_pixel_limit(tmp_path, monkeypatch):
+    from db.settings import reset_settings
+
+    root = make_folder(tmp_path, {"happy": 6, "sad": 6})  # 20x20 = 400 pixels each
+    (root / "happy" / "large.png").write_bytes(encode(solid_rgb(40, 40)))  # 1,600 pixels
+    monkeypatch.setenv("HAPPYSAD_MAX_IMAGE_PIXELS", "1000")
+    reset_settings()
+    data = load_labelled_images(str(root), 16)
+    assert len(data.uris) == 12
+    reasons = {s["uri"].rsplit("/", 1)[-1]: s["reason"] for s in data.skipped}
+    assert reasons == {"large.png": "image is 40x40 pixels, over the limit of 1,000: refused"}
 
 
 @pytest.mark.parametrize("counts, message", [

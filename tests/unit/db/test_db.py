@@ -5,20 +5,7 @@ from sqlalchemy import inspect
 
 from db import queries
 from db.session import current_revision, get_engine, head_revision, session_scope
-from db.tables import ModelVersion
-
-
-def add_version(session, version: int) -> None:
-    session.add(ModelVersion(version=version, path=f"/m/{version}", model_sha256="0" * 64,
-                             architecture="baseline", class_names=["happy", "sad"], image_size=32,
-                             preprocessing_version=1, dataset_source="/d",
-                             dataset_fingerprint="f" * 64, metrics={"accuracy": 1.0}, params={}))
-
-
-def rows(job_id: int, uris: list[str]) -> list[dict]:
-    return [{"job_id": job_id, "uri": uri, "label": "happy", "confidence": 0.9,
-             "probabilities": {"happy": 0.9, "sad": 0.1}, "error": None, "model_version": 1,
-             "worker_host": "test"} for uri in uris]
+from tests.helpers.records import add_version, rows
 
 
 def test_migrations_apply_on_first_use(database):

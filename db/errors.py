@@ -1,0 +1,30 @@
+"""The project's own errors, under one root. At the bottom of the import graph, so every layer
+can raise them.
+
+A `HappysadError` is something a user can act on, said in one line: the CLI prints it as
+`error: ...` and exits 1. Any other exception is a bug and keeps its traceback.
+"""
+
+
+class HappysadError(Exception):
+    """The root: a problem with what was asked or with the deployment, not with the code."""
+
+
+class NotFound(HappysadError, LookupError):
+    """A job, model version or run that does not exist."""
+
+
+class Unavailable(HappysadError):
+    """A service the command needs (database, broker, bucket) cannot be reached."""
+
+
+class InvalidInput(HappysadError, ValueError):
+    """A request, a file or a setting that cannot be used as given; the message says why."""
+
+
+class SettingsError(InvalidInput):
+    """A HAPPYSAD_* setting that does not validate."""
+
+
+class WaitTimeout(HappysadError, TimeoutError):
+    """A command waited for something (a retrain, a job) longer than it was allowed to."""

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from db.settings import reset_settings
-from tests.conftest import happysad
-from tests.fault_services import job_status, report_rows, wait_restarting_workers
-from tests.integration.test_reliability import log_text, wait_until, write_images
-from tests.unit.test_cli import assert_one_line_error
+from tests.helpers.commands import assert_one_line_error, happysad
+from tests.helpers.faults import job_status, report_rows, wait_restarting_workers
+from tests.helpers.images import write_images
+from tests.helpers.processes import log_text
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

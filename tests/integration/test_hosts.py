@@ -1,14 +1,13 @@
 """Workers on one host record who wrote each row, uniquely per process (they all recorded
 `celery@vm`); a bucket is listed page by page (it was listed whole and sorted in memory)."""
 
-import os
 import re
 import socket
 
 import pytest
 
-from tests.integration.test_reliability import assert_each_image_once, moto_bucket  # noqa: F401
-from tests.integration.test_reliability import write_images
+from tests.helpers.images import write_images
+from tests.helpers.jobs import assert_each_image_once
 from trainer.storage import open_storage
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

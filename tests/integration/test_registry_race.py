@@ -12,7 +12,7 @@ import pytest
 from db import queries
 from db.locks import RETRAIN_LOCK, held_lock
 from db.session import get_engine, session_scope
-from tests.integration.test_reliability import wait_until
+from tests.helpers.polling import wait_until
 from trainer.model_store import verified_model_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

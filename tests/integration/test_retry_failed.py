@@ -10,8 +10,10 @@ from db import queries
 from db.session import session_scope
 from db.settings import reset_settings
 from scheduler.submit import submit_source
-from tests.conftest import happysad, wait_for_job_done
-from tests.integration.test_reliability import job_rows, write_images
+from tests.helpers.commands import happysad
+from tests.helpers.jobs import wait_for_job_done
+from tests.helpers.images import write_images
+from tests.helpers.jobs import job_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from tests.conftest import happysad
-from tests.integration.test_reliability import wait_until, write_images
+from tests.helpers.commands import happysad
+from tests.helpers.images import write_images
+from tests.helpers.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -61,7 +61,7 @@ def main() -> None:
         if os.environ.get("HAPPYSAD_DEBUG"):
             raise
         lines = str(error).strip().splitlines()
-        output.fail(lines[0] if lines else type(error).__name__)
+        output.fail(_disk_full(error) or (lines[0] if lines else type(error).__name__))
     except Exception as error:  # a full disk is the machine's state, not a bug: one line too
         if not os.environ.get("HAPPYSAD_DEBUG") and (full := _disk_full(error)):
             output.fail(full)

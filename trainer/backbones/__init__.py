@@ -1,0 +1,1 @@
+"""Pretrained backbones: weights read offline from installed packages, rebuilt as Keras models."""

@@ -130,6 +130,8 @@ def _load_zip(archive: zipfile.ZipFile) -> dict:
     tree = _TensorUnpickler(io.BytesIO(archive.read(pickles[0])), storages).load()
     for key, storage in storages.items():
         raw = archive.read(f"{prefix}data/{key}")
+        if len(raw) < storage.numel * storage.dtype.itemsize:
+            raise CheckpointError("checkpoint is truncated")
         storage.array = np.frombuffer(raw, dtype=storage.dtype, count=storage.numel)
     return _resolve(tree)
 

@@ -30,7 +30,7 @@ class LabelledImages:
     source: str
     class_names: list[str]
     uris: list[str]
-    images: np.ndarray  # (n, size, size, 3) float32 in [0, 1], from trainer.images.decode_image
+    images: np.ndarray  # (n, size, size, 3) float32 in [0, 255], from trainer.images.decode_image
     labels: np.ndarray  # (n,) int32 class indices
     fingerprint: str
     skipped: list[dict] = field(default_factory=list)

@@ -10,8 +10,11 @@ import os
 from trainer.storage import Listing, Storage
 
 # Bump when the tensor a file turns into changes (trainer.images decodes; the model scales):
-# model versions record it, and a worker refuses a model made with another version.
-PREPROCESSING_VERSION = 1
+# model versions record it, and a worker refuses a model whose version it cannot feed.
+# 1: the model took pixels scaled to [0, 1] outside it (workers still feed those that way);
+# 2: the model takes pixels in [0, 255] and scales them itself (its first layer).
+PREPROCESSING_VERSION = 2
+SERVABLE_PREPROCESSING_VERSIONS = (1, 2)  # trainer.images.INPUT_SCALES says how each is fed
 
 # Names that say "image": such a file always gets a row, so a broken photo is reported rather
 # than silently skipped. SVG and HEIC are here so that their refusal is explained.

@@ -1,9 +1,10 @@
 """The ONE decode-and-resize path, shared by training and serving so they can never drift.
 
-Bytes in, a uint8 RGB array of shape (size, size, 3) out (`decode_pixels`); the model sees it
-scaled to float32 in [0, 1] (`unit_range`). Training scales in NumPy (`decode_image`); the worker
-hands uint8 to its inference engine, which scales inside the model's graph with the same
-float32 multiplication, so a 256 px image is 196 KB instead of 786 KB on its way there. The image's
+Bytes in, a uint8 RGB array of shape (size, size, 3) out (`decode_pixels`). Since preprocessing
+version 2 the model scales its input itself (its first layer: `Rescaling`, or a pretrained
+backbone's own normalisation), so the saved model carries its preprocessing: training feeds it
+these pixels as float32 (`decode_image`), the worker hands uint8 to its inference engine, which
+casts inside the graph (a 256 px image is 196 KB instead of 786 KB on its way there). The image's
 header is read first (format, width, height), so a decompression bomb is refused before any
 pixel is decoded. Large JPEGs use OpenCV's reduced-resolution decode, which is several times
 faster and is applied identically when training and when serving.
@@ -19,7 +20,7 @@ from PIL import Image
 
 from db.errors import InvalidInput
 from db.settings import DEFAULT_MAX_IMAGE_PIXELS
-from trainer.formats import SUPPORTED_FORMATS
+from trainer.formats import PREPROCESSING_VERSION, SUPPORTED_FORMATS
 
 DEFAULT_MAX_PIXELS = DEFAULT_MAX_IMAGE_PIXELS  # HAPPYSAD_MAX_IMAGE_PIXELS when not set
 
@@ -94,20 +95,32 @@ def _decode_flags(image_format: str, width: int, height: int, image_size: int) -
 
 
 def decode_image(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode image bytes to a (image_size, image_size, 3) float32 RGB array in [0, 1]."""
-    return unit_range(decode_pixels(data, image_size, max_pixels))
+    """Decode image bytes to the model's input: (image_size, image_size, 3) float32 RGB in
+    [0, 255]."""
+    return model_input(decode_pixels(data, image_size, max_pixels))
 
 
-# Multiplied, not divided: TensorFlow's graph optimiser turns x / 255 into x * (1 / 255), so
-# this is the form both sides compute bit for bit. (It moves some values by one float32 ulp
-# from the x / 255 of preprocessing version 1's first models: far below what changes a model.)
+# Version 1's scaling, which its models need from outside. Multiplied, not divided:
+# TensorFlow's graph optimiser turns x / 255 into x * (1 / 255), so both sides compute this form.
 UNIT_SCALE = np.float32(1 / 255)
+# preprocessing version -> the factor the pixels are multiplied by before the model sees them.
+INPUT_SCALES = {1: UNIT_SCALE, 2: np.float32(1.0)}
 
 
-def unit_range(pixels: np.ndarray) -> np.ndarray:
-    """uint8 pixels as the model's float32 input in [0, 1] (worker.engine does the same
-    multiplication in its graph)."""
-    return pixels.astype(np.float32) * UNIT_SCALE
+def input_scale(preprocessing_version: int) -> np.float32:
+    """The factor a model of that preprocessing version needs its pixels multiplied by."""
+    if preprocessing_version not in INPUT_SCALES:
+        raise ValueError(f"preprocessing version {preprocessing_version} is unknown to this "
+                         f"code (it knows {', '.join(map(str, INPUT_SCALES))}): retrain the model")
+    return INPUT_SCALES[preprocessing_version]
+
+
+def model_input(pixels: np.ndarray, preprocessing_version: int = PREPROCESSING_VERSION) -> np.ndarray:
+    """uint8 pixels as a model of that preprocessing version takes them (float32; worker.engine
+    does the same cast and multiplication in its graph)."""
+    scale = input_scale(preprocessing_version)
+    floats = pixels.astype(np.float32)
+    return floats if scale == 1 else floats * scale
 
 
 def decode_pixels(data: bytes, image_size: int,

@@ -1,9 +1,11 @@
 """Architectures: the tutorial's CNN (`baseline`), a regularised one (`improved`, the default)
 and a deeper variant of it (`deeper`).
 
-Functional Keras models. Two classes get one sigmoid output (the probability of the second
-class, as in the tutorial); more classes get a softmax. Training-time augmentation lives in the
-input pipeline, so a saved model is exactly what serving runs.
+Functional Keras models. Each takes RGB pixels in [0, 255] and scales them itself (its first
+layer), so the saved file carries its preprocessing (trainer.images, version 2). Two classes get
+one sigmoid output (the probability of the second class, as in the tutorial); more classes get
+a softmax. Training-time augmentation lives in the input pipeline, so a saved model is exactly
+what serving runs.
 """
 
 from dataclasses import dataclass
@@ -54,13 +56,20 @@ def _classifier_head(features, class_count: int):
                               name="class_probabilities")(features)
 
 
+def image_input(image_size: int):
+    """(the model's input, the pixels scaled to [0, 1] for the layers after it)."""
+    import keras
+
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
+    return inputs, keras.layers.Rescaling(1 / 255, name="unit_range")(inputs)
+
+
 def build_baseline(image_size: int, class_count: int):
     """The tutorial's CNN: Conv2D 16/32/16 + ReLU, each followed by MaxPooling, Dense 256."""
     import keras
     from keras import layers
 
-    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
-    x = inputs
+    inputs, x = image_input(image_size)
     for filters in (16, 32, 16):
         x = layers.Conv2D(filters, 3, activation="relu")(x)
         x = layers.MaxPooling2D()(x)
@@ -92,8 +101,8 @@ def build_improved(image_size: int, class_count: int):
     import keras
     from keras import layers
 
-    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
-    x = _conv_stages(inputs, (32, 64, 128, 256), convs_per_stage=1)
+    inputs, x = image_input(image_size)
+    x = _conv_stages(x, (32, 64, 128, 256), convs_per_stage=1)
     x = layers.Dropout(0.4)(x)
     return keras.Model(inputs, _classifier_head(x, class_count), name="improved")
 
@@ -103,8 +112,8 @@ def build_deeper(image_size: int, class_count: int):
     import keras
     from keras import layers
 
-    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
-    x = _conv_stages(inputs, (32, 64, 128, 256), convs_per_stage=2)
+    inputs, x = image_input(image_size)
+    x = _conv_stages(x, (32, 64, 128, 256), convs_per_stage=2)
     x = layers.Dropout(0.5)(x)
     return keras.Model(inputs, _classifier_head(x, class_count), name="deeper")
 

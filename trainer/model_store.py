@@ -10,7 +10,7 @@ from pathlib import Path
 from db.errors import HappysadError
 from db.settings import get_settings
 from db.tables import ModelVersion
-from trainer.formats import PREPROCESSING_VERSION
+from trainer.formats import SERVABLE_PREPROCESSING_VERSIONS
 from trainer.storage import is_bucket_uri, open_storage
 
 
@@ -39,10 +39,11 @@ def local_model_path(row: ModelVersion) -> Path:
 def verified_model_path(row: ModelVersion) -> Path:
     """The version's local model file, once its preprocessing version and hash are checked.
     Cheap (no TensorFlow): the submitter calls it too, so a bad model makes no job."""
-    if row.preprocessing_version != PREPROCESSING_VERSION:
+    if row.preprocessing_version not in SERVABLE_PREPROCESSING_VERSIONS:  # older: fed as trained
         raise ModelLoadError(
             f"model v{row.version} was trained with preprocessing version "
-            f"{row.preprocessing_version}, this code has {PREPROCESSING_VERSION}: retrain it")
+            f"{row.preprocessing_version}, this code can feed "
+            f"{', '.join(map(str, SERVABLE_PREPROCESSING_VERSIONS))}: retrain it")
     try:
         path = local_model_path(row)
         data = path.read_bytes()

@@ -19,7 +19,7 @@ def sample_grid(images: np.ndarray, captions: list[str], columns: int = 4) -> Fi
     figure = Figure(figsize=(3 * columns, 3 * rows))
     for index in range(count):
         axes = figure.add_subplot(rows, columns, index + 1)
-        axes.imshow(np.clip(images[index], 0, 1))
+        axes.imshow(np.clip(images[index], 0, 255).astype(np.uint8))  # model input: [0, 255]
         axes.set_title(captions[index], fontsize=9)
         axes.axis("off")
     return figure

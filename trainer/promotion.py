@@ -33,21 +33,40 @@ def evaluate_version_on(row: ModelVersion, result: TrainingResult) -> dict:
     import numpy as np
 
     from trainer.evaluate import classification_metrics
-    from trainer.images import decode_image
+    from trainer.images import decode_pixels, model_input
     from trainer.model_store import load_model
     from trainer.train import predict_probabilities
 
     model = load_model(row)
     storage = open_storage(result.data.source)
     test_uris = [result.data.uris[i] for i in result.split.test]
-    images = np.stack([decode_image(storage.read_bytes(uri), row.image_size) for uri in test_uris])
+    images = np.stack([model_input(decode_pixels(storage.read_bytes(uri), row.image_size),
+                                   row.preprocessing_version) for uri in test_uris])
     probabilities = predict_probabilities(model, images, len(row.class_names))
     return classification_metrics(result.data.labels[result.split.test], probabilities,
                                   row.class_names)
 
 
+def majority_warning(result: TrainingResult) -> str | None:
+    """Why a model must not be promoted automatically, if it is no better on its own test split
+    than always answering the class that split has most of (a model that says "sad" to every
+    image scores 0.5 on a balanced split, and would otherwise become production unnoticed)."""
+    import numpy as np
+
+    labels = result.data.labels[result.split.test]
+    counts = np.bincount(labels, minlength=len(result.data.class_names))
+    majority = int(counts.argmax())
+    baseline = float(counts[majority] / max(counts.sum(), 1))
+    accuracy = result.metrics["accuracy"]
+    if accuracy > baseline + 1e-9:
+        return None
+    return (f"no better than always answering {result.data.class_names[majority]!r}: accuracy "
+            f"{accuracy:.3f} against {baseline:.3f} for that on its {len(labels)} test images")
+
+
 def promotion_decision(session: Session, result: TrainingResult, promote: str) -> tuple[bool, str]:
-    """Champion against challenger, on the same held-out images."""
+    """Champion against challenger, on the same held-out images; never, automatically, a model
+    no better than the majority class, even as the first version."""
     settings = get_settings()
     metric, margin = settings.promotion_metric, settings.promotion_margin
     production = queries.production_model_version(session)
@@ -55,6 +74,8 @@ def promotion_decision(session: Session, result: TrainingResult, promote: str) -
         return False, "promotion not requested (--promote never)"
     if promote == PromoteMode.ALWAYS:
         return True, "promoted on request (--promote always)"
+    if warning := majority_warning(result):
+        return False, f"{warning}: not promoted (`happysad models promote` overrides)"
     if production is None:
         return True, "first model version: promoted"
     if production.class_names != result.data.class_names:

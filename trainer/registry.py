@@ -20,9 +20,10 @@ from db.tables import ModelVersion
 from trainer.formats import PREPROCESSING_VERSION
 from trainer.model_store import version_folder
 from trainer.plots import confusion_matrix_plot, figure_png, history_curves, sample_grid
-from trainer.promotion import PromoteMode, promotion_decision
+from trainer.promotion import PromoteMode, majority_warning, promotion_decision
 from trainer.storage import open_storage
 from trainer.train import TrainingResult
+
 
 @dataclass
 class Registration:
@@ -30,6 +31,7 @@ class Registration:
     path: str
     promoted: bool
     reason: str
+    warning: str | None = None  # e.g. no better than always answering the majority class
 
 
 def _model_bytes(model) -> bytes:
@@ -91,7 +93,8 @@ def register(result: TrainingResult, promote: str = PromoteMode.AUTO) -> Registr
         if promoted:
             queries.set_production(session, version, "auto" if promote == PromoteMode.AUTO
                                    else "manual", reason)
-    return Registration(version=version, path=path, promoted=promoted, reason=reason)
+    return Registration(version=version, path=path, promoted=promoted, reason=reason,
+                        warning=majority_warning(result))
 
 
 def claim_version() -> int:

@@ -90,7 +90,7 @@ def augmentation(seed: int, strength: str = "light"):
             layers.RandomFlip("horizontal", seed=seed),
             layers.RandomRotation(0.05, seed=seed + 1),
             layers.RandomZoom(0.1, seed=seed + 2),
-            layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 3),
+            layers.RandomBrightness(0.1, value_range=(0.0, 255.0), seed=seed + 3),
         ], name="augmentation")
     return keras.Sequential([
         layers.RandomFlip("horizontal", seed=seed),
@@ -98,7 +98,7 @@ def augmentation(seed: int, strength: str = "light"):
         layers.RandomZoom((-0.3, 0.1), seed=seed + 2),  # mostly zoom in: random crops
         layers.RandomTranslation(0.1, 0.1, seed=seed + 3),
         layers.RandomContrast(0.2, seed=seed + 4),
-        layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 5),
+        layers.RandomBrightness(0.1, value_range=(0.0, 255.0), seed=seed + 5),
     ], name="augmentation")
 
 

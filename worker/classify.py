@@ -13,7 +13,7 @@ import numpy as np
 from db import queries
 from db.session import session_scope
 from db.settings import get_settings
-from trainer.images import ImageError, decode_pixels
+from trainer.images import ImageError, decode_pixels, input_scale
 from trainer.model import class_probabilities
 from trainer.model_store import load_model
 from trainer.storage import StorageError, open_storage
@@ -60,7 +60,8 @@ class ModelCache:
         with session_scope() as session:
             row = queries.get_model_version(session, version)
         model = load_model(row)
-        engine = load_engine(model, row.image_size, len(row.class_names), engine_choice())
+        engine = load_engine(model, row.image_size, len(row.class_names), engine_choice(),
+                             input_scale=input_scale(row.preprocessing_version))
         loaded = LoadedModel(version=row.version, class_names=list(row.class_names),
                              image_size=row.image_size, infer=engine)
         self._models[version] = loaded

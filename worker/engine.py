@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from db.settings import InferenceEngine
-from trainer.images import UNIT_SCALE
 from trainer.model import class_probabilities
 
 logger = logging.getLogger(__name__)
@@ -37,6 +36,8 @@ REQUIRED_SPEEDUP = 1.2
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 
 Infer = Callable[[np.ndarray], np.ndarray]  # uint8 RGB pixel batch -> raw model outputs
+# (model, image size, input scale) -> Infer; the input scale is trainer.images.input_scale's.
+Build = Callable[[object, int, float], Infer]
 
 
 @dataclass
@@ -70,15 +71,19 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
     return set()
 
 
-def compile_graph(model, image_size: int) -> Infer:
+def compile_graph(model, image_size: int, input_scale: float = 1.0) -> Infer:
     """The model as one graph with a fixed signature, traced once whatever the batch size. It
-    takes uint8 pixels and scales them to [0, 1] itself, with the same float32 multiplication
-    as trainer.images.unit_range: in NumPy that conversion cost more than the
-    JPEG decode, and a quarter of the bytes cross into TensorFlow."""
+    takes uint8 pixels and casts them to float32 itself, as trainer.images.model_input does
+    (in NumPy that conversion cost more than the JPEG decode, and a quarter of the bytes cross
+    into TensorFlow). Models since preprocessing version 2 scale inside (input_scale 1); a
+    version 1 model gets version 1's multiplication by 1/255 here."""
     import tensorflow as tf
 
     def scaled(pixels):
-        return model(tf.cast(pixels, tf.float32) * tf.constant(UNIT_SCALE), training=False)
+        floats = tf.cast(pixels, tf.float32)
+        if input_scale != 1:
+            floats = floats * tf.constant(np.float32(input_scale))
+        return model(floats, training=False)
 
     signature = [tf.TensorSpec((None, image_size, image_size, 3), tf.uint8)]
     graph = tf.function(scaled, input_signature=signature)
@@ -102,10 +107,11 @@ def bfloat16_model(model):
     return rebuilt
 
 
-def default_candidates(flags: set[str]) -> list[tuple[str, Callable]]:
-    """(name, build(model, image_size) -> Infer) for the engines this CPU can run fast."""
+def default_candidates(flags: set[str]) -> list[tuple[str, Build]]:
+    """(name, build) for the engines this CPU can run fast."""
     if BF16_CPU_FLAGS & flags:
-        return [("bf16", lambda model, size: compile_graph(bfloat16_model(model), size))]
+        return [("bf16", lambda model, size, scale: compile_graph(bfloat16_model(model), size,
+                                                                   scale))]
     return []
 
 
@@ -162,11 +168,13 @@ def median_speedup(reference: Infer, candidate: Infer, images: np.ndarray,
 
 
 def load_engine(model, image_size: int, class_count: int, choice: str = "auto",
-                candidates: list[tuple[str, Callable]] | None = None) -> Engine:
+                candidates: list[tuple[str, Build]] | None = None,
+                input_scale: float = 1.0) -> Engine:
     """The engine for a loaded Keras model. `choice`: "auto" (the first candidate that passes
     parity and beats fp32 here), "fp32", or a candidate's name (forced, but still
-    parity-checked: on failure, fp32). Logged, with the reason, once per model per process."""
-    fp32 = Engine("fp32", compile_graph(model, image_size))
+    parity-checked: on failure, fp32). `input_scale`: trainer.images.input_scale of the model's
+    preprocessing version. Logged, with the reason, once per model per process."""
+    fp32 = Engine("fp32", compile_graph(model, image_size, input_scale))
     candidates = default_candidates(cpu_flags()) if candidates is None else candidates
     names = [name for name, _ in candidates]
     if choice not in ENGINE_CHOICES and choice not in names:
@@ -182,8 +190,9 @@ def load_engine(model, image_size: int, class_count: int, choice: str = "auto",
     for name, build in candidates:
         if choice not in ("auto", name):
             continue
-        infer, note, failed = _try_candidate(name, build, model, image_size, class_count,
-                                             probes, reference, fp32 if choice == "auto" else None)
+        infer, note, failed = _try_candidate(name, lambda m, size: build(m, size, input_scale),
+                                             model, image_size, class_count, probes, reference,
+                                             fp32 if choice == "auto" else None)
         if infer is not None:
             return _chosen(Engine(name, infer), note)
         refusals.append(note)

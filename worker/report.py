@@ -14,7 +14,7 @@ from db import queries
 from db.session import session_scope
 from db.settings import get_settings
 from db.tables import Prediction
-from trainer.images import ImageError, decode_image
+from trainer.images import ImageError, decode_pixels
 from trainer.plots import figure_png
 from trainer.storage import StorageError, open_storage
 
@@ -62,7 +62,7 @@ def contact_sheet(storage, rows_by_class: dict[str, dict[str, list[Prediction]]]
         for column, row in enumerate(rows[:columns]):
             axes = figure.add_subplot(max(1, len(lines)), columns, line_index * columns + column + 1)
             try:
-                axes.imshow(decode_image(storage.read_bytes(row.uri), THUMBNAIL_SIZE))
+                axes.imshow(decode_pixels(storage.read_bytes(row.uri), THUMBNAIL_SIZE))
             except (ImageError, StorageError, OSError):
                 axes.text(0.5, 0.5, "unavailable", ha="center")
             axes.set_title(f"{row.confidence:.2f}", fontsize=8)

@@ -81,7 +81,7 @@ def test_fingerprint_follows_content(tmp_path):
 
 def test_training_and_serving_make_the_same_tensor(tmp_path):
     """Training's intake and the worker's read path give identical arrays for the same file."""
-    from trainer.images import unit_range
+    from trainer.images import model_input
     from trainer.storage import open_storage
     from worker.classify import read_one
 
@@ -92,7 +92,7 @@ def test_training_and_serving_make_the_same_tensor(tmp_path):
     storage = open_storage(str(root))
     decoded, errors = zip(*(read_one(storage, uri, 64, 10**8) for uri in data.uris))
     assert list(errors) == [None] * len(data.uris)
-    assert np.array_equal(unit_range(np.stack(decoded)), data.images)
+    assert np.array_equal(model_input(np.stack(decoded)), data.images)
 
 
 def test_training_data_does_not_depend_on_listing_order(tmp_path, monkeypatch):

@@ -9,9 +9,19 @@ from trainer.formats import looks_like_image
 from trainer.images import ImageError, decode_image, jpeg_size, read_header
 
 
-def test_decodes_to_rgb_in_unit_range():
+def decoded_unit(data, image_size):
+    """The model's input (float32 pixels in [0, 255]) in [0, 1], for thresholds that read easily."""
+    return decode_image(data, image_size) / 255
+
+
+def test_decodes_to_float_pixels_the_model_scales_itself():
     tensor = decode_image(encode(solid_rgb(40, 30, (255, 0, 0))), 16)
-    assert tensor.shape == (16, 16, 3) and tensor.dtype == np.float32
+    assert tensor.dtype == np.float32 and tensor.max() == 255.0 and tensor.min() == 0.0
+
+
+def test_decodes_to_rgb_in_unit_range():
+    tensor = decoded_unit(encode(solid_rgb(40, 30, (255, 0, 0))), 16)
+    assert tensor.shape == (16, 16, 3)
     # RGB, not OpenCV's BGR: the red channel is first (the tutorial's serving bug).
     assert tensor[..., 0].min() > 0.99 and tensor[..., 2].max() < 0.01
 
@@ -19,7 +29,7 @@ def test_decodes_to_rgb_in_unit_range():
 def test_reduced_jpeg_decode_for_large_images_keeps_colour():
     big = encode(solid_rgb(1024, 768, (10, 200, 30)), ".jpg")
     assert read_header(big) == ("JPEG", 1024, 768)
-    tensor = decode_image(big, 64)
+    tensor = decoded_unit(big, 64)
     assert tensor.shape == (64, 64, 3)
     assert np.allclose(tensor.mean(axis=(0, 1)), np.array([10, 200, 30]) / 255, atol=0.03)
 
@@ -29,7 +39,7 @@ def test_other_pixel_formats_decode_to_three_channels(mode):
     base = Image.new("RGB", (32, 24), (0, 0, 255))
     image = base.convert(mode) if mode != "I;16" else Image.new("I;16", (32, 24), 40000)
     data = pil_bytes(image, "JPEG" if mode == "CMYK" else "PNG")
-    tensor = decode_image(data, 8)
+    tensor = decoded_unit(data, 8)
     assert tensor.shape == (8, 8, 3) and 0 <= tensor.min() and tensor.max() <= 1
 
 
@@ -39,7 +49,7 @@ def test_exif_orientation_is_applied():
     image = Image.fromarray(pixels)
     exif = image.getexif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
-    tensor = decode_image(pil_bytes(image, "JPEG", exif=exif, quality=95), 20)
+    tensor = decoded_unit(pil_bytes(image, "JPEG", exif=exif, quality=95), 20)
     # After rotation the white half is on top.
     assert tensor[:8].mean() > 0.9 and tensor[-8:].mean() < 0.1
 
@@ -47,7 +57,7 @@ def test_exif_orientation_is_applied():
 def test_gif_webp_bmp_decode():
     image = Image.new("RGB", (30, 30), (0, 255, 0))
     for format in ("GIF", "WEBP", "BMP", "TIFF"):
-        tensor = decode_image(pil_bytes(image, format), 10)
+        tensor = decoded_unit(pil_bytes(image, format), 10)
         assert tensor[..., 1].mean() > 0.9, format
 
 
@@ -60,21 +70,21 @@ def test_gif_webp_bmp_decode():
 ])
 def test_non_images_get_clear_errors(data, message):
     with pytest.raises(ImageError, match=message):
-        decode_image(data, 16)
+        decoded_unit(data, 16)
 
 
 def test_decompression_bomb_refused_from_header():
     with pytest.raises(ImageError, match="30000x30000|too large"):
-        decode_image(png_header_only(30000, 30000), 16)
+        decoded_unit(png_header_only(30000, 30000), 16)
     with pytest.raises(ImageError):
-        decode_image(png_header_only(200000, 200000), 16)
+        decoded_unit(png_header_only(200000, 200000), 16)
 
 
 def test_truncated_files_are_errors_or_decode():
     for data in (encode(solid_rgb(64, 64), ".png"), encode(solid_rgb(64, 64), ".jpg")):
         truncated = data[: len(data) // 3]
         try:
-            tensor = decode_image(truncated, 16)
+            tensor = decoded_unit(truncated, 16)
         except ImageError as error:
             assert "corrupt" in str(error) or "not a recognised" in str(error)
         else:

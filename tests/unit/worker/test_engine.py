@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainer.images import unit_range
+from trainer.images import UNIT_SCALE, model_input
 from worker import engine as engine_module
 from worker.engine import (PROBABILITY_TOLERANCE, PROBE_COUNT, check_parity, load_engine,
                            probe_images)
@@ -28,18 +28,18 @@ def decisive_model():
     head = model.get_layer("class_probabilities")
     kernel, bias = head.get_weights()
     head.set_weights([kernel * 40, np.zeros_like(bias)])
-    outputs = np.asarray(model(unit_range(probe_images(SIZE)), training=False),
+    outputs = np.asarray(model(model_input(probe_images(SIZE)), training=False),
                          np.float64).ravel()
     logits = np.log(outputs / (1 - outputs))
     head.set_weights([kernel * 40, np.full_like(bias, -np.median(logits))])  # half each side
-    outputs = np.asarray(model(unit_range(probe_images(SIZE)), training=False)).ravel()
+    outputs = np.asarray(model(model_input(probe_images(SIZE)), training=False)).ravel()
     assert outputs.min() < 0.2 and outputs.max() > 0.8, outputs
     return model
 
 
 def reference_outputs(model, pixels):
     """The Keras model itself, on the float input training gives it."""
-    return np.asarray(model(unit_range(pixels), training=False), dtype=np.float32)
+    return np.asarray(model(model_input(pixels), training=False), dtype=np.float32)
 
 
 def test_probes_are_fixed_and_varied():
@@ -59,17 +59,40 @@ def test_fp32_engine_is_the_model_for_any_batch_size(decisive_model):
                                    atol=1e-6)
 
 
-def test_the_graph_scales_pixels_exactly_as_training_does():
-    """The engine takes uint8 and scales by 1/255 in its graph: bit for bit the float32 input
-    trainer.images.unit_range gives the model in training, for every pixel value."""
+@pytest.mark.parametrize("preprocessing_version", [1, 2])
+def test_the_graph_feeds_pixels_exactly_as_training_does(preprocessing_version):
+    """The engine takes uint8 and makes the float32 input in its graph: bit for bit what
+    trainer.images.model_input gives a model of that preprocessing version in training, for
+    every pixel value (version 1: scaled by 1/255 outside the model; 2: the model scales)."""
     import keras
+
+    from trainer.images import input_scale
 
     identity = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Identity()])
     pixels = np.arange(16 * 16 * 3, dtype=np.int64).reshape(1, 16, 16, 3) % 256
     pixels = pixels.astype(np.uint8)
-    scaled = engine_module.compile_graph(identity, 16)(pixels)
-    assert scaled.dtype == np.float32
-    assert np.array_equal(scaled, unit_range(pixels))
+    scale = input_scale(preprocessing_version)
+    fed = engine_module.compile_graph(identity, 16, scale)(pixels)
+    assert fed.dtype == np.float32
+    assert np.array_equal(fed, model_input(pixels, preprocessing_version))
+    assert fed.max() == (255 if preprocessing_version == 2 else np.float32(255) * UNIT_SCALE)
+
+
+def test_a_version_1_model_still_gets_its_scaling_from_the_engine(decisive_model):
+    """A model saved before the scaling moved inside (preprocessing version 1: no Rescaling
+    layer, [0, 1] input) gives the same answers served as when it was trained."""
+    import keras
+
+    layers = [layer for layer in decisive_model.layers if layer.name not in ("image", "unit_range")]
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = inputs
+    for layer in layers:
+        x = layer(x)
+    old_style = keras.Model(inputs, x)  # the same weights, fed [0, 1] from outside
+    pixels = probe_images(SIZE)
+    engine = load_engine(old_style, SIZE, 2, "fp32", input_scale=UNIT_SCALE)
+    np.testing.assert_allclose(engine(pixels), reference_outputs(decisive_model, pixels),
+                               atol=1e-6)
 
 
 def test_parity_counts_label_flips_and_allows_near_ties():
@@ -85,8 +108,8 @@ def test_parity_counts_label_flips_and_allows_near_ties():
 
 @pytest.mark.parametrize("broken", ["flipped", "shifted", "crashes"])
 def test_a_broken_candidate_falls_back_to_fp32(decisive_model, broken):
-    def build(model, size):
-        fp32 = engine_module.compile_graph(model, size)
+    def build(model, size, scale):
+        fp32 = engine_module.compile_graph(model, size, scale)
         if broken == "crashes":
             raise RuntimeError("no such kernel")
         if broken == "flipped":
@@ -112,10 +135,10 @@ def test_auto_takes_a_faster_candidate_and_refuses_a_slower_one(decisive_model):
     import time
 
     answers = reference_outputs(decisive_model, probe_images(SIZE))
-    instant = ("instant", lambda model, size: lambda images: answers)
+    instant = ("instant", lambda model, size, scale: lambda images: answers)
 
-    def slow_build(model, size):
-        fp32 = engine_module.compile_graph(model, size)
+    def slow_build(model, size, scale):
+        fp32 = engine_module.compile_graph(model, size, scale)
         return lambda images: (time.sleep(0.05), fp32(images))[1]
 
     assert load_engine(decisive_model, SIZE, 2, candidates=[instant]).name == "instant"

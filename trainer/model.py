@@ -1,5 +1,6 @@
-"""Architectures: the tutorial's CNN (`baseline`), a regularised one (`improved`, the default)
-and a deeper variant of it (`deeper`).
+"""Architectures: the tutorial's CNN (`baseline`), a regularised one (`improved`), a deeper
+variant of it (`deeper`), and `pretrained`: an ImageNet EfficientNet-Lite backbone, frozen, with
+the user's classes as a trained linear head.
 
 Functional Keras models. Each takes RGB pixels in [0, 255] and scales them itself (its first
 layer), so the saved file carries its preprocessing (trainer.images, version 2). Two classes get
@@ -24,6 +25,10 @@ class Recipe:
     augmentation: str = "light"  # a key of trainer.train.AUGMENTATIONS
     label_smoothing: float = 0.0
     cosine_decay: bool = False  # learning rate decays to zero over `epochs`
+    # Pretrained architectures: the backbone is frozen, its features computed once per image
+    # (and its mirror image), and only the head is fitted, with this L2 penalty on its weights.
+    frozen_backbone: bool = False
+    head_l2: float = 0.0
 
 
 # For a few hundred web photos and no pretrained weights: strong augmentation, decoupled weight
@@ -34,10 +39,17 @@ _REGULARISED = Recipe(image_size=128, learning_rate=2e-3, weight_decay=0.02, epo
                       patience=None, augmentation="strong", label_smoothing=0.1,
                       cosine_decay=True)
 
+# The head is a logistic (or softmax) regression on standardised features: convex, so it is
+# run to its end on full batches; the L2 penalty is what keeps 200 photos from being memorised.
+PRETRAINED_BACKBONE = "lite2"
+_PRETRAINED = Recipe(image_size=260, learning_rate=0.01, weight_decay=0.0, epochs=150,
+                     patience=None, augmentation="mirror", frozen_backbone=True, head_l2=0.015)
+
 RECIPES = {
     "baseline": Recipe(image_size=256, learning_rate=1e-3, weight_decay=0.0, epochs=20, patience=5),
     "improved": _REGULARISED,
     "deeper": _REGULARISED,
+    "pretrained": _PRETRAINED,
 }
 # The default is the architecture that scored best through the workers on photos it never saw
 # (benchmarks/accuracy.py over several seeds; the figures live in the README, not here).
@@ -118,7 +130,31 @@ def build_deeper(image_size: int, class_count: int):
     return keras.Model(inputs, _classifier_head(x, class_count), name="deeper")
 
 
-ARCHITECTURES = {"baseline": build_baseline, "improved": build_improved, "deeper": build_deeper}
+FEATURES_LAYER = "backbone_pooling"  # the pretrained models' features, the head's input
+
+
+def build_pretrained(image_size: int, class_count: int, backbone: str = PRETRAINED_BACKBONE,
+                     pretrained_weights: bool = True):
+    """EfficientNet-Lite with its ImageNet weights (from its package, read offline), its
+    features standardised (a Normalization layer, set from the training images' features)
+    and a linear head. The backbone's own input normalisation is its first layer. With
+    `pretrained_weights=False` the backbone keeps random weights (tests, tiny sizes)."""
+    import keras
+
+    from trainer.backbones.efficientnet_lite import (efficientnet_lite_features,
+                                                     load_pretrained_weights)
+
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
+    features = efficientnet_lite_features(inputs, backbone)
+    standardised = keras.layers.Normalization(name="feature_standardisation")(features)
+    model = keras.Model(inputs, _classifier_head(standardised, class_count), name="pretrained")
+    if pretrained_weights:
+        load_pretrained_weights(model, backbone)
+    return model
+
+
+ARCHITECTURES = {"baseline": build_baseline, "improved": build_improved, "deeper": build_deeper,
+                 "pretrained": build_pretrained}
 
 
 def build_model(architecture: str, image_size: int, class_count: int):

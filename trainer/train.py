@@ -1,5 +1,6 @@
-"""Train one model on a labelled source: decode, split, fit (with the architecture's recipe:
-early stopping only where it asks for it), evaluate on the test split."""
+"""Train one model on a labelled source: decode, split, fit (the whole model with its recipe,
+early stopping only where it asks for it; or a pretrained backbone's head: trainer.transfer),
+evaluate on the held-out test split."""
 
 import math
 import time
@@ -150,6 +151,23 @@ def compile_model(model, params: TrainingParams, class_count: int, steps_per_epo
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
 
 
+def fit_whole_model(model, data: LabelledImages, split: Split, params: TrainingParams,
+                    callbacks: list):
+    """Every layer trained on the augmented training split; returns Keras's History."""
+    class_count = len(data.class_names)
+    compile_model(model, params, class_count,
+                  steps_per_epoch=math.ceil(len(split.train) / params.batch_size))
+    train_labels = data.labels[split.train]
+    labels_for_loss = (lambda y: y.astype(np.float32)) if class_count == 2 else (lambda y: y)
+    return model.fit(
+        training_dataset(data.images[split.train], labels_for_loss(train_labels), params),
+        validation_data=(data.images[split.validation],
+                         labels_for_loss(data.labels[split.validation])),
+        epochs=params.epochs, callbacks=callbacks, verbose=0, shuffle=False,
+        class_weight=class_weights(train_labels, class_count),
+    )
+
+
 def train(source: str, params: TrainingParams, log_dir: Path | None = None,
           on_epoch: EpochCallback | None = None,
           corrections: list | None = None) -> TrainingResult:
@@ -169,10 +187,7 @@ def train(source: str, params: TrainingParams, log_dir: Path | None = None,
 
     keras.utils.set_random_seed(params.seed)
     class_count = len(data.class_names)
-    binary = class_count == 2
     model = build_model(params.architecture, params.image_size, class_count)
-    compile_model(model, params, class_count,
-                  steps_per_epoch=math.ceil(len(split.train) / params.batch_size))
     callbacks = []
     if params.patience:
         callbacks.append(keras.callbacks.EarlyStopping(
@@ -183,16 +198,13 @@ def train(source: str, params: TrainingParams, log_dir: Path | None = None,
         callbacks.append(keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, params.epochs, dict(logs or {}))))
 
-    train_labels = data.labels[split.train]
-    labels_for_loss = (lambda y: y.astype(np.float32)) if binary else (lambda y: y)
     started = time.perf_counter()
-    history = model.fit(
-        training_dataset(data.images[split.train], labels_for_loss(train_labels), params),
-        validation_data=(data.images[split.validation],
-                         labels_for_loss(data.labels[split.validation])),
-        epochs=params.epochs, callbacks=callbacks, verbose=0, shuffle=False,
-        class_weight=class_weights(train_labels, class_count),
-    )
+    if RECIPES[params.architecture].frozen_backbone:
+        from trainer.transfer import fit_head
+
+        history = fit_head(model, data, split, params, callbacks)
+    else:
+        history = fit_whole_model(model, data, split, params, callbacks)
     train_seconds = time.perf_counter() - started
     epochs_run = len(history.history.get("loss", []))
 

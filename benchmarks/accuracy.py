@@ -1,16 +1,18 @@
-"""Accuracy on photos never seen: train on one labelled folder, classify another through the
-real pipeline, side by side.
+"""Accuracy on photos never seen: train on one labelled folder, classify others through the
+real pipeline, side by side, in several directions.
 
-For each architecture and seed: `trainer.train.train()` on the training folder, the model
-registered as a version, then the test folder submitted as a job pinned to that version and
-labelled by real Celery workers on the embedded queue (the same decode, engine and SQL rows a
-user gets), and each row scored against its image's class sub-folder. Prints a JSON document
-(per-seed runs, per-architecture mean and standard deviation) and a Markdown table.
+For each architecture, seed and training folder: `trainer.train.train()` on the folder, the
+model registered as a version, then each test folder submitted as a job pinned to that version
+and labelled by real Celery workers on the embedded queue (the same decode, engine and SQL rows
+a user gets), and each row scored against its image's class sub-folder. Prints a JSON document
+(per-run figures; per direction and architecture, mean and standard deviation over seeds, the
+training time and the end-to-end labelling rate) and a Markdown table.
 
-    python -m benchmarks.accuracy --train ../shared/datasets/seed-photos \
-        --test ../shared/datasets/more-photos --seeds 0 1 2 --architectures baseline improved
+    python -m benchmarks.accuracy --seeds 0 1 2 --architectures pretrained improved baseline
 
-Both folders are only read. Everything runs under a temporary HAPPYSAD_HOME.
+By default the directions are the three of ../shared/datasets/ (seed-photos -> more-photos,
+seed-photos -> extra-photos, more-photos -> seed-photos); `--direction TRAIN=TEST` (repeatable)
+names others; `--datasets` is where relative names are looked up. The folders are only read. Everything runs under a temporary HAPPYSAD_HOME.
 """
 
 import argparse
@@ -60,9 +62,9 @@ def label_through_workers(test_folder: str, version: int, class_names: list[str]
     return np.array(truth), np.array(probabilities), failed
 
 
-def run_once(train_folder: str, test_folder: str, architecture: str, seed: int,
-             epochs: int | None, workers) -> dict:
-    """Train one model, register it, and score it on the test folder through the workers."""
+def run_once(train_folder: str, test_folders: list[str], architecture: str, seed: int,
+             epochs: int | None, workers) -> list[dict]:
+    """Train one model, register it, and score it on each test folder through the workers."""
     from trainer.evaluate import classification_metrics
     from trainer.registry import register
     from trainer.train import TrainingParams, train
@@ -71,53 +73,84 @@ def run_once(train_folder: str, test_folder: str, architecture: str, seed: int,
                                                 epochs=epochs))
     class_names = result.data.class_names
     version = register(result, promote="never").version
-    truth, probabilities, failed = label_through_workers(test_folder, version, class_names,
-                                                         workers)
-    metrics = classification_metrics(truth, probabilities, class_names)
-    return {"architecture": architecture, "seed": seed, "model_version": version,
+    runs = []
+    for test_folder in test_folders:
+        started = time.perf_counter()
+        truth, probabilities, failed = label_through_workers(test_folder, version, class_names,
+                                                             workers)
+        seconds = time.perf_counter() - started
+        metrics = classification_metrics(truth, probabilities, class_names)
+        runs.append({
+            "direction": f"{Path(train_folder).name} -> {Path(test_folder).name}",
+            "architecture": architecture, "seed": seed, "model_version": version,
             "image_size": result.params.image_size,
             "epochs_run": len(result.history.get("loss", [])),
             "train_seconds": round(result.train_seconds, 1),
             "held_out_split_accuracy": result.metrics["accuracy"],
             "test_images": metrics["count"], "test_failed": failed,
+            # submit to last row, the workers' model load for the new version included
+            "labelling_images_per_second": round((metrics["count"] + failed) / seconds, 1),
             "positive_class": class_names[1],
             **{name: metrics[name] for name in METRICS},
-            "confusion_matrix": metrics["confusion_matrix"]}
+            "confusion_matrix": metrics["confusion_matrix"]})
+    return runs
 
 
 def summarize(runs: list[dict]) -> dict:
-    """Mean and (sample) standard deviation per architecture."""
+    """Per direction and architecture: mean and (sample) standard deviation over seeds."""
     summary = {}
-    for architecture in dict.fromkeys(run["architecture"] for run in runs):
-        mine = [run for run in runs if run["architecture"] == architecture]
-        entry = {"seeds": len(mine), "train_seconds_mean":
-                 round(statistics.mean(run["train_seconds"] for run in mine), 1)}
-        for name in METRICS:
+    for key in dict.fromkeys((run["direction"], run["architecture"]) for run in runs):
+        mine = [run for run in runs if (run["direction"], run["architecture"]) == key]
+        entry = {"direction": key[0], "architecture": key[1], "seeds": len(mine)}
+        for name in (*METRICS, "train_seconds", "labelling_images_per_second"):
             values = [run[name] for run in mine]
             entry[f"{name}_mean"] = statistics.mean(values)
             entry[f"{name}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-        summary[architecture] = entry
+        summary[" | ".join(key)] = entry
     return summary
 
 
 def markdown_table(summary: dict) -> str:
-    lines = ["| architecture | accuracy | precision | recall | train s/run |",
-             "| --- | --- | --- | --- | --- |"]
-    for architecture, entry in summary.items():
+    lines = ["| direction | architecture | accuracy | precision | recall | train s/run "
+             "| labelling images/s |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for entry in summary.values():
         cells = [f"{100 * entry[f'{n}_mean']:.1f} ± {100 * entry[f'{n}_std']:.1f}%"
                  for n in METRICS]
-        lines.append(f"| {architecture} | {' | '.join(cells)} | "
-                     f"{entry['train_seconds_mean']:.0f} |")
+        lines.append(f"| {entry['direction']} | {entry['architecture']} | {' | '.join(cells)} "
+                     f"| {entry['train_seconds_mean']:.0f} "
+                     f"| {entry['labelling_images_per_second_mean']:.0f} |")
     return "\n".join(lines)
+
+
+DEFAULT_DIRECTIONS = ("seed-photos=more-photos", "seed-photos=extra-photos",
+                      "more-photos=seed-photos")
+
+
+def directions_by_training_folder(directions: list[str], datasets: str) -> dict[str, list[str]]:
+    """TRAIN=TEST pairs (relative names are under ../shared/datasets/) grouped by training
+    folder, so each model is trained once and judged on every folder it is paired with."""
+    grouped: dict[str, list[str]] = {}
+    for direction in directions:
+        train, _, test = direction.partition("=")
+        if not test:
+            raise SystemExit(f"--direction wants TRAIN=TEST, got {direction!r}")
+        train, test = (folder if "://" in folder or os.sep in folder
+                       else os.path.join(datasets, folder) for folder in (train, test))
+        grouped.setdefault(train if "://" in train else os.path.abspath(train), []).append(
+            test if "://" in test else os.path.abspath(test))
+    return grouped
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", required=True, help="labelled folder to train on")
-    parser.add_argument("--test", required=True, help="labelled folder never seen in training")
+    parser.add_argument("--direction", action="append", dest="directions",
+                        help="TRAIN=TEST labelled folders (repeatable; default: the three "
+                        "directions of ../shared/datasets)")
+    parser.add_argument("--datasets", default="../shared/datasets",
+                        help="folder of the named photo sets (default: ../shared/datasets)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--architectures", nargs="+", default=["baseline", "improved"],
-                        choices=list(ARCHITECTURES))
+    parser.add_argument("--architectures", nargs="+",
+                        default=["pretrained", "improved", "baseline"], choices=list(ARCHITECTURES))
     parser.add_argument("--epochs", type=int, default=None,
                         help="override every recipe's epochs (default: each recipe's own)")
     args = parser.parse_args(argv)
@@ -125,8 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="happysad-accuracy-") as home:
         # Nothing the run writes lands in the project, and no HAPPYSAD_ setting of yours (a
         # broker, a database) is used: SQLite and the embedded queue under the temporary home.
-        train, test = (folder if "://" in folder else os.path.abspath(folder)
-                       for folder in (args.train, args.test))
+        directions = directions_by_training_folder(args.directions or list(DEFAULT_DIRECTIONS),
+                                                   args.datasets)
         for name in [key for key in os.environ if key.startswith("HAPPYSAD_")]:
             del os.environ[name]
         os.environ["HAPPYSAD_HOME"] = home
@@ -140,13 +173,15 @@ def main(argv: list[str] | None = None) -> None:
         try:
             for architecture in args.architectures:
                 for seed in args.seeds:
-                    run = run_once(train, test, architecture, seed, args.epochs, workers)
-                    print(json.dumps(run), file=sys.stderr, flush=True)  # progress, per run
-                    runs.append(run)
+                    for train, tests in directions.items():
+                        for run in run_once(train, tests, architecture, seed, args.epochs,
+                                            workers):
+                            print(json.dumps(run), file=sys.stderr, flush=True)  # progress
+                            runs.append(run)
         finally:
             local.stop_local_workers(workers)
     summary = summarize(runs)
-    print(json.dumps({"train": args.train, "test": args.test, "seeds": args.seeds,
+    print(json.dumps({"directions": directions, "seeds": args.seeds,
                       "runs": runs, "summary": summary}, indent=2))
     print()
     print(markdown_table(summary))

@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="folder of the named photo sets (default: ../shared/datasets)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--architectures", nargs="+",
-                        default=["pretrained", "improved", "baseline"], choices=list(ARCHITECTURES))
+                        default=["pretrained", "improved", "baseline"],
+                        choices=list(ARCHITECTURES))
     parser.add_argument("--epochs", type=int, default=None,
                         help="override every recipe's epochs (default: each recipe's own)")
     args = parser.parse_args(argv)

@@ -15,7 +15,8 @@ def backbone_features(model, images: np.ndarray, batch_size: int = 32) -> np.nda
     import tensorflow as tf
 
     features = keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
-    run = tf.function(lambda batch: features(batch, training=False), reduce_retracing=True)
+    signature = [tf.TensorSpec((None, *images.shape[1:]), tf.float32)]  # traced once
+    run = tf.function(lambda batch: features(batch, training=False), input_signature=signature)
     chunks = [np.asarray(run(images[start:start + batch_size]))
               for start in range(0, len(images), batch_size)]
     return np.concatenate(chunks) if chunks else np.zeros((0, features.output.shape[-1]))

@@ -41,7 +41,7 @@ def train(
     image_size: Annotated[int | None, typer.Option(help="Input size in pixels (default: recipe).")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per training step.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed for the split, weights and augmentation.")] = 0,
-    architecture: Annotated[Architecture, typer.Option(help="baseline is the tutorial's CNN.")] = DEFAULT_ARCHITECTURE,
+    architecture: Annotated[Architecture, typer.Option(help="pretrained: an ImageNet backbone and a trained head; baseline is the tutorial's CNN.")] = DEFAULT_ARCHITECTURE,
     promote: Annotated[PromoteMode, typer.Option(help="auto: only if at least as good as production on the same test images.")] = PromoteMode.AUTO,
     augment: Annotated[bool, typer.Option(help="Flips, rotations, zoom, brightness while training.")] = True,
     json_output: JsonOption = False,
@@ -62,6 +62,7 @@ def train(
         registration = register(result, promote=promote)
     payload = {"version": registration.version, "metrics": result.metrics,
                "promoted": registration.promoted, "promotion_reason": registration.reason,
+               "warning": registration.warning,
                "path": registration.path, "class_names": result.data.class_names,
                "params": result.params_record(), "skipped_files": result.data.skipped,
                "train_seconds": round(result.train_seconds, 2),
@@ -76,6 +77,10 @@ def train(
         f"{output.headline_scores(metrics, result.data.class_names)} on {metrics['count']} test "
         f"images; {'promoted to production' if registration.promoted else 'not promoted'} "
         f"({registration.reason})")
+    if registration.warning:
+        output.say(f"warning: this model is {registration.warning}; "
+                   + ("promoted only because you asked" if registration.promoted
+                      else "it was not promoted automatically"))
     if result.data.skipped:
         output.say(f"skipped {len(result.data.skipped)} files (see metadata.json):")
         for skipped in result.data.skipped[:10]:

@@ -144,3 +144,65 @@ def test_a_tensor_reaching_outside_its_storage_is_refused(tmp_path):
         archive.writestr("archive/data/0", np.zeros(4, "<f4").tobytes())  # 4 of 16 values
     with pytest.raises(CheckpointError):
         load_tensors(path)
+
+
+# --- EfficientNet-Lite in Keras --------------------------------------------------------------
+
+SIZE = 32  # the backbone runs at any size; 32 px keeps these tests quick
+
+
+def test_every_backbone_layer_takes_its_checkpoint_tensor_transposed_for_keras():
+    """The name mapping, on made-up tensors of PyTorch's shapes: each Keras kernel is its
+    PyTorch tensor transposed, each batch normalisation its four vectors."""
+    from trainer.backbones.efficientnet_lite import load_pretrained_weights, torch_names
+    from trainer.model import build_pretrained
+
+    model = build_pretrained(SIZE, 2, backbone="lite0", pretrained_weights=False)
+    rng = np.random.default_rng(0)
+    tensors = {}
+    for layer_name, (torch_name, depthwise) in torch_names(model, "lite0").items():
+        shapes = [w.shape for w in model.get_layer(layer_name).get_weights()]
+        if len(shapes) == 4:
+            for key, shape in zip(("weight", "bias", "running_mean", "running_var"), shapes):
+                tensors[f"{torch_name}.{key}"] = rng.random(shape, dtype=np.float32)
+        else:
+            h, w, a, b = shapes[0]
+            shape = (a, b, h, w) if depthwise else (b, a, h, w)
+            tensors[f"{torch_name}.weight"] = rng.random(shape, dtype=np.float32)
+    load_pretrained_weights(model, "lite0", tensors)
+    kernel = model.get_layer("block3_expand_conv").get_weights()[0]
+    np.testing.assert_array_equal(kernel, tensors["_blocks.3._expand_conv.weight"].transpose(2, 3, 1, 0))
+    depthwise = model.get_layer("block3_depthwise").get_weights()[0]
+    np.testing.assert_array_equal(depthwise,
+                                  tensors["_blocks.3._depthwise_conv.weight"].transpose(2, 3, 0, 1))
+    np.testing.assert_array_equal(model.get_layer("head_bn").get_weights()[3],
+                                  tensors["_bn1.running_var"])
+
+
+def test_the_packaged_checkpoint_fits_the_keras_graph():
+    """The installed lite2 package's weights load into the graph, every shape checked."""
+    from trainer.model import build_pretrained
+
+    model = build_pretrained(SIZE, 2, backbone="lite2")
+    assert np.abs(model.get_layer("stem_conv").get_weights()[0]).sum() > 0
+
+
+@pytest.mark.parametrize("class_count", [2, 3])
+def test_saved_and_reloaded_in_safe_mode_the_outputs_are_identical(tmp_path, class_count):
+    import keras
+
+    from trainer.model import build_pretrained
+    from worker.engine import probe_images
+
+    keras.utils.set_random_seed(0)
+    model = build_pretrained(SIZE, class_count, backbone="lite0", pretrained_weights=False)
+    pixels = probe_images(SIZE).astype(np.float32)
+    model.get_layer("feature_standardisation").adapt(
+        keras.Model(model.input, model.get_layer("backbone_pooling").output)(pixels))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path, compile=False, safe_mode=True)
+    before, after = np.asarray(model(pixels)), np.asarray(reloaded(pixels))
+    assert before.shape == (len(pixels), 1 if class_count == 2 else class_count)
+    np.testing.assert_array_equal(before, after)
+    assert reloaded.get_layer("backbone_normalisation").offset != 0  # its preprocessing inside

@@ -189,3 +189,48 @@ def test_chunked_overlapped_classification_matches_one_model_call(decisive_model
     rows = classify.prediction_rows(7, model, uris, probabilities, errors, "host")
     assert rows[5]["label"] is None and rows[5]["error"]
     assert rows[0]["label"] == ["happy", "sad"][int(expected[0].argmax())]
+
+
+@pytest.fixture(scope="module")
+def decisive_pretrained():
+    """The pretrained architecture (its packaged ImageNet backbone, at 32 px) with its features
+    standardised on the probes and a sharpened head, so probes fall on both sides. (A random
+    backbone saturates its ReLU6s: every probe gets the same features.)"""
+    import keras
+
+    from trainer.model import FEATURES_LAYER, build_pretrained
+
+    keras.utils.set_random_seed(5)
+    model = build_pretrained(SIZE, 2)
+    features = keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
+    model.get_layer("feature_standardisation").adapt(features(model_input(probe_images(SIZE))))
+    head = model.get_layer("class_probabilities")
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel * 20, bias])
+    outputs = reference_outputs(model, probe_images(SIZE)).astype(np.float64).ravel()
+    logits = np.log(outputs / (1 - outputs))
+    head.set_weights([kernel * 20, np.full_like(bias, bias - np.mean(logits))])
+    outputs = reference_outputs(model, probe_images(SIZE)).ravel()
+    assert outputs.min() < 0.2 and outputs.max() > 0.8, outputs
+    return model
+
+
+def test_fp32_engine_is_the_pretrained_model(decisive_pretrained):
+    engine = load_engine(decisive_pretrained, SIZE, 2, "fp32")
+    images = probe_images(SIZE)
+    np.testing.assert_allclose(engine(images), reference_outputs(decisive_pretrained, images),
+                               atol=1e-5)
+
+
+def test_bfloat16_on_the_pretrained_model_is_used_only_if_it_really_matches(decisive_pretrained):
+    """The parity check's verdict on the backbone in bfloat16 agrees with the difference the
+    test measures itself: chosen only within tolerance and with the same labels."""
+    candidates = engine_module.default_candidates({"avx512_bf16"})
+    engine = load_engine(decisive_pretrained, SIZE, 2, "bf16", candidates=candidates)
+    images = probe_images(SIZE)
+    reference = reference_outputs(decisive_pretrained, images)
+    bf16 = engine_module.compile_graph(engine_module.bfloat16_model(decisive_pretrained), SIZE)
+    measured = check_parity(reference, bf16(images), 2)
+    assert engine.name == ("bf16" if measured.passed else "fp32"), engine.note
+    if engine.name == "fp32":
+        assert "failed parity" in engine.note

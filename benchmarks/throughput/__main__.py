@@ -87,7 +87,8 @@ def run(args) -> dict:
     training = training_input(work / "train", args.epochs)
     listing_env = clean_env(HAPPYSAD_HOME=str(work / "home-listing"))
     Path(listing_env["HAPPYSAD_HOME"]).mkdir()
-    model_path = train_and_register(work / "train", envs | {"listing": listing_env})
+    model_path = train_and_register(work / "train", envs | {"listing": listing_env},
+                                    args.architecture)
     sources = {name: write_jpegs(work, shape, args.images) for name, shape in JPEG_SHAPES.items()}
     warmups = {name: write_jpegs(work / "warmup", shape, 16) for name, shape in
                JPEG_SHAPES.items()}
@@ -114,7 +115,8 @@ def run(args) -> dict:
         best = {mode: max(r[key] for r in runs if r["mode"] == mode and r["jpeg"] == "256x256")
                 for mode in envs}
         goal[key] = {"best_per_mode": best, "met": min(best.values()) >= goal["target"]}
-    return {"one_image_at_a_time": loop, "decode_one_thread": decode, "end_to_end": runs,
+    return {"architecture": args.architecture,
+            "one_image_at_a_time": loop, "decode_one_thread": decode, "end_to_end": runs,
             "skipped_modes": skipped,
             "goal_256x256_end_to_end_over_ceiling": goal, "submit_memory": listing,
             "training_input": training, "work_folder": str(work)}
@@ -130,6 +132,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14",
                         help="a Redis db the run may empty")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, data)")
+    parser.add_argument("--architecture", default="baseline",
+                        help="the model that serves (default: the tutorial's CNN, baseline; "
+                        "the one-image loop runs the same model)")
     parser.add_argument("--engine", default="auto", choices=[engine.value for engine in InferenceEngine],
                         help="the inference engine of workers and ceilings (default: auto)")
     args = parser.parse_args(argv)

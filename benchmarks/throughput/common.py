@@ -56,14 +56,15 @@ def write_jpegs(folder: Path, shape: tuple[int, int], count: int, unique: int = 
     return source
 
 
-def train_and_register(sample_folder: Path, homes: dict[str, dict]) -> str:
-    """One quick model of the tutorial's CNN (1 epoch: this is about speed), registered as
-    production in every mode's database. Returns the model file of the first registration."""
+def train_and_register(sample_folder: Path, homes: dict[str, dict],
+                       architecture: str = "baseline") -> str:
+    """One quick model of `architecture` at IMAGE_SIZE (1 epoch: this is about speed),
+    registered as production in every mode's database. Returns the first registration's file."""
     from trainer.registry import register
     from trainer.train import TrainingParams, train
 
     result = train(str(sample_folder), TrainingParams(
-        architecture="baseline", epochs=1, image_size=IMAGE_SIZE, augment=False))
+        architecture=architecture, epochs=1, image_size=IMAGE_SIZE, augment=False))
     paths = []
     for env in homes.values():
         use_env(env)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from db.errors import InvalidInput
+
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 
@@ -28,7 +30,7 @@ STORAGE_DTYPES = {
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InvalidInput):
     """A checkpoint that is not plain tensors, or that is damaged."""
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from db.errors import Unavailable
 from trainer.backbones.checkpoint import load_tensors
 
 FEATURE_WIDTH = 1280  # the head convolution's width, not scaled in the Lite variants
@@ -46,7 +47,7 @@ VARIANTS = {
 }
 
 
-class BackboneError(RuntimeError):
+class BackboneError(Unavailable):
     """The weight package of a backbone is missing or does not match the architecture."""
 
 

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 
-from tests.conftest import happysad
-from tests.images_factory import encode, solid_rgb
+from tests.helpers.commands import happysad
+from tests.helpers.images import encode, solid_rgb
 
 
 def test_a_majority_class_model_is_registered_not_promoted(tiny_training):

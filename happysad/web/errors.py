@@ -11,9 +11,12 @@ def one_line(error: BaseException) -> str:
 
 
 def status_by_error() -> list[tuple[type[BaseException], int]]:
-    """Most specific first: the first match wins."""
+    """Most specific first: the first match wins. Only the project's own errors (and a value
+    the database refuses) are answers; any other exception is a bug and stays a 500 with its
+    traceback in the log, as the CLI keeps it."""
     from sqlalchemy.exc import DataError
 
+    from db.errors import HappysadError, InvalidInput, Unavailable, WaitTimeout
     from db.queries import JobFinished, NothingToRollBack, NotFound
     from db.session import DatabaseUnavailable
     from scheduler.submit import BrokerUnavailable, SubmitError
@@ -22,7 +25,8 @@ def status_by_error() -> list[tuple[type[BaseException], int]]:
 
     return [(NotFound, 404), (JobFinished, 409), (NothingToRollBack, 409), (ModelLoadError, 409),
             (SubmitError, 400), (StorageError, 400), (BrokerUnavailable, 503),
-            (DatabaseUnavailable, 503), (DataError, 400), (TimeoutError, 504), (ValueError, 400)]
+            (DatabaseUnavailable, 503), (Unavailable, 503), (DataError, 400),
+            (WaitTimeout, 504), (InvalidInput, 400), (HappysadError, 400)]
 
 
 def register(app: FastAPI) -> None:

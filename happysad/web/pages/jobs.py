@@ -7,6 +7,7 @@ from fastapi import APIRouter, Form, Path, Request
 from pydantic import ValidationError
 
 from db import queries, reviews
+from db.errors import InvalidInput
 from db.session import session_scope
 from db.tables import JOB_FINISHED
 from happysad.web import actions, records
@@ -42,7 +43,7 @@ def submit_form(request: Request, csrf: Annotated[str, Form()],
     try:
         size = int(batch_size) if batch_size.strip() else None
         if "\x00" in source or not source.strip():
-            raise ValueError("give a folder or s3://bucket/prefix to submit")
+            raise InvalidInput("give a folder or s3://bucket/prefix to submit")
         job_id = actions.submit(source.strip(), None, size)
     except user_errors() as error:
         request.session["flash"] = f"not submitted: {one_line(error)}"

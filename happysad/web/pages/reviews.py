@@ -7,6 +7,7 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import JSONResponse
 
 from db import reviews
+from db.errors import InvalidInput
 from db.session import session_scope
 from happysad.web import actions
 from happysad.web.errors import one_line
@@ -26,7 +27,7 @@ def review_form(request: Request, job_id: DatabaseId, csrf: Annotated[str, Form(
         with session_scope() as session:
             job_of_prediction = reviews.prediction_job(session, prediction_id)
         if job_of_prediction != job_id:
-            raise ValueError(f"prediction {prediction_id} is not an image of job {job_id}")
+            raise InvalidInput(f"prediction {prediction_id} is not an image of job {job_id}")
         review = actions.review(prediction_id, label, "web")
     except user_errors() as error:
         return JSONResponse({"detail": one_line(error)}, status_code=400)

@@ -96,7 +96,10 @@ def test_two_schedulers_yield_one_run_per_slot_and_a_new_version(
     run = wait_until(trained, 240, "no scheduled retrain produced a version")
     assert run.status == "done" and run.model_version == registered_model + 1, run.reason
     assert run.source == str(train_data) and run.finished_at > run.started_at
-    assert f"production v{registered_model}" in run.reason
+    # The run says why it did or did not promote: compared with production, or held back first
+    # by the majority gate (two epochs on 24 drawings can be no better than one answer).
+    assert (f"production v{registered_model}" in run.reason
+            or "no better than always answering" in run.reason), run.reason
     with session_scope() as session:
         version = queries.get_model_version(session, run.model_version)
         assert version.dataset_fingerprint == run.dataset_fingerprint

@@ -6,6 +6,12 @@ A `HappysadError` is something a user can act on, said in one line: the CLI prin
 """
 
 
+def one_line(error: BaseException) -> str:
+    """What a user is shown of an error: its first line, or its type's name if it says nothing."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class HappysadError(Exception):
     """The root: a problem with what was asked or with the deployment, not with the code."""
 

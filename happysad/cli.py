@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from db.errors import HappysadError
+from db.errors import HappysadError, one_line
 from happysad import output
 from happysad.commands import db, demo, jobs, models, results, retrain, reviews, serve, services
 from happysad.commands import train
@@ -60,8 +60,7 @@ def main() -> None:
     except HappysadError as error:  # the project's own: one line; anything else is a bug
         if os.environ.get("HAPPYSAD_DEBUG"):
             raise
-        lines = str(error).strip().splitlines()
-        output.fail(_disk_full(error) or (lines[0] if lines else type(error).__name__))
+        output.fail(_disk_full(error) or one_line(error))
     except Exception as error:  # a full disk is the machine's state, not a bug: one line too
         if not os.environ.get("HAPPYSAD_DEBUG") and (full := _disk_full(error)):
             output.fail(full)
@@ -76,8 +75,7 @@ def _disk_full(error: BaseException) -> str | None:
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         return f"no space left on device writing {error.filename or 'a file'}: free some space"
     if "database or disk is full" in text or "No space left on device" in text:
-        first = text.strip().splitlines()[0]
-        return f"no space left on device ({first}): free some space and run it again"
+        return f"no space left on device ({one_line(error)}): free some space and run it again"
     return None
 
 

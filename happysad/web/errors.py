@@ -4,10 +4,7 @@ API and as a small page for the pages; never a 500 for bad input."""
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-
-def one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+from db.errors import one_line  # the CLI's one line, also for the pages that import it here
 
 
 def status_by_error() -> list[tuple[type[BaseException], int]]:

@@ -101,6 +101,10 @@ def test_review_on_the_page_and_the_retrain_trains_on_it(
         model_labels = {p.id: p.label for p in queries.iter_predictions(session, job_id)}
         assert all(r.model_label == model_labels[r.prediction_id] for r in rows)
         reviewed = reviews.reviewed_images(session)
+        page_verdicts = {uri: recorded[prediction_id] for prediction_id, uri
+                         in reviews.prediction_uris(session, recorded).items()}
+    # What the retrain reads is exactly the page's verdicts: these images, these labels.
+    assert {item.uri: item.label for item in reviewed} == page_verdicts
 
     monkeypatch.setenv("HAPPYSAD_TRAIN_DATA", str(sample_folder))  # the model's own data
     reset_settings()
@@ -119,7 +123,8 @@ def test_review_on_the_page_and_the_retrain_trains_on_it(
                 break
         time.sleep(1)
     assert run is not None and run.status == "done", run and run.reason
-    corrections, _ = read_corrections(reviewed)
+    corrections, unreadable = read_corrections(reviewed)
+    assert not unreadable and len(corrections) == 4
     assert run.dataset_fingerprint == training_fingerprint(
         source_fingerprint(str(sample_folder)), corrections)
     assert run.dataset_fingerprint != source_fingerprint(str(sample_folder))

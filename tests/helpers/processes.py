@@ -22,12 +22,13 @@ class WorkerProcess:
 
     def __init__(self, name: str, concurrency: int = 1, queues: str = LABELLING_QUEUE,
                  env: dict | None = None, log_dir: Path | None = None,
-                 app: str = "worker.celery_app"):
+                 app: str = "worker.celery_app", run_in: list[str] = ()):
         self.name = name
         log_dir = log_dir or Path(os.environ["HAPPYSAD_HOME"]) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}.log"
-        command = [sys.executable, "-m", "celery", "-A", app, "worker",
+        # run_in: a prefix that execs the worker elsewhere (`ip netns exec NS`), same pid
+        command = [*run_in, sys.executable, "-m", "celery", "-A", app, "worker",
                    f"--hostname={name}@%h", f"--concurrency={concurrency}",
                    f"--queues={queues}", "--loglevel=INFO", "--without-mingle",
                    "--without-gossip"]
@@ -88,10 +89,14 @@ class RedisServer:
     queued batches must survive a restart, which is what a restart test is about.
     """
 
-    def __init__(self, folder: Path, password: str | None = None):
+    def __init__(self, folder: Path, password: str | None = None, host: str = "127.0.0.1",
+                 run_in: list[str] = (), unix_socket: Path | None = None):
         self.port = free_port()
         self.folder = folder
         self.password = password
+        # Elsewhere than this process's network (run_in `ip netns exec NS`, on an address of
+        # that namespace), the test itself reaches it through the Unix socket.
+        self.host, self.run_in, self.unix_socket = host, list(run_in), unix_socket
         folder.mkdir(parents=True, exist_ok=True)
         self.process = None
         self.start()
@@ -99,18 +104,32 @@ class RedisServer:
     @property
     def url(self) -> str:
         login = f":{self.password}@" if self.password else ""
-        return f"redis://{login}127.0.0.1:{self.port}/0"
+        return f"redis://{login}{self.host}:{self.port}/0"
+
+    @property
+    def socket_url(self) -> str:
+        """The Unix socket as a kombu broker URL (db 0)."""
+        return f"redis+socket://{self.unix_socket}"
 
     def start(self) -> None:
         import redis
 
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                   "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)]
+        command = [*self.run_in, "redis-server", "--port", str(self.port), "--bind", self.host,
+                   "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+                   "--dir", str(self.folder)]
         if self.password:
             command += ["--requirepass", self.password]
+        elif self.host != "127.0.0.1":  # an address of the test's own namespace, no password:
+            command += ["--protected-mode", "no"]  # protected mode would answer only loopback
+        if self.unix_socket:
+            command += ["--unixsocket", str(self.unix_socket), "--unixsocketperm", "700"]
+            client = redis.Redis(unix_socket_path=str(self.unix_socket), password=self.password,
+                                 socket_connect_timeout=1)
+        else:
+            client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
         with open(self.folder / "redis.log", "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        with redis.Redis.from_url(self.url, socket_connect_timeout=1) as client:
+        with client:
             wait_until(lambda: _pings(client), f"redis on port {self.port}", timeout=30)
 
     def stop(self) -> None:

@@ -34,6 +34,17 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+# The server's side of our sessions, set per session (libpq `options`), whatever the server's
+# own configuration: a client host that vanished without closing its connections (its network
+# cut, powered off) is dropped within about a minute, and with it the locks its sessions held
+# (the reconciler's advisory lock, the job row an unfinished batch write had updated). With the
+# defaults the kernel's keepalive (2 h) keeps them, and every worker waits behind them
+# (tests/integration/test_multi_host.py). Keepalives cover an idle connection; tcp_user_timeout
+# one whose last reply was never acknowledged.
+SERVER_SIDE_TIMEOUTS = ("-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 "
+                        "-c tcp_keepalives_count=3 -c tcp_user_timeout=60000")
+
+
 def build_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         database = url.split("///", 1)[-1]
@@ -46,7 +57,7 @@ def build_engine(url: str) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # pre_ping replaces connections that died while the pool held them (a restarted database).
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
-                         connect_args={"connect_timeout": 10})
+                         connect_args={"connect_timeout": 10, "options": SERVER_SIDE_TIMEOUTS})
 
 
 def get_engine() -> Engine:

@@ -15,12 +15,15 @@ a bucket would be; only the database and the broker go over the links.
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
 
+from db.locks import RECONCILE_LOCK, try_lock
 from db.settings import reset_settings
 from tests.helpers.faults import report_rows
 from tests.helpers.images import write_images
@@ -143,3 +146,37 @@ def test_a_worker_host_cut_off_mid_job_the_other_finishes_it(tmp_path, monkeypat
                if row.worker_host.startswith("host-a@"))
     assert figures["batches_resent"] > 0  # what A held came back through the reconciler
 
+
+HOLD_RECONCILER_LOCK = """
+import time
+from db.locks import RECONCILE_LOCK, try_lock
+with try_lock(RECONCILE_LOCK) as held:
+    print(held, flush=True)
+    time.sleep(3600)
+"""
+
+
+def test_a_cut_off_host_loses_its_locks_so_the_others_go_on(hosts):
+    """A worker cut off while its reconciler held the lock (or while a batch write held the
+    job row) would block every other worker for the kernel's keepalive, 2 h: the server drops
+    its sessions within about a minute (db.session.SERVER_SIDE_TIMEOUTS)."""
+    holder = subprocess.Popen([*hosts.hosts["host-a"].run_in, sys.executable, "-c",
+                               HOLD_RECONCILER_LOCK], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, HAPPYSAD_DATABASE_URL=hosts.postgres.url))
+    try:
+        assert holder.stdout.readline().strip() == "True"
+        with try_lock(RECONCILE_LOCK) as held:
+            assert not held  # host A has it
+        hosts.cut("host-a")
+        cut_at = time.monotonic()
+
+        def free() -> bool:
+            with try_lock(RECONCILE_LOCK) as held:
+                return held
+
+        wait_until(free, "the server to drop the cut-off host's session", timeout=300, poll=1)
+        print(f"\nmulti-host: the reconciler lock of cut-off host A came free "
+              f"{time.monotonic() - cut_at:.1f} s after the cut")
+    finally:
+        holder.kill()
+        holder.wait()

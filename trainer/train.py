@@ -119,8 +119,12 @@ def training_dataset(images: np.ndarray, labels: np.ndarray, params: TrainingPar
 
 def predict_probabilities(model, images: np.ndarray, class_count: int,
                           batch_size: int = 64) -> np.ndarray:
-    """Call the model on batches directly (no per-call `predict` overhead)."""
-    outputs = [np.asarray(model(images[start:start + batch_size], training=False))
+    """Call the model on batches directly (no per-call `predict` overhead); a face-reading
+    model is given the face crops of each batch too."""
+    from trainer.faces import model_inputs
+
+    outputs = [np.asarray(model(model_inputs(model, images[start:start + batch_size]),
+                                training=False))
                for start in range(0, len(images), batch_size)]
     if not outputs:
         return np.zeros((0, class_count))

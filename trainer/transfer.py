@@ -1,25 +1,50 @@
 """Training a pretrained architecture: the backbone is frozen, so its features are computed once
 per training image (and once for its mirror image: a face's mood survives a flip) and only the
 linear head is fitted on them, every epoch a full batch, in seconds rather than an epoch of the
-backbone each time. What is saved is the whole graph: backbone, feature standardisation, head.
+backbone each time. A face-reading model's expression scores are computed once the same way,
+from the face crops of trainer.faces (mirrored with their image). What is saved is the whole
+graph: backbone, expression network, feature standardisation, head.
 """
 
 import numpy as np
 
-from trainer.model import FEATURES_LAYER, RECIPES
+from trainer.model import FACE_FEATURES_LAYER, FEATURES_LAYER, RECIPES
+
+
+def layer_outputs(model, input_names: list[str], layer_name: str, inputs: list[np.ndarray],
+                  batch_size: int = 32) -> np.ndarray:
+    """The output of `model`'s layer `layer_name` for `inputs` (arrays for the named inputs,
+    as the model takes them), computed in batches by one traced graph."""
+    import keras
+    import tensorflow as tf
+
+    layer_inputs = [model.get_layer(name).output for name in input_names]
+    part = keras.Model(layer_inputs, model.get_layer(layer_name).output)
+    signature = [tf.TensorSpec((None, *array.shape[1:]), tf.float32) for array in inputs]
+    run = tf.function(lambda *batch: part(list(batch), training=False), input_signature=signature)
+    chunks = [np.asarray(run(*[np.asarray(array[start:start + batch_size], np.float32)
+                               for array in inputs]))
+              for start in range(0, len(inputs[0]), batch_size)]
+    return np.concatenate(chunks) if chunks else np.zeros((0, part.output.shape[-1]), np.float32)
 
 
 def backbone_features(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """The frozen backbone's pooled features of `images` (the model's float input)."""
-    import keras
-    import tensorflow as tf
+    return layer_outputs(model, ["image"], FEATURES_LAYER, [images], batch_size)
 
-    features = keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
-    signature = [tf.TensorSpec((None, *images.shape[1:]), tf.float32)]  # traced once
-    run = tf.function(lambda batch: features(batch, training=False), input_signature=signature)
-    chunks = [np.asarray(run(images[start:start + batch_size]))
-              for start in range(0, len(images), batch_size)]
-    return np.concatenate(chunks) if chunks else np.zeros((0, features.output.shape[-1]))
+
+def face_features(model, images: np.ndarray, mirrored: bool = False) -> np.ndarray:
+    """A face-reading model's face features (expression scores, zero without a face, and the
+    found flag) of `images`, from the crops serving will make; `mirrored`: of the crops' mirror
+    images, which is what the mirrored photos give."""
+    from trainer.faces import FACE_INPUT, FOUND_INPUT, face_inputs
+
+    faces, found = face_inputs(np.asarray(images).astype(np.uint8))
+    if mirrored:
+        faces = np.concatenate([faces, faces[:, :, ::-1]])
+        found = np.concatenate([found, found])
+    return layer_outputs(model, [FACE_INPUT, FOUND_INPUT], FACE_FEATURES_LAYER,
+                         [faces, found])
 
 
 def fit_head(model, data, split, params, callbacks: list):
@@ -27,12 +52,14 @@ def fit_head(model, data, split, params, callbacks: list):
     History of the head's epochs (validated on the validation split, as the other recipes)."""
     import keras
 
+    from trainer.faces import reads_faces
     from trainer.model import output_units
     from trainer.train import class_weights
 
     recipe = RECIPES[params.architecture]
     class_count = len(data.class_names)
     images, labels = data.images[split.train], data.labels[split.train]
+    validation_images = data.images[split.validation]
     train_features = backbone_features(model, images)
     if params.augment:
         train_features = np.concatenate([train_features,
@@ -40,11 +67,24 @@ def fit_head(model, data, split, params, callbacks: list):
         labels = np.concatenate([labels, labels])
     standardise = model.get_layer("feature_standardisation")
     standardise.adapt(train_features)
-    validation = standardise(backbone_features(model, data.images[split.validation]))
+    train_inputs = np.asarray(standardise(train_features))
+    validation = np.asarray(standardise(backbone_features(model, validation_images)))
+    if reads_faces(model):
+        train_faces = face_features(model, images, mirrored=params.augment)
+        standardise_faces = model.get_layer("face_standardisation")
+        standardise_faces.adapt(train_faces)
+        weigh = model.get_layer("face_weight")
+
+        def with_faces(image_part, face_part):
+            return np.concatenate([image_part, np.asarray(weigh(standardise_faces(face_part)))],
+                                  axis=1)
+
+        train_inputs = with_faces(train_inputs, train_faces)
+        validation = with_faces(validation, face_features(model, validation_images))
 
     output = model.get_layer("class_probabilities")
     head = keras.Sequential([
-        keras.Input((train_features.shape[1],)),
+        keras.Input((train_inputs.shape[1],)),
         keras.layers.Dense(output_units(class_count), activation=output.activation,
                            kernel_regularizer=keras.regularizers.L2(recipe.head_l2)),
     ])
@@ -54,8 +94,8 @@ def fit_head(model, data, split, params, callbacks: list):
                  metrics=["accuracy"])
     as_targets = (lambda y: y.astype(np.float32)) if binary else (lambda y: y)
     history = head.fit(
-        np.asarray(standardise(train_features)), as_targets(labels),
-        validation_data=(np.asarray(validation), as_targets(data.labels[split.validation])),
+        train_inputs, as_targets(labels),
+        validation_data=(validation, as_targets(data.labels[split.validation])),
         batch_size=len(labels), epochs=params.epochs, verbose=0, callbacks=callbacks,
         class_weight=class_weights(labels, class_count),
     )

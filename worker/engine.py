@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from db.settings import InferenceEngine
+from trainer.faces import FACE_INPUT, FACE_SIZE, FOUND_INPUT, face_inputs, reads_faces
 from trainer.model import class_probabilities
 
 logger = logging.getLogger(__name__)
@@ -83,11 +84,25 @@ def compile_graph(model, image_size: int, input_scale: float = 1.0) -> Infer:
         floats = tf.cast(pixels, tf.float32)
         if input_scale != 1:
             floats = floats * tf.constant(np.float32(input_scale))
-        return model(floats, training=False)
+        return floats
 
     signature = [tf.TensorSpec((None, image_size, image_size, 3), tf.uint8)]
-    graph = tf.function(scaled, input_signature=signature)
-    return lambda pixels: np.asarray(graph(pixels), dtype=np.float32)
+    if not reads_faces(model):
+        graph = tf.function(lambda pixels: model(scaled(pixels), training=False),
+                            input_signature=signature)
+        return lambda pixels: np.asarray(graph(pixels), dtype=np.float32)
+
+    # A face-reading model: the face crops are found outside the graph (MTCNN's own networks
+    # and its box merging), from the same pixels, then the model runs as one graph.
+    def with_faces(pixels, faces, found):
+        inputs = {"image": scaled(pixels), FACE_INPUT: tf.cast(faces, tf.float32),
+                  FOUND_INPUT: found}
+        return model(inputs, training=False)
+
+    signature += [tf.TensorSpec((None, FACE_SIZE, FACE_SIZE, 1), tf.uint8),
+                  tf.TensorSpec((None, 1), tf.float32)]
+    graph = tf.function(with_faces, input_signature=signature)
+    return lambda pixels: np.asarray(graph(pixels, *face_inputs(pixels)), dtype=np.float32)
 
 
 def bfloat16_model(model):

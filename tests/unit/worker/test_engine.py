@@ -234,3 +234,55 @@ def test_bfloat16_on_the_pretrained_model_is_used_only_if_it_really_matches(deci
     assert engine.name == ("bf16" if measured.passed else "fp32"), engine.note
     if engine.name == "fp32":
         assert "failed parity" in engine.note
+
+
+@pytest.fixture(scope="module")
+def decisive_faces():
+    """The face-reading default architecture (packaged backbone and expression network, at
+    32 px), standardised on the probes and sharpened like `decisive_pretrained`."""
+    import keras
+
+    from trainer.faces import model_inputs
+    from trainer.model import FACE_FEATURES_LAYER, FEATURES_LAYER, build_pretrained_faces
+
+    keras.utils.set_random_seed(5)
+    model = build_pretrained_faces(SIZE, 2)
+    inputs = model_inputs(model, model_input(probe_images(SIZE)))
+    for layer, features in (("feature_standardisation", FEATURES_LAYER),
+                            ("face_standardisation", FACE_FEATURES_LAYER)):
+        model.get_layer(layer).adapt(
+            keras.Model(model.inputs, model.get_layer(features).output)(inputs))
+    head = model.get_layer("class_probabilities")
+    kernel, bias = head.get_weights()
+    outputs = np.asarray(model(inputs)).astype(np.float64).ravel()
+    head.set_weights([kernel * 20, np.full_like(bias, bias - np.mean(np.log(outputs / (1 - outputs))))])
+    return model
+
+
+def face_model_outputs(model, pixels):
+    """The face model itself, given the face crops trainer.faces makes (as training does)."""
+    from trainer.faces import model_inputs
+
+    return np.asarray(model(model_inputs(model, model_input(pixels)), training=False))
+
+
+def test_fp32_engine_is_the_face_model(decisive_faces):
+    """The engine finds the faces itself and feeds them beside the pixels. (The traced graph
+    fuses operations differently from eager calls; the sharpened head turns that rounding into
+    up to ~1e-4 of probability, far inside the parity tolerance.)"""
+    engine = load_engine(decisive_faces, SIZE, 2, "fp32")
+    images = probe_images(SIZE)
+    np.testing.assert_allclose(engine(images), face_model_outputs(decisive_faces, images),
+                               atol=5e-4)
+
+
+def test_bfloat16_on_the_face_model_is_used_only_if_it_really_matches(decisive_faces):
+    candidates = engine_module.default_candidates({"avx512_bf16"})
+    engine = load_engine(decisive_faces, SIZE, 2, "bf16", candidates=candidates)
+    images = probe_images(SIZE)
+    reference = face_model_outputs(decisive_faces, images)
+    assert engine.name in ("bf16", "fp32"), engine.note
+    if engine.name == "bf16":
+        assert check_parity(reference, engine(images), 2).passed
+    else:
+        assert "parity" in engine.note or "failed to build" in engine.note

@@ -125,7 +125,7 @@ def test_flower_points_at_the_celery_app():
 
 def test_dockerfile_installs_the_runtime_lock_then_the_project():
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "pip install --require-hashes -r requirements.lock" in dockerfile
+    assert "pip install --no-deps --require-hashes -r requirements.lock" in dockerfile
     assert re.search(r"pip install --no-deps (\S+ )*\.$", dockerfile, re.MULTILINE)
     assert re.search(r"^USER (?!root)", dockerfile, re.MULTILINE)
     assert "HAPPYSAD_HOME=/data" in dockerfile

@@ -12,6 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from tests.helpers.models import reloaded_identical
 from trainer.backbones.checkpoint import LEGACY_MAGIC, CheckpointError, load_tensors
 
 
@@ -199,10 +200,5 @@ def test_saved_and_reloaded_in_safe_mode_the_outputs_are_identical(tmp_path, cla
     pixels = probe_images(SIZE).astype(np.float32)
     model.get_layer("feature_standardisation").adapt(
         keras.Model(model.input, model.get_layer("backbone_pooling").output)(pixels))
-    path = tmp_path / "model.keras"
-    model.save(path)
-    reloaded = keras.models.load_model(path, compile=False, safe_mode=True)
-    before, after = np.asarray(model(pixels)), np.asarray(reloaded(pixels))
-    assert before.shape == (len(pixels), 1 if class_count == 2 else class_count)
-    np.testing.assert_array_equal(before, after)
+    reloaded = reloaded_identical(model, pixels, tmp_path, class_count)
     assert reloaded.get_layer("backbone_normalisation").offset != 0  # its preprocessing inside

@@ -5,6 +5,7 @@ model saved and reloaded in safe mode giving identical outputs, with and without
 import numpy as np
 import pytest
 
+from tests.helpers.models import reloaded_identical
 from trainer.faces import FACE_INPUT, FACE_SIZE, FOUND_INPUT, crop_faces, face_inputs
 
 SIZE = 32  # both networks run at any image size; 32 px keeps these tests quick
@@ -82,12 +83,7 @@ def test_the_face_model_saved_and_reloaded_in_safe_mode_gives_identical_outputs(
         keras.Model(model.inputs, model.get_layer(FEATURES_LAYER).output)(inputs))
     model.get_layer("face_standardisation").adapt(
         keras.Model(model.inputs, model.get_layer(FACE_FEATURES_LAYER).output)(inputs))
-    path = tmp_path / "model.keras"
-    model.save(path)
-    reloaded = keras.models.load_model(path, compile=False, safe_mode=True)
-    before, after = np.asarray(model(inputs)), np.asarray(reloaded(inputs))
-    assert before.shape == (len(images), 1 if class_count == 2 else class_count)
-    np.testing.assert_array_equal(before, after)
+    reloaded = reloaded_identical(model, inputs, tmp_path, class_count)
     face_part = keras.Model(reloaded.inputs, reloaded.get_layer(FACE_FEATURES_LAYER).output)
     features = np.asarray(face_part(inputs))
     assert not features[::2].any()  # no face: the scores and the flag are zero

@@ -1,0 +1,19 @@
+"""Keras models in tests: saved and reloaded the way workers load a version."""
+
+import numpy as np
+
+
+def reloaded_identical(model, inputs, folder, class_count: int):
+    """Save `model` as a .keras file in `folder`, reload it in safe mode (as workers do), check
+    that it gives exactly the same outputs on `inputs`, of the shape the classes call for, and
+    return the reloaded model."""
+    import keras
+
+    path = folder / "model.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path, compile=False, safe_mode=True)
+    before, after = np.asarray(model(inputs)), np.asarray(reloaded(inputs))
+    count = len(next(iter(inputs.values())) if isinstance(inputs, dict) else inputs)
+    assert before.shape == (count, 1 if class_count == 2 else class_count)
+    np.testing.assert_array_equal(before, after)
+    return reloaded

@@ -8,7 +8,7 @@ a user gets), and each row scored against its image's class sub-folder. Prints a
 (per-run figures; per direction and architecture, mean and standard deviation over seeds, the
 training time and the end-to-end labelling rate) and a Markdown table.
 
-    python -m benchmarks.accuracy --seeds 0 1 2 --architectures pretrained improved baseline
+    python -m benchmarks.accuracy --seeds 0 1 2 --architectures pretrained-faces pretrained baseline
 
 By default the directions are the three of ../shared/datasets/ (seed-photos -> more-photos,
 seed-photos -> extra-photos, more-photos -> seed-photos); `--direction TRAIN=TEST` (repeatable)
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="folder of the named photo sets (default: ../shared/datasets)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--architectures", nargs="+",
-                        default=["pretrained", "improved", "baseline"],
+                        default=["pretrained-faces", "pretrained", "baseline"],
                         choices=list(ARCHITECTURES))
     parser.add_argument("--epochs", type=int, default=None,
                         help="override every recipe's epochs (default: each recipe's own)")

@@ -7,6 +7,12 @@ face gets a blank crop and `face_found` 0; the model's head learns what that mea
 
 MTCNN (the `mtcnn` package, MIT, its weights inside) runs on the decoded image shrunk to
 DETECTION_SIZE pixels: faces smaller than MIN_FACE_PIXELS there are not looked for.
+
+Drawn faces (smileys, emoji) are not faces to a detector trained on photos. Where MTCNN finds
+none, a drawn face is looked for: a round outline (a Hough circle) of at least DRAWN_RADII[0]
+of the image, the inside of which is mostly one flat colour (DRAWN_FLATNESS; the round things
+of photos are textured). Its crop is the inner DRAWN_CROP of the circle: the features, not the
+outline, as a photo's face box holds the features, not the head.
 """
 
 from functools import lru_cache
@@ -21,6 +27,12 @@ MIN_FACE_PIXELS = 20  # at DETECTION_SIZE: MTCNN's own default
 MIN_CONFIDENCE = 0.9
 MARGIN = 0.1  # of the face box's longer side, added on each side (the expression data's framing)
 DETECTION_BATCH = 32
+DRAWN_SEARCH_SIZE = 130  # the outline is looked for at this size: 8x cheaper than at 260 px,
+# and fewer photos' round things pass (3 of 458 photos against 16; 200 of 200 drawings either way)
+DRAWN_RADII = (0.15, 0.55)  # of the image's side
+DRAWN_FLATNESS = 0.7  # the share of the inside within DRAWN_TOLERANCE of its median colour
+DRAWN_TOLERANCE = 20  # per RGB channel, of 255
+DRAWN_CROP = 0.8  # of the circle's diameter
 
 
 def reads_faces(model) -> bool:
@@ -59,7 +71,37 @@ def largest_faces(pixels: np.ndarray) -> np.ndarray:
             if faces:
                 largest = max(faces, key=lambda face: face["box"][2] * face["box"][3])
                 boxes[start + offset] = np.asarray(largest["box"], np.float32) * scale
+            else:
+                boxes[start + offset] = drawn_face(pixels[start + offset])
     return boxes
+
+
+def drawn_face(image: np.ndarray) -> np.ndarray:
+    """The box (x, y, width, height) of a drawn face in a uint8 RGB image: its largest round
+    outline with a flat-coloured inside; all zeros where there is none."""
+    import cv2
+
+    image = np.asarray(image, np.uint8)
+    scale = max(1.0, image.shape[0] / DRAWN_SEARCH_SIZE)
+    if scale > 1:
+        image = cv2.resize(image, (DRAWN_SEARCH_SIZE, DRAWN_SEARCH_SIZE),
+                           interpolation=cv2.INTER_AREA)
+    side = image.shape[0]
+    grey = cv2.medianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 5)
+    circles = cv2.HoughCircles(grey, cv2.HOUGH_GRADIENT, dp=1.5, minDist=max(1, side // 5),
+                               param1=100, param2=60, minRadius=round(DRAWN_RADII[0] * side),
+                               maxRadius=round(DRAWN_RADII[1] * side))
+    if circles is None:
+        return np.zeros(4, np.float32)
+    x, y, radius = max(circles[0], key=lambda circle: circle[2])
+    rows, columns = np.ogrid[:side, :image.shape[1]]
+    inside = image[(columns - x) ** 2 + (rows - y) ** 2 < (0.9 * radius) ** 2].astype(np.int16)
+    median = np.median(inside, axis=0)
+    flat = np.mean(np.abs(inside - median).max(axis=1) < DRAWN_TOLERANCE) if len(inside) else 0
+    if flat <= DRAWN_FLATNESS:
+        return np.zeros(4, np.float32)
+    crop = 2 * radius * DRAWN_CROP
+    return np.asarray([x - crop / 2, y - crop / 2, crop, crop], np.float32) * scale
 
 
 def crop_faces(pixels: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -88,3 +88,31 @@ def test_the_face_model_saved_and_reloaded_in_safe_mode_gives_identical_outputs(
     features = np.asarray(face_part(inputs))
     assert not features[::2].any()  # no face: the scores and the flag are zero
     assert np.abs(features[1::2, :-1]).sum() > 0 and np.all(features[1::2, -1] == 1)
+
+
+@pytest.mark.parametrize("mood", ["happy", "sad"])
+def test_a_drawn_face_is_found_by_its_round_flat_outline(mood):
+    """A smiley of `happysad sample-data` (no face to MTCNN) is found as a drawn face, its box
+    inside the image around the middle, and its crop is given to the expression network."""
+    from trainer.faces import drawn_face
+    from trainer.sample_data import draw_face
+
+    image = draw_face(mood, 260, np.random.default_rng(3))
+    x, y, width, height = drawn_face(image)
+    assert 260 * 0.2 < width == height < 260 * 0.9
+    assert 0 <= x and x + width <= 260 and 0 <= y and y + height <= 260
+    faces, found = face_inputs(image[None])
+    assert found[0, 0] == 1 and faces[0].std() > 10  # features drawn in the crop
+
+
+def test_a_textured_round_thing_is_no_drawn_face():
+    """A circle whose inside is photo-like texture is not taken for a drawn face."""
+    import cv2
+
+    from trainer.faces import drawn_face
+
+    image = np.random.default_rng(4).integers(0, 256, (260, 260, 3), dtype=np.uint8)
+    cv2.circle(image, (130, 130), 90, (0, 0, 0), 6)
+    assert not drawn_face(image).any()
+    cv2.circle(image, (130, 130), 87, (200, 180, 40), -1)  # filled flat: now it is one
+    assert drawn_face(image).any()

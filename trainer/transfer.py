@@ -11,40 +11,40 @@ import numpy as np
 from trainer.model import FACE_FEATURES_LAYER, FEATURES_LAYER, RECIPES
 
 
-def layer_outputs(model, input_names: list[str], layer_name: str, inputs: list[np.ndarray],
-                  batch_size: int = 32) -> np.ndarray:
-    """The output of `model`'s layer `layer_name` for `inputs` (arrays for the named inputs,
-    as the model takes them), computed in batches by one traced graph."""
+def layer_runner(model, input_names: list[str], layer_name: str, batch_size: int = 32):
+    """A function: arrays for `model`'s named inputs -> its layer `layer_name`'s output, computed
+    in batches by one graph, traced once however often it is called."""
     import keras
     import tensorflow as tf
 
-    layer_inputs = [model.get_layer(name).output for name in input_names]
-    part = keras.Model(layer_inputs, model.get_layer(layer_name).output)
-    signature = [tf.TensorSpec((None, *array.shape[1:]), tf.float32) for array in inputs]
-    run = tf.function(lambda *batch: part(list(batch), training=False), input_signature=signature)
-    chunks = [np.asarray(run(*[np.asarray(array[start:start + batch_size], np.float32)
-                               for array in inputs]))
-              for start in range(0, len(inputs[0]), batch_size)]
-    return np.concatenate(chunks) if chunks else np.zeros((0, part.output.shape[-1]), np.float32)
+    part = keras.Model([model.get_layer(name).output for name in input_names],
+                       model.get_layer(layer_name).output)
+    signature = [tf.TensorSpec((None, *model.get_layer(name).output.shape[1:]), tf.float32)
+                 for name in input_names]
+    graph = tf.function(lambda *batch: part(list(batch), training=False),
+                        input_signature=signature)
+
+    def run(*inputs: np.ndarray) -> np.ndarray:
+        chunks = [np.asarray(graph(*[np.asarray(array[start:start + batch_size], np.float32)
+                                     for array in inputs]))
+                  for start in range(0, len(inputs[0]), batch_size)]
+        return (np.concatenate(chunks) if chunks
+                else np.zeros((0, part.output.shape[-1]), np.float32))
+
+    return run
 
 
-def backbone_features(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """The frozen backbone's pooled features of `images` (the model's float input)."""
-    return layer_outputs(model, ["image"], FEATURES_LAYER, [images], batch_size)
-
-
-def face_features(model, images: np.ndarray, mirrored: bool = False) -> np.ndarray:
+def face_features(run, images: np.ndarray, mirrored: bool = False) -> np.ndarray:
     """A face-reading model's face features (expression scores, zero without a face, and the
-    found flag) of `images`, from the crops serving will make; `mirrored`: of the crops' mirror
-    images, which is what the mirrored photos give."""
-    from trainer.faces import FACE_INPUT, FOUND_INPUT, face_inputs
+    found flag) of `images` through `run` (its layer_runner), from the crops serving will make;
+    `mirrored`: followed by those of the crops' mirror images, which the mirrored photos give."""
+    from trainer.faces import face_inputs
 
     faces, found = face_inputs(np.asarray(images).astype(np.uint8))
     if mirrored:
         faces = np.concatenate([faces, faces[:, :, ::-1]])
         found = np.concatenate([found, found])
-    return layer_outputs(model, [FACE_INPUT, FOUND_INPUT], FACE_FEATURES_LAYER,
-                         [faces, found])
+    return run(faces, found)
 
 
 def fit_head(model, data, split, params, callbacks: list):
@@ -60,17 +60,20 @@ def fit_head(model, data, split, params, callbacks: list):
     class_count = len(data.class_names)
     images, labels = data.images[split.train], data.labels[split.train]
     validation_images = data.images[split.validation]
-    train_features = backbone_features(model, images)
+    image_features = layer_runner(model, ["image"], FEATURES_LAYER)
+    train_features = image_features(images)
     if params.augment:
-        train_features = np.concatenate([train_features,
-                                         backbone_features(model, images[:, :, ::-1])])
+        train_features = np.concatenate([train_features, image_features(images[:, :, ::-1])])
         labels = np.concatenate([labels, labels])
     standardise = model.get_layer("feature_standardisation")
     standardise.adapt(train_features)
     train_inputs = np.asarray(standardise(train_features))
-    validation = np.asarray(standardise(backbone_features(model, validation_images)))
+    validation = np.asarray(standardise(image_features(validation_images)))
     if reads_faces(model):
-        train_faces = face_features(model, images, mirrored=params.augment)
+        from trainer.faces import FACE_INPUT, FOUND_INPUT
+
+        faces_run = layer_runner(model, [FACE_INPUT, FOUND_INPUT], FACE_FEATURES_LAYER)
+        train_faces = face_features(faces_run, images, mirrored=params.augment)
         standardise_faces = model.get_layer("face_standardisation")
         standardise_faces.adapt(train_faces)
         weigh = model.get_layer("face_weight")
@@ -80,7 +83,7 @@ def fit_head(model, data, split, params, callbacks: list):
                                   axis=1)
 
         train_inputs = with_faces(train_inputs, train_faces)
-        validation = with_faces(validation, face_features(model, validation_images))
+        validation = with_faces(validation, face_features(faces_run, validation_images))
 
     output = model.get_layer("class_probabilities")
     head = keras.Sequential([

@@ -107,10 +107,13 @@ def sample_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_training(sample_folder):
-    """One tiny training run (32 px, 2 epochs) shared by the session; register it per test."""
+    """One tiny training run (32 px) shared by the session; register it per test. The default
+    architecture's epochs are its head's, on features computed once: 30 cost about a second and
+    give a model better than the majority class (two left it at chance, and the promotion gate
+    rightly held it back)."""
     from trainer.train import TrainingParams, train
 
-    return train(str(sample_folder), TrainingParams(epochs=2, image_size=32, batch_size=16))
+    return train(str(sample_folder), TrainingParams(epochs=30, image_size=32, batch_size=16))
 
 
 @pytest.fixture

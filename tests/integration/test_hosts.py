@@ -8,6 +8,7 @@ import pytest
 
 from tests.helpers.images import write_images
 from tests.helpers.jobs import assert_each_image_once
+from tests.helpers.polling import wait_until
 from trainer.storage import open_storage
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -20,9 +21,13 @@ def test_workers_sharing_a_node_name_record_distinct_hosts(tmp_path, postgres, r
     uris = write_images(tmp_path / "incoming", 48)
     # Two `celery worker` processes on one machine with the same node name, as two
     # `happysad worker` without --hostname get: celery@<host>.
-    workers = [start_worker("celery", concurrency=2), start_worker("celery", concurrency=1)]
-    for worker in workers:
+    concurrencies = (2, 1)
+    workers = [start_worker("celery", concurrency=count) for count in concurrencies]
+    for worker, count in zip(workers, concurrencies):
         worker.wait_ready()
+        # Both write one log (one node name), so "ready." there may be the other's: wait for
+        # this one's own pool processes.
+        wait_until(lambda: len(worker.children()) == count, f"{count} pool processes")
     children = {pid for worker in workers for pid in worker.children()}
     rows = assert_each_image_once(submit_source(str(tmp_path / "incoming"), batch_size=2).job_id,
                                   uris)

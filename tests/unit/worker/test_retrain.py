@@ -96,7 +96,7 @@ def test_unchanged_data_is_skipped_and_forced_retrains(train_data, registered_mo
     with session_scope() as session:
         new = queries.get_model_version(session, forced.model_version)
         production = queries.production_model_version(session).version
-        assert (new.params["epochs"], new.image_size) == (2, 32)  # the production's recipe
+        assert (new.params["epochs"], new.image_size) == (30, 32)  # the production's recipe
     assert forced.promoted == (production == forced.model_version)
 
 

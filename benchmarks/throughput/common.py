@@ -71,6 +71,16 @@ def train_and_register(sample_folder: Path, homes: dict[str, dict],
         paths.append(register(result, promote="always").path)
     return paths[0]
 
+def tutorial_model(sample_folder: Path, path: Path) -> str:
+    """The tutorial's CNN (baseline, 1 epoch) saved at `path`: the yardstick's model."""
+    from trainer.train import TrainingParams, train
+
+    result = train(str(sample_folder), TrainingParams(
+        architecture="baseline", epochs=1, image_size=IMAGE_SIZE, augment=False))
+    result.model.save(path)
+    return str(path)
+
+
 def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
     """A process's resident memory (VmRSS) or its peak (VmHWM), in MB."""
     try:

@@ -19,7 +19,8 @@ from functools import lru_cache
 
 import numpy as np
 
-FACE_INPUT = "face"  # the model input names of a face-reading model
+IMAGE_INPUT = "image"  # the model input names: every model's image; a face-reading model's
+FACE_INPUT = "face"  # face crop and whether there was a face
 FOUND_INPUT = "face_found"
 FACE_SIZE = 64  # the expression network's input: 64x64 grey
 DETECTION_SIZE = 200
@@ -137,4 +138,4 @@ def model_inputs(model, images: np.ndarray):
     if not reads_faces(model):
         return images
     faces, found = face_inputs(np.asarray(images).astype(np.uint8))
-    return {"image": images, FACE_INPUT: faces.astype(np.float32), FOUND_INPUT: found}
+    return {IMAGE_INPUT: images, FACE_INPUT: faces.astype(np.float32), FOUND_INPUT: found}

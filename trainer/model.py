@@ -81,7 +81,9 @@ def image_input(image_size: int):
     """(the model's input, the pixels scaled to [0, 1] for the layers after it)."""
     import keras
 
-    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
+    from trainer.faces import IMAGE_INPUT
+
+    inputs = keras.Input(shape=(image_size, image_size, 3), name=IMAGE_INPUT)
     return inputs, keras.layers.Rescaling(1 / 255, name="unit_range")(inputs)
 
 
@@ -152,8 +154,9 @@ def build_pretrained(image_size: int, class_count: int, backbone: str = PRETRAIN
 
     from trainer.backbones.efficientnet_lite import (efficientnet_lite_features,
                                                      load_pretrained_weights)
+    from trainer.faces import IMAGE_INPUT
 
-    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
+    inputs = keras.Input(shape=(image_size, image_size, 3), name=IMAGE_INPUT)
     features = efficientnet_lite_features(inputs, backbone)
     standardised = keras.layers.Normalization(name="feature_standardisation")(features)
     model = keras.Model(inputs, _classifier_head(standardised, class_count), name="pretrained")
@@ -165,26 +168,29 @@ def build_pretrained(image_size: int, class_count: int, backbone: str = PRETRAIN
 FACE_FEATURES_LAYER = "face_features"  # the expression scores (zero without a face) and found
 
 
-def build_pretrained_faces(image_size: int, class_count: int, backbone: str = PRETRAINED_BACKBONE,
-                           pretrained_weights: bool = True):
+def build_pretrained_faces(image_size: int, class_count: int,
+                           backbone: str = PRETRAINED_BACKBONE):
     """`pretrained`, reading faces too: beside the image, the largest face's 64x64 grey crop
     and whether there was one (trainer.faces makes both from the decoded image). The crop goes
     through a facial-expression network (trainer.backbones.expression); its seven scores, zero
     without a face, and the found flag are standardised, weighted by the recipe's face_weight
     and put beside the image's features before the linear head. Both networks are frozen and
-    saved inside the model. With `pretrained_weights=False` both keep random weights."""
+    saved inside the model."""
     import keras
 
     from trainer.backbones.efficientnet_lite import (efficientnet_lite_features,
                                                      load_pretrained_weights)
-    from trainer.faces import FACE_INPUT, FACE_SIZE, FOUND_INPUT
+    from trainer.backbones.expression import expression_scores_model
+    from trainer.faces import FACE_INPUT, FACE_SIZE, FOUND_INPUT, IMAGE_INPUT
 
-    image = keras.Input(shape=(image_size, image_size, 3), name="image")
+    image = keras.Input(shape=(image_size, image_size, 3), name=IMAGE_INPUT)
     face = keras.Input(shape=(FACE_SIZE, FACE_SIZE, 1), name=FACE_INPUT)
     found = keras.Input(shape=(1,), name=FOUND_INPUT)
     features = efficientnet_lite_features(image, backbone)
     standardised = keras.layers.Normalization(name="feature_standardisation")(features)
-    scores = _expression_scores(pretrained_weights)(
+    expression = expression_scores_model()
+    expression.trainable = False
+    scores = expression(
         keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="face_normalisation")(face))
     face_features = keras.layers.Concatenate(name=FACE_FEATURES_LAYER)(
         [keras.layers.Multiply(name="face_scores_if_found")([scores, found]), found])
@@ -193,21 +199,8 @@ def build_pretrained_faces(image_size: int, class_count: int, backbone: str = PR
     head_input = keras.layers.Concatenate(name="head_features")([standardised, weighted])
     model = keras.Model([image, face, found], _classifier_head(head_input, class_count),
                         name="pretrained_faces")
-    if pretrained_weights:
-        load_pretrained_weights(model, backbone)
+    load_pretrained_weights(model, backbone)
     return model
-
-
-def _expression_scores(pretrained_weights: bool):
-    from trainer.backbones.expression import expression_scores_model
-
-    network = expression_scores_model()
-    if not pretrained_weights:
-        import keras
-
-        network = keras.models.clone_model(network)  # the same layers, fresh random weights
-    network.trainable = False
-    return network
 
 
 ARCHITECTURES = {"baseline": build_baseline, "improved": build_improved, "deeper": build_deeper,

@@ -52,7 +52,7 @@ def fit_head(model, data, split, params, callbacks: list):
     History of the head's epochs (validated on the validation split, as the other recipes)."""
     import keras
 
-    from trainer.faces import reads_faces
+    from trainer.faces import IMAGE_INPUT, reads_faces
     from trainer.model import output_units
     from trainer.train import class_weights
 
@@ -60,7 +60,7 @@ def fit_head(model, data, split, params, callbacks: list):
     class_count = len(data.class_names)
     images, labels = data.images[split.train], data.labels[split.train]
     validation_images = data.images[split.validation]
-    image_features = layer_runner(model, ["image"], FEATURES_LAYER)
+    image_features = layer_runner(model, [IMAGE_INPUT], FEATURES_LAYER)
     train_features = image_features(images)
     if params.augment:
         train_features = np.concatenate([train_features, image_features(images[:, :, ::-1])])

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from db.settings import InferenceEngine
-from trainer.faces import FACE_INPUT, FACE_SIZE, FOUND_INPUT, face_inputs, reads_faces
+from trainer.faces import (FACE_INPUT, FACE_SIZE, FOUND_INPUT, IMAGE_INPUT, face_inputs,
+                           reads_faces)
 from trainer.model import class_probabilities
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def compile_graph(model, image_size: int, input_scale: float = 1.0) -> Infer:
     # A face-reading model: the face crops are found outside the graph (MTCNN's own networks
     # and its box merging), from the same pixels, then the model runs as one graph.
     def with_faces(pixels, faces, found):
-        inputs = {"image": scaled(pixels), FACE_INPUT: tf.cast(faces, tf.float32),
+        inputs = {IMAGE_INPUT: scaled(pixels), FACE_INPUT: tf.cast(faces, tf.float32),
                   FOUND_INPUT: found}
         return model(inputs, training=False)
 

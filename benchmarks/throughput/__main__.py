@@ -102,11 +102,11 @@ def run(args) -> dict:
     loop = {name: one_image_at_a_time(model_path, source, args.one_at_a_time)
             for name, source in sources.items()}
     # The yardstick is the tutorial's loop on the tutorial's CNN, in this same run.
-    tutorial_path = (model_path if args.architecture == "baseline"
-                     else tutorial_model(work / "train", work / "tutorial.keras"))
-    tutorial_loop = (loop if tutorial_path == model_path else
-                     {name: one_image_at_a_time(tutorial_path, source, args.one_at_a_time)
-                      for name, source in sources.items()})
+    tutorial_loop = loop
+    if args.architecture != "baseline":
+        tutorial_path = tutorial_model(work / "train", work / "tutorial.keras")
+        tutorial_loop = {name: one_image_at_a_time(tutorial_path, source, args.one_at_a_time)
+                         for name, source in sources.items()}
     ceilings = {processes: Ceiling(model_path, processes, args.ceiling_seconds)
                 for processes in (1, 2)}
     try:

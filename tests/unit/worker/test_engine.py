@@ -255,7 +255,8 @@ def decisive_faces():
     head = model.get_layer("class_probabilities")
     kernel, bias = head.get_weights()
     outputs = np.asarray(model(inputs)).astype(np.float64).ravel()
-    head.set_weights([kernel * 20, np.full_like(bias, bias - np.mean(np.log(outputs / (1 - outputs))))])
+    logits = np.log(outputs / (1 - outputs))
+    head.set_weights([kernel * 20, np.full_like(bias, bias - np.mean(logits))])
     return model
 
 

@@ -1,18 +1,27 @@
-"""The face in a photo, for models that read expressions: the largest face MTCNN finds in the
-decoded image, cropped square with a margin, grey, at the expression network's input size.
+"""The face in an image, for models that read expressions: the largest face MTCNN finds in the
+decoded image, or else a drawn face (a smiley, an emoji, a cartoon), cropped square, grey, at
+the expression network's input size.
 
 Training and serving call `face_inputs` on the same decoded pixels (trainer.images), so the
-crops a model was fitted on and the crops it is served cannot drift apart. A photo without a
-face gets a blank crop and `face_found` 0; the model's head learns what that means.
+crops a model was fitted on and the crops it is served cannot drift apart. Beside the crop, two
+flags say what was found: `face_found` (a face in a photo, MTCNN's) and `drawn_found` (a drawn
+face, only looked for where MTCNN found none). An image with neither gets a blank crop; a model
+must treat that as no evidence either way (trainer.model).
 
 MTCNN (the `mtcnn` package, MIT, its weights inside) runs on the decoded image shrunk to
 DETECTION_SIZE pixels: faces smaller than MIN_FACE_PIXELS there are not looked for.
 
-Drawn faces (smileys, emoji) are not faces to a detector trained on photos. Where MTCNN finds
-none, a drawn face is looked for: a round outline (a Hough circle) of at least DRAWN_RADII[0]
-of the image, the inside of which is mostly one flat colour (DRAWN_FLATNESS; the round things
-of photos are textured). Its crop is the inner DRAWN_CROP of the circle: the features, not the
-outline, as a photo's face box holds the features, not the head.
+Drawn faces are not faces to a detector trained on photos. They are looked for at
+DRAWN_SEARCH_SIZE in two ways, the first that finds one wins:
+- a figure on a plain background: the image's border is mostly one colour (DRAWN_BORDER_SHARE
+  within DRAWN_TOLERANCE of its median), and the largest shape that differs from it, its holes
+  filled (a line drawing's outline encloses the face), is roundish and fills its box like a
+  disc (emoji, stickers, line-drawn smileys on any flat background);
+- a round outline (a Hough circle) of at least DRAWN_RADII[0] of the image whose inside is
+  mostly one flat colour (DRAWN_FLATNESS; the round things of photos are textured): smileys on
+  busy backgrounds.
+A drawn face's box is its whole head (the figure's box, the circle's), so its crop is cut
+tighter than a photo face's (DRAWN_MARGIN), whose box holds only the features.
 """
 
 from functools import lru_cache
@@ -20,20 +29,24 @@ from functools import lru_cache
 import numpy as np
 
 IMAGE_INPUT = "image"  # the model input names: every model's image; a face-reading model's
-FACE_INPUT = "face"  # face crop and whether there was a face
+FACE_INPUT = "face"  # face crop, whether it is a photo's face, and whether a drawn one
 FOUND_INPUT = "face_found"
+DRAWN_INPUT = "drawn_found"
 FACE_SIZE = 64  # the expression network's input: 64x64 grey
 DETECTION_SIZE = 200
 MIN_FACE_PIXELS = 20  # at DETECTION_SIZE: MTCNN's own default
 MIN_CONFIDENCE = 0.9
 MARGIN = 0.1  # of the face box's longer side, added on each side (the expression data's framing)
+DRAWN_MARGIN = -0.05  # a drawn face's box is its whole head: cut 5% off each side
 DETECTION_BATCH = 32
-DRAWN_SEARCH_SIZE = 130  # the outline is looked for at this size: 8x cheaper than at 260 px,
-# and fewer photos' round things pass (3 of 458 photos against 16; 200 of 200 drawings either way)
+DRAWN_SEARCH_SIZE = 130  # drawn faces are looked for at this size: 8x cheaper than at 260 px
+DRAWN_BORDER_SHARE = 0.9  # a plain background: this share of the border within the tolerance
+DRAWN_SHAPE_AREA = (0.03, 0.97)  # the figure's share of the image
+DRAWN_SHAPE_ASPECT = (0.6, 1.6)  # width over height of a roundish figure
+DRAWN_SHAPE_FILL = 0.45  # of its box (a disc fills 0.79 of it)
 DRAWN_RADII = (0.15, 0.55)  # of the image's side
 DRAWN_FLATNESS = 0.7  # the share of the inside within DRAWN_TOLERANCE of its median colour
 DRAWN_TOLERANCE = 20  # per RGB channel, of 255
-DRAWN_CROP = 0.8  # of the circle's diameter
 
 
 def reads_faces(model) -> bool:
@@ -49,9 +62,9 @@ def _detector():
     return MTCNN(device="CPU:0")
 
 
-def largest_faces(pixels: np.ndarray) -> np.ndarray:
+def photo_faces(pixels: np.ndarray) -> np.ndarray:
     """(n, 4) float32 boxes (x, y, width, height) in `pixels`' coordinates of the largest
-    confident face of each image; all zeros where there is none."""
+    confident MTCNN face of each image; all zeros where there is none."""
     import cv2
 
     boxes = np.zeros((len(pixels), 4), np.float32)
@@ -72,14 +85,11 @@ def largest_faces(pixels: np.ndarray) -> np.ndarray:
             if faces:
                 largest = max(faces, key=lambda face: face["box"][2] * face["box"][3])
                 boxes[start + offset] = np.asarray(largest["box"], np.float32) * scale
-            else:
-                boxes[start + offset] = drawn_face(pixels[start + offset])
     return boxes
 
 
-def drawn_face(image: np.ndarray) -> np.ndarray:
-    """The box (x, y, width, height) of a drawn face in a uint8 RGB image: its largest round
-    outline with a flat-coloured inside; all zeros where there is none."""
+def _search_image(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """The image at DRAWN_SEARCH_SIZE (uint8 RGB) and the factor back to its own size."""
     import cv2
 
     image = np.asarray(image, np.uint8)
@@ -87,34 +97,82 @@ def drawn_face(image: np.ndarray) -> np.ndarray:
     if scale > 1:
         image = cv2.resize(image, (DRAWN_SEARCH_SIZE, DRAWN_SEARCH_SIZE),
                            interpolation=cv2.INTER_AREA)
-    side = image.shape[0]
-    grey = cv2.medianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 5)
+    return image, scale
+
+
+def figure_on_plain_background(image: np.ndarray) -> np.ndarray:
+    """The box (x, y, width, height) of the largest roundish figure on a plain background in a
+    uint8 RGB image; all zeros where the background is not plain or no such figure stands out."""
+    import cv2
+
+    small, scale = _search_image(image)
+    side = small.shape[0]
+    border = np.concatenate([small[:3].reshape(-1, 3), small[-3:].reshape(-1, 3),
+                             small[:, :3].reshape(-1, 3), small[:, -3:].reshape(-1, 3)])
+    background = np.median(border, axis=0)
+    border_distance = np.abs(border.astype(np.int16) - background).max(axis=1)
+    if np.mean(border_distance < DRAWN_TOLERANCE) < DRAWN_BORDER_SHARE:
+        return np.zeros(4, np.float32)
+    figure = (np.abs(small.astype(np.int16) - background).max(axis=2) > 2 * DRAWN_TOLERANCE)
+    figure = cv2.morphologyEx(figure.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    outside = np.zeros((side + 2, side + 2), np.uint8)  # flood the background from a corner:
+    holes = (1 - figure).astype(np.uint8)  # what it does not reach is inside a figure
+    cv2.floodFill(holes, outside, (0, 0), 2)
+    figure[holes == 1] = 1
+    count, _, stats, _ = cv2.connectedComponentsWithStats(figure, connectivity=8)
+    if count < 2:
+        return np.zeros(4, np.float32)
+    x, y, width, height, area = stats[1 + np.argmax(stats[1:, cv2.CC_STAT_AREA])]
+    roundish = (DRAWN_SHAPE_AREA[0] <= area / side ** 2 <= DRAWN_SHAPE_AREA[1]
+                and DRAWN_SHAPE_ASPECT[0] < width / height < DRAWN_SHAPE_ASPECT[1]
+                and area / (width * height) > DRAWN_SHAPE_FILL)
+    if not roundish:
+        return np.zeros(4, np.float32)
+    return np.asarray([x, y, width, height], np.float32) * scale
+
+
+def flat_round_outline(image: np.ndarray) -> np.ndarray:
+    """The box (x, y, width, height) of the largest round outline with a flat-coloured inside
+    in a uint8 RGB image; all zeros where there is none."""
+    import cv2
+
+    small, scale = _search_image(image)
+    side = small.shape[0]
+    grey = cv2.medianBlur(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), 5)
     circles = cv2.HoughCircles(grey, cv2.HOUGH_GRADIENT, dp=1.5, minDist=max(1, side // 5),
                                param1=100, param2=60, minRadius=round(DRAWN_RADII[0] * side),
                                maxRadius=round(DRAWN_RADII[1] * side))
     if circles is None:
         return np.zeros(4, np.float32)
     x, y, radius = max(circles[0], key=lambda circle: circle[2])
-    rows, columns = np.ogrid[:side, :image.shape[1]]
-    inside = image[(columns - x) ** 2 + (rows - y) ** 2 < (0.9 * radius) ** 2].astype(np.int16)
+    rows, columns = np.ogrid[:side, :small.shape[1]]
+    inside = small[(columns - x) ** 2 + (rows - y) ** 2 < (0.9 * radius) ** 2].astype(np.int16)
     median = np.median(inside, axis=0)
     flat = np.mean(np.abs(inside - median).max(axis=1) < DRAWN_TOLERANCE) if len(inside) else 0
     if flat <= DRAWN_FLATNESS:
         return np.zeros(4, np.float32)
-    crop = 2 * radius * DRAWN_CROP
-    return np.asarray([x - crop / 2, y - crop / 2, crop, crop], np.float32) * scale
+    return np.asarray([x - radius, y - radius, 2 * radius, 2 * radius], np.float32) * scale
 
 
-def crop_faces(pixels: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """(n, FACE_SIZE, FACE_SIZE, 1) uint8 grey crops, square around each box with MARGIN (edges
-    repeated where the square leaves the image); blank where the box is empty."""
+def drawn_face(image: np.ndarray) -> np.ndarray:
+    """The box (x, y, width, height) of a drawn face in a uint8 RGB image; zeros for none."""
+    box = figure_on_plain_background(image)
+    return box if box[2] > 0 else flat_round_outline(image)
+
+
+def crop_faces(pixels: np.ndarray, boxes: np.ndarray,
+               margins: np.ndarray | float = MARGIN) -> np.ndarray:
+    """(n, FACE_SIZE, FACE_SIZE, 1) uint8 grey crops, square around each box with its margin
+    (a share of the box's longer side on each side; edges repeated where the square leaves the
+    image); blank where the box is empty."""
     import cv2
 
+    margins = np.broadcast_to(np.asarray(margins, np.float32), (len(pixels),))
     crops = np.zeros((len(pixels), FACE_SIZE, FACE_SIZE, 1), np.uint8)
     for index, (x, y, width, height) in enumerate(boxes):
         if width <= 0 or height <= 0:
             continue
-        side = max(width, height) * (1 + 2 * MARGIN)
+        side = max(width, height) * (1 + 2 * margins[index])
         zoom = FACE_SIZE / side
         centre_x, centre_y = x + width / 2, y + height / 2
         warp = np.float32([[zoom, 0, FACE_SIZE / 2 - centre_x * zoom],
@@ -125,17 +183,30 @@ def crop_faces(pixels: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return crops
 
 
-def face_inputs(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(face crops (n, 64, 64, 1) uint8, face found (n, 1) float32) of decoded RGB pixels."""
-    boxes = largest_faces(pixels)
-    found = (boxes[:, 2] > 0).astype(np.float32)[:, None]
-    return crop_faces(pixels, boxes), found
+def face_inputs(pixels: np.ndarray) -> dict[str, np.ndarray]:
+    """A face-reading model's face inputs for decoded RGB pixels: the crops (n, 64, 64, 1)
+    uint8, and (n, 1) float32 flags for a photo's face and for a drawn face."""
+    pixels = np.asarray(pixels).astype(np.uint8)
+    boxes = photo_faces(pixels)
+    found = boxes[:, 2] > 0
+    drawn = np.zeros(len(pixels), bool)
+    for index in np.flatnonzero(~found):
+        boxes[index] = drawn_face(pixels[index])
+        drawn[index] = boxes[index, 2] > 0
+    crops = crop_faces(pixels, boxes, np.where(drawn, DRAWN_MARGIN, MARGIN))
+    return {FACE_INPUT: crops, FOUND_INPUT: found.astype(np.float32)[:, None],
+            DRAWN_INPUT: drawn.astype(np.float32)[:, None]}
 
 
 def model_inputs(model, images: np.ndarray):
     """What `model` is called with for these decoded images: the images alone, or with their
-    face crops for a model that reads faces."""
+    face inputs for a model that reads faces (the names it has: a model made before drawn faces
+    were told apart takes any face as found)."""
     if not reads_faces(model):
         return images
-    faces, found = face_inputs(np.asarray(images).astype(np.uint8))
-    return {IMAGE_INPUT: images, FACE_INPUT: faces.astype(np.float32), FOUND_INPUT: found}
+    faces = face_inputs(images)
+    names = {tensor.name for tensor in model.inputs}
+    if DRAWN_INPUT not in names:
+        faces[FOUND_INPUT] = faces[FOUND_INPUT] + faces.pop(DRAWN_INPUT)
+    faces[FACE_INPUT] = faces[FACE_INPUT].astype(np.float32)
+    return {IMAGE_INPUT: images, **faces}

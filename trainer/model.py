@@ -29,10 +29,14 @@ class Recipe:
     # (and its mirror image), and only the head is fitted, with this L2 penalty on its weights.
     frozen_backbone: bool = False
     head_l2: float = 0.0
-    # Face-reading architectures: how much the face's standardised expression scores weigh
-    # against the image's standardised features in the head (the L2 penalty sees 8 of them
-    # against 1280; the head can then lean on them without a large weight per feature).
+    # Face-reading architectures: how much a photo face's score counts beside the image's;
+    # familiarity from the style statistics' first `familiarity_components` principal
+    # components, 1 up to the `familiar_quantile` of the validation images' distances and 0 from
+    # `familiar_span` times that.
     face_weight: float = 0.0
+    familiarity_components: int = 32
+    familiar_quantile: float = 0.9
+    familiar_span: float = 1.5
 
 
 # For a few hundred web photos and no pretrained weights: strong augmentation, decoupled weight
@@ -49,9 +53,10 @@ PRETRAINED_BACKBONE = "lite2"
 _PRETRAINED = Recipe(image_size=260, learning_rate=0.01, weight_decay=0.0, epochs=150,
                      patience=None, augmentation="mirror", frozen_backbone=True, head_l2=0.015)
 
-# The same, plus the largest face's expression scores; their weight was the one of 3, 10 and 30
-# that was ahead in all three directions of the shared photo sets (README).
-_PRETRAINED_FACES = replace(_PRETRAINED, face_weight=10.0)
+# The same, plus the largest face's expression scores and familiarity (build_pretrained_faces).
+# A face's score counts twice the image's: of 1, 2 and 3, 2 and 3 were level and ahead of 1 in
+# the six directions among the photo sets (docs/research.md).
+_PRETRAINED_FACES = replace(_PRETRAINED, face_weight=2.0)
 
 RECIPES = {
     "baseline": Recipe(image_size=256, learning_rate=1e-3, weight_decay=0.0, epochs=20, patience=5),
@@ -165,39 +170,101 @@ def build_pretrained(image_size: int, class_count: int, backbone: str = PRETRAIN
     return model
 
 
-FACE_FEATURES_LAYER = "face_features"  # the expression scores (zero without a face) and found
+# The layers a face-reading model is fitted through (trainer.transfer): each linear part's
+# weights and each normalisation are set from the training data, the rest are fixed.
+IMAGE_LOGITS_LAYER = "image_logits"  # the photo's features -> one score per class
+FACE_LOGITS_LAYER = "face_logits"  # the face's expression scores -> one score per class
+EXPRESSION_LAYER = "expression_scores"
+STYLE_LAYER = "style"  # per-channel mean and mean absolute deviation of the first layer
+
+
+def _style_statistics(first_layer):
+    """Per channel of the backbone's first layer (edges and colours, before any meaning): the
+    mean and the mean absolute deviation over the image. Photos and drawings differ here even
+    where the deep features of an emoji sit among photos'; built from Keras's own layers only,
+    so the saved model needs no code of ours to load."""
+    from keras import layers
+
+    mean = layers.GlobalAveragePooling2D(keepdims=True, name="style_mean")(first_layer)
+    deviation = layers.Subtract(name="style_deviation")([first_layer, mean])
+    absolute = layers.Add(name="style_absolute_deviation")(
+        [layers.ReLU(name="style_above")(deviation),
+         layers.ReLU(name="style_below")(layers.Rescaling(-1.0, name="style_negated")(deviation))])
+    return layers.Concatenate(name=STYLE_LAYER)(
+        [layers.Flatten(name="style_mean_flat")(mean),
+         layers.GlobalAveragePooling2D(name="style_mean_absolute_deviation")(absolute)])
+
+
+def familiarity_output(style, components: int):
+    """How familiar an image is, in [0, 1]: its style statistics' squared Mahalanobis distance
+    from the training images' (in their first `components` principal components, averaged),
+    turned into 1 up to the distance most validation images are within and 0 from FAMILIAR_SPAN
+    times that (trainer.transfer sets the standardisation, the projection and the ramp)."""
+    from keras import layers
+
+    standardised = layers.Normalization(name="style_standardisation")(style)
+    projected = layers.Dense(components, use_bias=False, name="style_projection")(standardised)
+    squared = layers.Multiply(name="style_squared")([projected, projected])
+    distance = layers.Dense(1, use_bias=False, name="style_distance")(squared)
+    ramp = layers.Dense(1, name="familiarity_ramp")(distance)
+    return layers.ReLU(max_value=1.0, name="familiarity")(ramp)
 
 
 def build_pretrained_faces(image_size: int, class_count: int,
                            backbone: str = PRETRAINED_BACKBONE):
-    """`pretrained`, reading faces too: beside the image, the largest face's 64x64 grey crop
-    and whether there was one (trainer.faces makes both from the decoded image). The crop goes
-    through a facial-expression network (trainer.backbones.expression); its seven scores, zero
-    without a face, and the found flag are standardised, weighted by the recipe's face_weight
-    and put beside the image's features before the linear head. Both networks are frozen and
-    saved inside the model."""
+    """`pretrained`, reading faces and knowing what it has not seen. Inputs: the image; the
+    largest face's 64x64 grey crop; whether it is a photo's face; whether a drawn one
+    (trainer.faces makes all three from the decoded image). Outputs: the class probabilities
+    and the image's familiarity.
+
+    Scores per class (logits) come from two linear parts: one on the image's standardised
+    features (all images), one on the face's expression scores from fer's network (fitted on
+    photo faces). A photo's score is the image's plus FACE_GAIN times the face's where there is
+    a face: no face adds nothing, so a missing face is no evidence for any class. The final
+    score weighs that photo score by familiarity and the face's score by the rest: a drawing
+    unlike the training photos is read by what knows expressions, and an unfamiliar image
+    without a face gets a score near zero, a probability near 1/classes, never a confident one.
+    A temperature fitted on the validation split calibrates the scores."""
     import keras
+    from keras import layers
 
     from trainer.backbones.efficientnet_lite import (efficientnet_lite_features,
                                                      load_pretrained_weights)
     from trainer.backbones.expression import expression_scores_model
-    from trainer.faces import FACE_INPUT, FACE_SIZE, FOUND_INPUT, IMAGE_INPUT
+    from trainer.faces import DRAWN_INPUT, FACE_INPUT, FACE_SIZE, FOUND_INPUT, IMAGE_INPUT
 
+    recipe = RECIPES["pretrained-faces"]
     image = keras.Input(shape=(image_size, image_size, 3), name=IMAGE_INPUT)
     face = keras.Input(shape=(FACE_SIZE, FACE_SIZE, 1), name=FACE_INPUT)
     found = keras.Input(shape=(1,), name=FOUND_INPUT)
+    drawn = keras.Input(shape=(1,), name=DRAWN_INPUT)
     features = efficientnet_lite_features(image, backbone)
-    standardised = keras.layers.Normalization(name="feature_standardisation")(features)
+    backbone_part = keras.Model(image, features)
+    units = output_units(class_count)
+    image_logits = layers.Dense(units, name=IMAGE_LOGITS_LAYER)(
+        layers.Normalization(name="feature_standardisation")(features))
+
     expression = expression_scores_model()
     expression.trainable = False
-    scores = expression(
-        keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="face_normalisation")(face))
-    face_features = keras.layers.Concatenate(name=FACE_FEATURES_LAYER)(
-        [keras.layers.Multiply(name="face_scores_if_found")([scores, found]), found])
-    weighted = keras.layers.Rescaling(RECIPES["pretrained-faces"].face_weight, name="face_weight")(
-        keras.layers.Normalization(name="face_standardisation")(face_features))
-    head_input = keras.layers.Concatenate(name="head_features")([standardised, weighted])
-    model = keras.Model([image, face, found], _classifier_head(head_input, class_count),
+    scores = expression(layers.Rescaling(1 / 127.5, offset=-1.0, name="face_normalisation")(face))
+    face_logits = layers.Dense(units, name=FACE_LOGITS_LAYER)(
+        layers.Normalization(name="face_standardisation")(scores))
+
+    photo_logits = layers.Add(name="photo_logits")([image_logits, layers.Rescaling(
+        recipe.face_weight, name="face_gain")(layers.Multiply(name="face_logits_if_found")(
+            [face_logits, found]))])
+    familiarity = familiarity_output(_style_statistics(
+        backbone_part.get_layer("stem_relu6").output), recipe.familiarity_components)
+    unfamiliarity = layers.Rescaling(-1.0, offset=1.0, name="unfamiliarity")(familiarity)
+    any_face = layers.Add(name="any_face")([found, drawn])
+    logits = layers.Add(name="logits")([
+        layers.Multiply(name="familiar_photo_logits")([photo_logits, familiarity]),
+        layers.Multiply(name="unfamiliar_face_logits")([face_logits, any_face, unfamiliarity])])
+    calibrated = layers.Rescaling(1.0, name="temperature")(logits)
+    probabilities = layers.Activation("sigmoid" if class_count == 2 else "softmax",
+                                      name="class_probabilities")(calibrated)
+    model = keras.Model([image, face, found, drawn],
+                        {"class_probabilities": probabilities, "familiarity": familiarity},
                         name="pretrained_faces")
     load_pretrained_weights(model, backbone)
     return model

@@ -117,18 +117,46 @@ def training_dataset(images: np.ndarray, labels: np.ndarray, params: TrainingPar
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def predict_probabilities(model, images: np.ndarray, class_count: int,
-                          batch_size: int = 64) -> np.ndarray:
-    """Call the model on batches directly (no per-call `predict` overhead); a face-reading
-    model is given the face crops of each batch too."""
+def predict_outputs(model, images: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Every named output of the model for these images, called on batches directly (no
+    per-call `predict` overhead); a face-reading model is given the face inputs of each batch.
+    A model with one unnamed output gives it as "class_probabilities"."""
     from trainer.faces import model_inputs
 
-    outputs = [np.asarray(model(model_inputs(model, images[start:start + batch_size]),
-                                training=False))
-               for start in range(0, len(images), batch_size)]
-    if not outputs:
+    chunks: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(images), batch_size):
+        outputs = model(model_inputs(model, images[start:start + batch_size]), training=False)
+        if not isinstance(outputs, dict):
+            outputs = {"class_probabilities": outputs}
+        for name, value in outputs.items():
+            chunks.setdefault(name, []).append(np.asarray(value))
+    return {name: np.concatenate(values) for name, values in chunks.items()}
+
+
+def predict_probabilities(model, images: np.ndarray, class_count: int,
+                          batch_size: int = 64) -> np.ndarray:
+    """(n, class_count) probabilities of the model for these images."""
+    outputs = predict_outputs(model, images, batch_size)
+    if "class_probabilities" not in outputs:
         return np.zeros((0, class_count))
-    return class_probabilities(np.concatenate(outputs), class_count)
+    return class_probabilities(outputs["class_probabilities"], class_count)
+
+
+def calibration_record(model, labels: np.ndarray, probabilities: np.ndarray,
+                       familiarity: np.ndarray | None) -> dict:
+    """How well the test split's confidence matches its accuracy: the expected calibration
+    error, the reliability diagram's bins, the model's temperature (1 for a model without
+    one) and the test images' mean familiarity (None for a model without it)."""
+    from trainer.calibration import expected_calibration_error, reliability_bins
+
+    try:
+        temperature = 1 / float(model.get_layer("temperature").scale)
+    except ValueError:  # an architecture without a temperature
+        temperature = 1.0
+    return {"ece": expected_calibration_error(probabilities, labels),
+            "reliability": reliability_bins(probabilities, labels),
+            "temperature": temperature,
+            "mean_familiarity": None if familiarity is None else float(np.mean(familiarity))}
 
 
 def class_weights(labels: np.ndarray, class_count: int) -> dict[int, float]:
@@ -212,8 +240,11 @@ def train(source: str, params: TrainingParams, log_dir: Path | None = None,
     train_seconds = time.perf_counter() - started
     epochs_run = len(history.history.get("loss", []))
 
-    test_probabilities = predict_probabilities(model, data.images[split.test], class_count)
+    test_outputs = predict_outputs(model, data.images[split.test])
+    test_probabilities = class_probabilities(test_outputs["class_probabilities"], class_count)
     metrics = classification_metrics(data.labels[split.test], test_probabilities, data.class_names)
+    metrics["calibration"] = calibration_record(model, data.labels[split.test], test_probabilities,
+                                                test_outputs.get("familiarity"))
     return TrainingResult(
         model=model, params=params, data=data, split=split, metrics=metrics,
         history={key: [float(v) for v in values] for key, values in history.history.items()},

@@ -1,24 +1,27 @@
 """Training a pretrained architecture: the backbone is frozen, so its features are computed once
 per training image (and once for its mirror image: a face's mood survives a flip) and only the
-linear head is fitted on them, every epoch a full batch, in seconds rather than an epoch of the
-backbone each time. A face-reading model's expression scores are computed once the same way,
-from the face crops of trainer.faces (mirrored with their image). What is saved is the whole
-graph: backbone, expression network, feature standardisation, head.
+linear parts are fitted on them, every epoch a full batch, in seconds rather than an epoch of the
+backbone each time. A face-reading model (trainer.model.build_pretrained_faces) gets three more
+steps: its face part fitted on the expression scores of the training photos' faces, its
+familiarity set from the training images' style statistics, and its temperature from the
+validation split. What is saved is the whole graph.
 """
 
 import numpy as np
 
-from trainer.model import FACE_FEATURES_LAYER, FEATURES_LAYER, RECIPES
+from trainer.model import (EXPRESSION_LAYER, FACE_LOGITS_LAYER, FEATURES_LAYER,
+                           IMAGE_LOGITS_LAYER, RECIPES, STYLE_LAYER, output_units)
+
+MIN_FACES_PER_CLASS = 3  # fewer photo faces of a class in training: the face part stays zero
 
 
-def layer_runner(model, input_names: list[str], layer_name: str, batch_size: int = 32):
-    """A function: arrays for `model`'s named inputs -> its layer `layer_name`'s output, computed
-    in batches by one graph, traced once however often it is called."""
+def tensor_runner(model, input_names: list[str], tensor, batch_size: int = 32):
+    """A function: arrays for `model`'s named inputs -> the value of `tensor` (a KerasTensor of
+    its graph), computed in batches by one graph, traced once however often it is called."""
     import keras
     import tensorflow as tf
 
-    part = keras.Model([model.get_layer(name).output for name in input_names],
-                       model.get_layer(layer_name).output)
+    part = keras.Model([model.get_layer(name).output for name in input_names], tensor)
     signature = [tf.TensorSpec((None, *model.get_layer(name).output.shape[1:]), tf.float32)
                  for name in input_names]
     graph = tf.function(lambda *batch: part(list(batch), training=False),
@@ -34,32 +37,46 @@ def layer_runner(model, input_names: list[str], layer_name: str, batch_size: int
     return run
 
 
-def face_features(run, images: np.ndarray, mirrored: bool = False) -> np.ndarray:
-    """A face-reading model's face features (expression scores, zero without a face, and the
-    found flag) of `images` through `run` (its layer_runner), from the crops serving will make;
-    `mirrored`: followed by those of the crops' mirror images, which the mirrored photos give."""
-    from trainer.faces import face_inputs
-
-    faces, found = face_inputs(np.asarray(images).astype(np.uint8))
-    if mirrored:
-        faces = np.concatenate([faces, faces[:, :, ::-1]])
-        found = np.concatenate([found, found])
-    return run(faces, found)
+def layer_runner(model, input_names: list[str], layer_name: str, batch_size: int = 32):
+    """tensor_runner for the output of `model`'s layer `layer_name`."""
+    return tensor_runner(model, input_names, model.get_layer(layer_name).output, batch_size)
 
 
-def fit_head(model, data, split, params, callbacks: list):
-    """Fit `model`'s head on its backbone's features of the training split; returns the Keras
-    History of the head's epochs (validated on the validation split, as the other recipes)."""
+def fit_linear(inputs, labels, validation, validation_labels, class_count: int, params,
+               callbacks: list | None = None):
+    """A logistic (or softmax) regression fitted as the recipe says: full batches, its L2
+    penalty, balanced class weights. Returns (Keras History, [kernel, bias])."""
     import keras
 
-    from trainer.faces import IMAGE_INPUT, reads_faces
-    from trainer.model import output_units
     from trainer.train import class_weights
 
     recipe = RECIPES[params.architecture]
+    binary = class_count == 2
+    head = keras.Sequential([
+        keras.Input((inputs.shape[1],)),
+        keras.layers.Dense(output_units(class_count), activation="sigmoid" if binary else
+                           "softmax", kernel_regularizer=keras.regularizers.L2(recipe.head_l2)),
+    ])
+    head.compile(optimizer=keras.optimizers.Adam(params.learning_rate),
+                 loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+                 metrics=["accuracy"])
+    as_targets = (lambda y: y.astype(np.float32)) if binary else (lambda y: y)
+    history = head.fit(
+        inputs, as_targets(labels),
+        validation_data=(validation, as_targets(validation_labels)) if len(validation) else None,
+        batch_size=len(labels), epochs=params.epochs, verbose=0, callbacks=callbacks or [],
+        class_weight=class_weights(labels, class_count),
+    )
+    return history, head.layers[-1].get_weights()
+
+
+def fit_head(model, data, split, params, callbacks: list):
+    """Fit `model`'s trained parts on its frozen networks' outputs for the training split;
+    returns the Keras History of the image part's epochs (validated on the validation split)."""
+    from trainer.faces import IMAGE_INPUT, reads_faces
+
     class_count = len(data.class_names)
     images, labels = data.images[split.train], data.labels[split.train]
-    validation_images = data.images[split.validation]
     image_features = layer_runner(model, [IMAGE_INPUT], FEATURES_LAYER)
     train_features = image_features(images)
     if params.augment:
@@ -67,40 +84,96 @@ def fit_head(model, data, split, params, callbacks: list):
         labels = np.concatenate([labels, labels])
     standardise = model.get_layer("feature_standardisation")
     standardise.adapt(train_features)
-    train_inputs = np.asarray(standardise(train_features))
-    validation = np.asarray(standardise(image_features(validation_images)))
-    if reads_faces(model):
-        from trainer.faces import FACE_INPUT, FOUND_INPUT
-
-        faces_run = layer_runner(model, [FACE_INPUT, FOUND_INPUT], FACE_FEATURES_LAYER)
-        train_faces = face_features(faces_run, images, mirrored=params.augment)
-        standardise_faces = model.get_layer("face_standardisation")
-        standardise_faces.adapt(train_faces)
-        weigh = model.get_layer("face_weight")
-
-        def with_faces(image_part, face_part):
-            return np.concatenate([image_part, np.asarray(weigh(standardise_faces(face_part)))],
-                                  axis=1)
-
-        train_inputs = with_faces(train_inputs, train_faces)
-        validation = with_faces(validation, face_features(faces_run, validation_images))
-
-    output = model.get_layer("class_probabilities")
-    head = keras.Sequential([
-        keras.Input((train_inputs.shape[1],)),
-        keras.layers.Dense(output_units(class_count), activation=output.activation,
-                           kernel_regularizer=keras.regularizers.L2(recipe.head_l2)),
-    ])
-    binary = class_count == 2
-    head.compile(optimizer=keras.optimizers.Adam(params.learning_rate),
-                 loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-                 metrics=["accuracy"])
-    as_targets = (lambda y: y.astype(np.float32)) if binary else (lambda y: y)
-    history = head.fit(
-        train_inputs, as_targets(labels),
-        validation_data=(validation, as_targets(data.labels[split.validation])),
-        batch_size=len(labels), epochs=params.epochs, verbose=0, callbacks=callbacks,
-        class_weight=class_weights(labels, class_count),
-    )
-    output.set_weights(head.layers[-1].get_weights())
+    history, weights = fit_linear(
+        np.asarray(standardise(train_features)), labels,
+        np.asarray(standardise(image_features(data.images[split.validation]))),
+        data.labels[split.validation], class_count, params, callbacks)
+    if not reads_faces(model):
+        model.get_layer("class_probabilities").set_weights(weights)
+        return history
+    model.get_layer(IMAGE_LOGITS_LAYER).set_weights(weights)
+    fit_faces(model, data, split, params)
+    fit_familiarity(model, data.images[split.train], data.images[split.validation])
+    fit_temperature_layer(model, data.images[split.validation], data.labels[split.validation])
     return history
+
+
+def fit_faces(model, data, split, params) -> None:
+    """The face part: a linear map from the expression network's scores to the classes, fitted
+    on the faces found in the training photos (and their mirror images), validated on the
+    validation split's. With too few faces of a class it stays zero: faces then add nothing."""
+    from trainer.faces import FACE_INPUT, FOUND_INPUT, face_inputs
+
+    class_count = len(data.class_names)
+    scores_of = tensor_runner(model, [FACE_INPUT],
+                              model.get_layer("face_standardisation").input)
+
+    def photo_face_scores(indices, mirrored: bool = False):
+        faces = face_inputs(data.images[indices])
+        found = faces[FOUND_INPUT][:, 0] > 0
+        crops, labels = faces[FACE_INPUT][found], data.labels[indices][found]
+        if mirrored:
+            crops, labels = np.concatenate([crops, crops[:, :, ::-1]]), np.concatenate(
+                [labels, labels])
+        return scores_of(crops), labels
+
+    scores, labels = photo_face_scores(split.train, mirrored=params.augment)
+    face_logits = model.get_layer(FACE_LOGITS_LAYER)
+    standardise = model.get_layer("face_standardisation")
+    counts = np.bincount(labels, minlength=class_count)
+    if counts.min() < MIN_FACES_PER_CLASS:
+        standardise.adapt(np.zeros((2, scores.shape[1]), np.float32))
+        face_logits.set_weights([np.zeros_like(w) for w in face_logits.get_weights()])
+        return
+    standardise.adapt(scores)
+    validation_scores, validation_labels = photo_face_scores(split.validation)
+    _history, weights = fit_linear(np.asarray(standardise(scores)), labels,
+                                   np.asarray(standardise(validation_scores)), validation_labels,
+                                   class_count, params)
+    face_logits.set_weights(weights)
+
+
+def fit_familiarity(model, train_images: np.ndarray, validation_images: np.ndarray) -> None:
+    """Familiarity's standardisation and projection from the training images' style statistics
+    (whitened principal components), and its ramp from the validation images' distances: 1 up
+    to the recipe's quantile of them, 0 from its span times that."""
+    from trainer.faces import IMAGE_INPUT
+
+    recipe = RECIPES["pretrained-faces"]
+    style_of = layer_runner(model, [IMAGE_INPUT], STYLE_LAYER)
+    style = style_of(train_images)
+    standardise = model.get_layer("style_standardisation")
+    standardise.adapt(style)
+    centred = np.asarray(standardise(style), np.float64)
+    centred -= centred.mean(axis=0)
+    _, singular, directions = np.linalg.svd(centred, full_matrices=False)
+    projection = model.get_layer("style_projection")
+    width = projection.get_weights()[0].shape[1]
+    kept = int(min(width, np.sum(singular > 1e-6 * max(singular.max(initial=0), 1e-12))))
+    kernel = np.zeros((centred.shape[1], width))
+    spread = singular[:kept] / np.sqrt(max(len(centred) - 1, 1))
+    kernel[:, :kept] = (directions[:kept] / spread[:, None]).T
+    projection.set_weights([kernel.astype(np.float32)])
+    averaging = np.zeros((width, 1), np.float32)
+    averaging[:kept] = 1 / max(kept, 1)
+    model.get_layer("style_distance").set_weights([averaging])
+    distance_of = layer_runner(model, [IMAGE_INPUT], "style_distance")
+    distances = distance_of(validation_images if len(validation_images) else train_images)
+    near = max(float(np.quantile(distances, recipe.familiar_quantile)), 1e-6)
+    far = near * recipe.familiar_span
+    model.get_layer("familiarity_ramp").set_weights(
+        [np.full((1, 1), -1 / (far - near), np.float32), np.full(1, far / (far - near),
+                                                                  np.float32)])
+
+
+def fit_temperature_layer(model, images: np.ndarray, labels: np.ndarray) -> float:
+    """Set the model's temperature from its scores on these (validation) images."""
+    from trainer.calibration import fit_temperature
+    from trainer.faces import model_inputs
+
+    names = [tensor.name for tensor in model.inputs]
+    scores_of = tensor_runner(model, names, model.get_layer("temperature").input)
+    inputs = model_inputs(model, images)
+    temperature = fit_temperature(scores_of(*[inputs[name] for name in names]), labels)
+    model.get_layer("temperature").scale = 1 / temperature
+    return temperature

@@ -77,7 +77,7 @@ def verified_engine_files(row: ModelVersion, runtime: str) -> tuple[dict[str, by
     file checked against the hash its row records, as model.keras is; or (None, why not)."""
     record = (row.params or {}).get("engines", {}).get(runtime, {})
     if not record.get("files"):
-        return None, record.get("error") or "none made at registration"
+        return None, record.get("error") or "not made at registration"
     files = {}
     for name, digest in record["files"].items():
         try:

@@ -66,11 +66,13 @@ class ModelCache:
         configure_threads()
         with session_scope() as session:
             row = queries.get_model_version(session, version)
-        model = load_model(row)
-        files, unavailable = verified_engine_files(row, "openvino")
+        model, choice = load_model(row), engine_choice()
+        files, unavailable = None, ""
+        if choice != "tensorflow":  # the IR, hash-checked like model.keras; never converted here
+            files, unavailable = verified_engine_files(row, "openvino")
         candidates = openvino_candidates(files, (row.params or {}).get("engines", {}),
                                          inference_threads())
-        engine = load_engine(model, len(row.class_names), engine_choice(), candidates,
+        engine = load_engine(model, len(row.class_names), choice, candidates,
                              input_scale(row.preprocessing_version),
                              unavailable and f"v{row.version}'s OpenVINO IR {unavailable}")
         loaded = LoadedModel(version=row.version, class_names=list(row.class_names),

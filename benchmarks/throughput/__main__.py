@@ -19,8 +19,9 @@ from benchmarks.throughput.common import (
     tutorial_model,
     write_jpegs,
 )
-from benchmarks.throughput.end_to_end import end_to_end, submit_memory
-from benchmarks.throughput.stages import peak_gflops, physical_limit, with_ratios
+from benchmarks.throughput.end_to_end import compare_labels, end_to_end, submit_memory
+from benchmarks.throughput.stages import (peak_gflops, physical_limit, stages_per_engine,
+                                         with_ratios)
 from benchmarks.throughput.training_input import training_input
 from db.settings import InferenceEngine
 
@@ -93,60 +94,6 @@ def keras_model(model_path: str):
     import keras
 
     return keras.models.load_model(model_path, compile=False)
-
-
-def stages_per_engine(model_path: str, source: Path, envs: dict) -> dict:
-    """Decode, face search, graph (tensorflow, openvino, auto) and database write in ms per
-    image, on the first 256 JPEGs of `source`; the write into Redis + PostgreSQL's database
-    where that mode runs, else SQLite's."""
-    from benchmarks.throughput.common import use_env
-    from benchmarks.throughput.stages import stage_costs
-    from db import queries
-    from db.session import session_scope
-    from trainer.conversion import OPENVINO_FILES
-    from worker.classify import write_batch
-    from worker.engine import load_engine, openvino_candidates
-
-    model = keras_model(model_path)
-    folder = Path(model_path).parent
-    candidates = openvino_candidates({name: (folder / name).read_bytes()
-                                      for name in OPENVINO_FILES}, {})
-    engines = {choice: load_engine(model, 2, choice, candidates)
-               for choice in ("tensorflow", "openvino", "auto")}
-    use_env(envs.get("redis+postgresql") or envs["embedded"])
-
-    def write(count: int) -> None:
-        with session_scope() as session:
-            version = queries.production_model_version(session).version
-            job_id = queries.create_job(session, "stages", version, 64).id
-        row = {"job_id": job_id, "model_version": version, "worker_host": "bench",
-               "label": "happy", "confidence": 0.9, "probabilities": {"happy": 0.9, "sad": 0.1},
-               "error": None}
-        batches = range(0, count, 64)
-        for batch, start in enumerate(batches):
-            write_batch(job_id, batch, [row | {"uri": f"stages/{index}.jpg"} for index in
-                                        range(start, min(start + 64, count))], "bench")
-        with session_scope() as session:  # sealed and done: no reconciler resumes it
-            queries.seal_job(session, job_id, count, len(batches), 0)
-            queries.finish_job(session, job_id)
-
-    paths = sorted(source.iterdir())[:256]
-    return stage_costs(model, engines, paths, IMAGE_SIZE, write)
-
-
-def compare_labels(runs: list[dict], reference_engine: str) -> None:
-    """Each run's share of labels equal to the reference engine's run of the same mode, JPEG
-    shape and processes (the issue asks for at least 99.5%)."""
-    reference = {(r["mode"], r["jpeg"], r["processes"]): r for r in runs
-                 if r["engine_setting"] == reference_engine}
-    reference_labels = {key: record["labels"] for key, record in reference.items()}
-    for record in runs:
-        key = record["mode"], record["jpeg"], record["processes"]
-        other, same, labels = reference[key], reference_labels[key], record.pop("labels")
-        record[f"labels_as_{reference_engine}"] = round(
-            sum(labels.get(uri) == label for uri, label in same.items()) / max(len(same), 1), 4)
-        record[f"speed_over_{reference_engine}"] = round(
-            record["images_per_second"] / other["images_per_second"], 2)
 
 
 def run(args) -> dict:

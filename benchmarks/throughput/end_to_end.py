@@ -174,3 +174,18 @@ def submit_memory(images: list[Path], env: dict, work: Path, counts: list[int]) 
         shutil.rmtree(source)
         shutil.rmtree(Path(env["HAPPYSAD_HOME"]) / "queue", ignore_errors=True)
     return results
+
+
+def compare_labels(runs: list[dict], reference_engine: str) -> None:
+    """Each run's share of labels equal to the reference engine's run of the same mode, JPEG
+    shape and processes (the issue asks for at least 99.5%)."""
+    reference = {(r["mode"], r["jpeg"], r["processes"]): r for r in runs
+                 if r["engine_setting"] == reference_engine}
+    reference_labels = {key: record["labels"] for key, record in reference.items()}
+    for record in runs:
+        key = record["mode"], record["jpeg"], record["processes"]
+        other, same, labels = reference[key], reference_labels[key], record.pop("labels")
+        record[f"labels_as_{reference_engine}"] = round(
+            sum(labels.get(uri) == label for uri, label in same.items()) / max(len(same), 1), 4)
+        record[f"speed_over_{reference_engine}"] = round(
+            record["images_per_second"] / other["images_per_second"], 2)

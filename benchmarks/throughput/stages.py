@@ -97,6 +97,46 @@ def stage_costs(model, engines: dict, paths: list[Path], image_size: int,
     return table
 
 
+def stages_per_engine(model_path: str, source: Path, envs: dict) -> dict:
+    """Decode, face search, graph (tensorflow, openvino, auto) and database write in ms per
+    image, on the first 256 JPEGs of `source`; the write into Redis + PostgreSQL's database
+    where that mode runs, else SQLite's."""
+    from benchmarks.throughput.common import IMAGE_SIZE, use_env
+    from db import queries
+    from db.session import session_scope
+    from trainer.conversion import OPENVINO_FILES
+    from worker.classify import write_batch
+    from worker.engine import load_engine, openvino_candidates
+
+    import keras
+
+    model = keras.models.load_model(model_path, compile=False)
+    folder = Path(model_path).parent
+    candidates = openvino_candidates({name: (folder / name).read_bytes()
+                                      for name in OPENVINO_FILES}, {})
+    engines = {choice: load_engine(model, 2, choice, candidates)
+               for choice in ("tensorflow", "openvino", "auto")}
+    use_env(envs.get("redis+postgresql") or envs["embedded"])
+
+    def write(count: int) -> None:
+        with session_scope() as session:
+            version = queries.production_model_version(session).version
+            job_id = queries.create_job(session, "stages", version, 64).id
+        row = {"job_id": job_id, "model_version": version, "worker_host": "bench",
+               "label": "happy", "confidence": 0.9, "probabilities": {"happy": 0.9, "sad": 0.1},
+               "error": None}
+        batches = range(0, count, 64)
+        for batch, start in enumerate(batches):
+            write_batch(job_id, batch, [row | {"uri": f"stages/{index}.jpg"} for index in
+                                        range(start, min(start + 64, count))], "bench")
+        with session_scope() as session:  # sealed and done: no reconciler resumes it
+            queries.seal_job(session, job_id, count, len(batches), 0)
+            queries.finish_job(session, job_id)
+
+    paths = sorted(source.iterdir())[:256]
+    return stage_costs(model, engines, paths, IMAGE_SIZE, write)
+
+
 def _labels(probabilities: np.ndarray) -> np.ndarray:
     return (probabilities.ravel() > 0.5) if probabilities.shape[-1] == 1 else \
         probabilities.argmax(-1)

@@ -16,11 +16,12 @@ from db.errors import SettingsError
 
 
 class InferenceEngine(StrEnum):
-    """How workers run a model (worker.engine): auto picks bf16 only where faster and equal."""
+    """The runtime workers run a model in (worker.engine): auto takes the fastest here of those
+    that give TensorFlow's answers."""
 
     AUTO = "auto"
-    FP32 = "fp32"
-    BF16 = "bf16"
+    TENSORFLOW = "tensorflow"
+    OPENVINO = "openvino"
 
 
 # The layout of HAPPYSAD_HOME, named once: every module asks the settings for its folder.
@@ -63,7 +64,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=64, ge=1, le=MAX_BATCH_SIZE)
     worker_concurrency: int = Field(default=0, ge=0)
     inference_threads: int = Field(default=0, ge=0)
-    inference_engine: InferenceEngine = InferenceEngine.AUTO
+    engine: InferenceEngine = InferenceEngine.AUTO
     max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, ge=1)
     task_max_retries: int = Field(default=3, ge=0)
     visibility_timeout: int = Field(default=3600, ge=10)

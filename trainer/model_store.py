@@ -11,7 +11,7 @@ from db.errors import HappysadError
 from db.settings import get_settings
 from db.tables import ModelVersion
 from trainer.formats import SERVABLE_PREPROCESSING_VERSIONS
-from trainer.storage import is_bucket_uri, open_storage
+from trainer.storage import StorageError, is_bucket_uri, open_storage
 
 
 class ModelLoadError(HappysadError):
@@ -24,14 +24,20 @@ def version_folder(version: int) -> str:
 
 def local_model_path(row: ModelVersion) -> Path:
     """A local file for the version's model: itself, or a cached copy of the bucket object."""
+    return local_version_file(row, "model.keras")
+
+
+def local_version_file(row: ModelVersion, name: str) -> Path:
+    """A local file for one of the version's files beside model.keras (`name`): itself, or a
+    cached copy of the bucket object."""
     if not is_bucket_uri(row.path):
-        return Path(row.path)
-    cached = get_settings().home_folder("cache") / version_folder(row.version) / "model.keras"
+        return Path(row.path).with_name(name)
+    cached = get_settings().home_folder("cache") / version_folder(row.version) / name
     if not cached.exists():
         storage = open_storage(row.path.rsplit("/", 2)[0])
         cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(f"model.{os.getpid()}.partial")
-        partial.write_bytes(storage.read_bytes(row.path))
+        partial = cached.with_name(f"{name}.{os.getpid()}.partial")
+        partial.write_bytes(storage.read_bytes(f"{row.path.rsplit('/', 1)[0]}/{name}"))
         partial.replace(cached)
     return cached
 
@@ -64,3 +70,21 @@ def load_model(row: ModelVersion):
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a bad archive
         raise ModelLoadError(f"model v{row.version} cannot be loaded: {error}") from None
+
+
+def verified_engine_files(row: ModelVersion, runtime: str) -> tuple[dict[str, bytes] | None, str]:
+    """({file name: bytes}, "") of the version's conversion for `runtime` ("openvino"), each
+    file checked against the hash its row records, as model.keras is; or (None, why not)."""
+    record = (row.params or {}).get("engines", {}).get(runtime, {})
+    if not record.get("files"):
+        return None, record.get("error") or "not made at registration"
+    files = {}
+    for name, digest in record["files"].items():
+        try:
+            data = local_version_file(row, name).read_bytes()
+        except (OSError, StorageError) as error:
+            return None, f"{name} missing ({error.strerror or error})"
+        if hashlib.sha256(data).hexdigest() != digest:
+            return None, f"{name} does not match its recorded hash (damaged or tampered with)"
+        files[name] = data
+    return files, ""

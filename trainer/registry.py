@@ -7,6 +7,7 @@ written; exactly one is production.
 
 import hashlib
 import json
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from trainer.plots import confusion_matrix_plot, figure_png, history_curves, sam
 from trainer.promotion import PromoteMode, majority_warning, promotion_decision
 from trainer.storage import open_storage
 from trainer.train import TrainingResult
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,8 +46,44 @@ def _model_bytes(model) -> bytes:
         return path.read_bytes()
 
 
+def _engine_files(result: TrainingResult, model_bytes: bytes) -> tuple[dict, dict]:
+    """(files, record) of the runtimes beyond TensorFlow: the OpenVINO IR and the verdict on
+    reduced precision, made once per version here, never by a worker. Made once per trained
+    model too (the same result registered in several stores converts once). A model that
+    cannot be converted is still registered: workers serve it with TensorFlow."""
+    digest = hashlib.sha256(model_bytes).hexdigest()
+    if digest not in _CONVERTED:
+        _CONVERTED.clear()  # one model at a time: the bytes are megabytes
+        _CONVERTED[digest] = _convert(result)
+    return _CONVERTED[digest]
+
+
+_CONVERTED: dict[str, tuple[dict, dict]] = {}
+
+
+def _convert(result: TrainingResult) -> tuple[dict, dict]:
+    from trainer.conversion import (convert_openvino, file_hashes, openvino_runner,
+                                    tensorflow_runner)
+    from trainer.precision import REDUCED_PRECISION_FLAGS, check_reduced_precision, cpu_flags
+
+    try:
+        files = convert_openvino(result.model)
+    except Exception as error:  # the converter raises many types; TensorFlow still serves
+        logger.warning("no OpenVINO conversion of this model (%s): workers will use "
+                       "TensorFlow", error)
+        return {}, {"openvino": {"error": str(error)}}
+    flags = cpu_flags()
+    candidates = {precision: openvino_runner(files, precision)
+                  for precision, needed in REDUCED_PRECISION_FLAGS.items() if needed & flags}
+    test = result.split.test
+    reduced = check_reduced_precision(result.model, candidates, tensorflow_runner(result.model),
+                                      result.data.images[test], result.data.labels[test],
+                                      len(result.data.class_names), flags)
+    return files, {"openvino": {"files": file_hashes(files), "reduced_precision": reduced}}
+
+
 def _write_version_files(store: str, version: int, result: TrainingResult,
-                         model_bytes: bytes) -> str:
+                         model_bytes: bytes, engine_files: dict, engines: dict) -> str:
     storage = open_storage(store)
     folder = version_folder(version)
     data, split = result.data, result.split
@@ -64,9 +103,11 @@ def _write_version_files(store: str, version: int, result: TrainingResult,
         "architecture": result.params.architecture, "dataset_source": data.source,
         "dataset_fingerprint": data.fingerprint, "metrics": result.metrics,
         "params": result.params_record(), "history": result.history,
-        "skipped_files": data.skipped,
+        "skipped_files": data.skipped, "engines": engines,
     }
     storage.write_bytes(f"{folder}/metadata.json", json.dumps(metadata, indent=2).encode())
+    for name, data_bytes in engine_files.items():  # before model.keras: its path is the row's
+        storage.write_bytes(f"{folder}/{name}", data_bytes)
     return storage.write_bytes(f"{folder}/model.keras", model_bytes)
 
 
@@ -75,9 +116,11 @@ def register(result: TrainingResult, promote: str = PromoteMode.AUTO) -> Registr
     at once get two numbers: neither writes into the other's folder."""
     promote = PromoteMode(promote)  # a bad mode is a bug of the caller: the CLI offers these
     model_bytes = _model_bytes(result.model)
+    engine_files, engines = _engine_files(result, model_bytes)
     store = get_settings().effective_model_store
     version = claim_version()
-    path = _write_version_files(store, version, result, model_bytes)  # the folder is ours
+    path = _write_version_files(store, version, result, model_bytes, engine_files,
+                                engines)  # the folder is ours
     with session_scope() as session:
         session.add(ModelVersion(
             version=version, path=path, model_sha256=hashlib.sha256(model_bytes).hexdigest(),
@@ -86,7 +129,9 @@ def register(result: TrainingResult, promote: str = PromoteMode.AUTO) -> Registr
             preprocessing_version=PREPROCESSING_VERSION,
             dataset_source=result.data.source,
             dataset_fingerprint=result.data.fingerprint,
-            metrics=result.metrics, params=result.params_record(), is_production=False,
+            metrics=result.metrics, is_production=False,
+            # The conversions' hashes live in the row beside model.keras's: checked the same way.
+            params=result.params_record() | {"engines": engines},
         ))
         session.flush()
         promoted, reason = promotion_decision(session, result, promote)

@@ -14,11 +14,12 @@ from db import queries
 from db.session import session_scope
 from db.settings import get_settings
 from trainer.images import ImageError, decode_pixels, input_scale
+from trainer.conversion import CLASS_OUTPUT
 from trainer.model import class_probabilities
-from trainer.model_store import load_model
+from trainer.model_store import load_model, verified_engine_files
 from trainer.storage import StorageError, open_storage
 from trainer.uri_text import decode_uri
-from worker.engine import load_engine
+from worker.engine import load_engine, openvino_candidates
 from worker.local import worker_identity
 
 # Images per model call. Small enough that the rest of the batch decodes while a chunk is
@@ -33,10 +34,16 @@ class LoadedModel:
     version: int
     class_names: list[str]
     image_size: int
-    infer: object  # callable: uint8 pixel batch -> raw outputs (a worker.engine.Engine)
+    infer: object  # callable: uint8 pixel batch -> {output name: array} (worker.engine.Engine)
+
+    def outputs(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        """Every named output of the model, the class probabilities as (n, classes)."""
+        outputs = dict(self.infer(pixels))
+        outputs[CLASS_OUTPUT] = class_probabilities(outputs[CLASS_OUTPUT], len(self.class_names))
+        return outputs
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        return class_probabilities(np.asarray(self.infer(pixels)), len(self.class_names))
+        return self.outputs(pixels)[CLASS_OUTPUT]
 
 
 class ModelCache:
@@ -59,9 +66,15 @@ class ModelCache:
         configure_threads()
         with session_scope() as session:
             row = queries.get_model_version(session, version)
-        model = load_model(row)
-        engine = load_engine(model, row.image_size, len(row.class_names), engine_choice(),
-                             input_scale=input_scale(row.preprocessing_version))
+        model, choice = load_model(row), engine_choice()
+        files, unavailable = None, ""
+        if choice != "tensorflow":  # the IR, hash-checked like model.keras; never converted here
+            files, unavailable = verified_engine_files(row, "openvino")
+        candidates = openvino_candidates(files, (row.params or {}).get("engines", {}),
+                                         inference_threads())
+        engine = load_engine(model, len(row.class_names), choice, candidates,
+                             input_scale(row.preprocessing_version),
+                             unavailable and f"v{row.version}'s OpenVINO IR {unavailable}")
         loaded = LoadedModel(version=row.version, class_names=list(row.class_names),
                              image_size=row.image_size, infer=engine)
         self._models[version] = loaded
@@ -78,8 +91,8 @@ class ModelCache:
 
 
 def engine_choice() -> str:
-    """HAPPYSAD_INFERENCE_ENGINE: auto | fp32 | bf16."""
-    return get_settings().inference_engine
+    """HAPPYSAD_ENGINE: auto | tensorflow | openvino."""
+    return get_settings().engine
 
 
 def inference_threads() -> int:
@@ -147,8 +160,11 @@ def classify_images(storage, uris: list[str], model: LoadedModel, max_pixels: in
                 good.append(index)
                 pixels.append(image)
         if good:
-            for index, class_probs in zip(good, model.probabilities(np.stack(pixels))):
-                probabilities[index] = class_probs
+            outputs = model.outputs(np.stack(pixels))
+            for position, index in enumerate(good):
+                probabilities[index] = outputs[CLASS_OUTPUT][position]
+                # Further outputs of the model (e.g. outputs.get("familiarity")) are stored
+                # here per image, beside its probabilities, once the database has a column.
     return probabilities, errors
 
 

@@ -3,7 +3,12 @@ end, and the tutorial's one-image-at-a-time loop; plus memory and training-input
 
     .venv/bin/python -m benchmarks.throughput [--images N] [--quick] [--keep]
 
-(a) ceiling: the chosen inference engine (and plain fp32 beside it) called on in-memory uint8
+Each of (a) and (b) is measured for each engine of --engines (HAPPYSAD_ENGINE values, default
+tensorflow,auto), with labels and speed compared to the first's. Stages (benchmarks.throughput.
+stages): decode, face search, graph (tensorflow, openvino, auto) and database write in ms an
+image, and the physical limit: the model's multiply-adds at this CPU's peak float32 rate,
+measured in the same run; every rate's ratio to it.
+(a) ceiling: the engine (and TensorFlow beside it) called on in-memory uint8
 batches of 16 (the worker's chunk) and of 64, the faster counting, in as many processes and
 threads as the workers get, and in one process on every core (the issue's "model called
 directly under tf.function"), each taken just before and just after every run.

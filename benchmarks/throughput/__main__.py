@@ -19,7 +19,9 @@ from benchmarks.throughput.common import (
     tutorial_model,
     write_jpegs,
 )
-from benchmarks.throughput.end_to_end import end_to_end, submit_memory
+from benchmarks.throughput.end_to_end import compare_labels, end_to_end, submit_memory
+from benchmarks.throughput.stages import (peak_gflops, physical_limit, stages_per_engine,
+                                         with_ratios)
 from benchmarks.throughput.training_input import training_input
 from db.settings import InferenceEngine
 
@@ -49,17 +51,19 @@ def mode_envs(work: Path, postgres_admin: str, redis_url: str) -> tuple[dict, di
 
 
 def measured_run(mode: str, env: dict, name: str, source: Path, warmup: Path, processes: int,
-                 ceilings: dict[int, Ceiling], loop: dict, decode: dict, work: Path) -> dict:
+                 ceilings: dict[int, Ceiling], loop: dict, decode: dict, work: Path,
+                 engine: str = "auto") -> dict:
     """One end-to-end run between ceiling measurements. On a shared machine the load drifts, so
     each ceiling is taken right before and right after, and the higher one counts. Two
     ceilings: the same processes x threads as the workers (the strict comparison), and one
     process using every core (the issue's: the model called directly under tf.function)."""
-    log(f"{mode}, {name} JPEGs, {processes} worker process(es)")
+    log(f"{mode}, {name} JPEGs, {processes} worker process(es), HAPPYSAD_ENGINE={engine}")
     before = {count: ceiling.measure() for count, ceiling in ceilings.items()}
-    result = end_to_end(source, warmup, processes, env,
-                        work / f"worker-{mode}-{name}-{processes}.log")
+    result = end_to_end(source, warmup, processes, env | {"HAPPYSAD_ENGINE": engine},
+                        work / f"worker-{mode}-{name}-{processes}-{engine}.log")
     after = {count: ceiling.measure() for count, ceiling in ceilings.items()}
-    rate, record = result["images_per_second"], {"mode": mode, "jpeg": name, **result}
+    rate = result["images_per_second"]
+    record = {"mode": mode, "jpeg": name, "engine_setting": engine, **result}
     for key, count in (("ceiling", processes), ("one_process_ceiling", 1)):
         best = max(before[count], after[count], key=lambda measured: measured["images_per_second"])
         record[key] = best | {"before_and_after": [before[count]["images_per_second"],
@@ -75,27 +79,50 @@ def measured_run(mode: str, env: dict, name: str, source: Path, warmup: Path, pr
     return record
 
 
+def comma_list(allowed):
+    def parse(text: str) -> list[str]:
+        values = [value.strip() for value in text.split(",") if value.strip()]
+        wrong = [value for value in values if value not in allowed]
+        if wrong or not values:
+            raise argparse.ArgumentTypeError(f"one or more of {', '.join(allowed)}")
+        return values
+
+    return parse
+
+
+def keras_model(model_path: str):
+    import keras
+
+    return keras.models.load_model(model_path, compile=False)
+
+
 def run(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="happysad-throughput-"))
     os.chdir(work)  # no ./.env of a developer's configures the run
     envs, skipped = mode_envs(work, args.postgres_admin, args.redis)
+    envs = {mode: env for mode, env in envs.items() if mode in args.modes}
     for env in envs.values():
         Path(env["HAPPYSAD_HOME"]).mkdir()
     from trainer.sample_data import write_sample_dataset
 
     log("training input pipelines")
     write_sample_dataset(work / "train", per_class=args.train_per_class, image_size=IMAGE_SIZE)
-    training = training_input(work / "train", args.epochs)
+    training = None if args.labelling_only else training_input(work / "train", args.epochs)
     listing_env = clean_env(HAPPYSAD_HOME=str(work / "home-listing"))
     Path(listing_env["HAPPYSAD_HOME"]).mkdir()
     model_path = train_and_register(work / "train", envs | {"listing": listing_env},
                                     args.architecture)
-    sources = {name: write_jpegs(work, shape, args.images) for name, shape in JPEG_SHAPES.items()}
-    warmups = {name: write_jpegs(work / "warmup", shape, 16) for name, shape in
-               JPEG_SHAPES.items()}
-    log(f"submit memory at {', '.join(map(str, args.listing_sizes))} images")
-    listing = submit_memory(sorted((work / "originals-256x256").iterdir()), listing_env, work,
-                            args.listing_sizes)
+    shapes = {name: shape for name, shape in JPEG_SHAPES.items()
+              if name in args.shapes or name == "256x256"}  # 256x256: the stages' images
+    sources = {name: write_jpegs(work, shape, args.images) for name, shape in shapes.items()}
+    warmups = {name: write_jpegs(work / "warmup", shape, 16) for name, shape in shapes.items()}
+    listing = None
+    if not args.labelling_only:
+        log(f"submit memory at {', '.join(map(str, args.listing_sizes))} images")
+        listing = submit_memory(sorted((work / "originals-256x256").iterdir()), listing_env,
+                                work, args.listing_sizes)
+    stage_source = sources["256x256"]
+    sources = {name: source for name, source in sources.items() if name in args.shapes}
     log("decode cost")
     decode = {name: decode_cost(source, 500) for name, source in sources.items()}
     log("one image at a time")
@@ -107,27 +134,38 @@ def run(args) -> dict:
         tutorial_path = tutorial_model(work / "train", work / "tutorial.keras")
         tutorial_loop = {name: one_image_at_a_time(tutorial_path, source, args.one_at_a_time)
                          for name, source in sources.items()}
-    ceilings = {processes: Ceiling(model_path, processes, args.ceiling_seconds)
-                for processes in (1, 2)}
-    try:
-        runs = [measured_run(mode, env, name, source, warmups[name], processes, ceilings,
-                             loop[name], decode[name], work)
-                for mode, env in envs.items() for name, source in sources.items()
-                for processes in (1, 2)]
-    finally:
-        for ceiling in ceilings.values():
-            ceiling.close()
+    log("peak float32 rate and the stages per engine")
+    limit = physical_limit(keras_model(model_path), peak_gflops())
+    stages = with_ratios(stages_per_engine(model_path, stage_source, envs), limit)
+    runs = []
+    for engine in args.engines:  # one engine's ceilings up at a time: they share the cores
+        ceilings = {processes: Ceiling(model_path, processes, args.ceiling_seconds, engine)
+                    for processes in (1, 2)}
+        try:
+            runs += [measured_run(mode, env, name, source, warmups[name], processes, ceilings,
+                                  loop[name], decode[name], work, engine)
+                     for mode, env in envs.items() for name, source in sources.items()
+                     for processes in args.processes]
+        finally:
+            for ceiling in ceilings.values():
+                ceiling.close()
+    compare_labels(runs, args.engines[0])
+    for record in runs:
+        record["ratio_to_physical_limit"] = round(
+            record["images_per_second"] / limit["images_per_second_at_peak"], 3)
     for record in runs:
         record["ratio_to_tutorial_one_at_a_time"] = round(
             record["images_per_second"] / tutorial_loop[record["jpeg"]]["images_per_second"], 1)
-    over_tutorial = {mode: max(r["ratio_to_tutorial_one_at_a_time"] for r in runs
-                               if r["mode"] == mode and r["jpeg"] == "256x256") for mode in envs}
+    over_tutorial = {mode: max([r["ratio_to_tutorial_one_at_a_time"] for r in runs
+                                if r["mode"] == mode and r["jpeg"] == "256x256"], default=0)
+                     for mode in envs}
     goal = {"target": 0.8}
     for key in ("ratio_to_ceiling", "ratio_to_one_process_ceiling"):
-        best = {mode: max(r[key] for r in runs if r["mode"] == mode and r["jpeg"] == "256x256")
-                for mode in envs}
+        best = {mode: max([r[key] for r in runs if r["mode"] == mode and r["jpeg"] == "256x256"],
+                          default=0) for mode in envs}
         goal[key] = {"best_per_mode": best, "met": min(best.values()) >= goal["target"]}
-    return {"architecture": args.architecture,
+    return {"architecture": args.architecture, "physical_limit": limit,
+            "stages_ms_per_image_256x256": stages,
             "one_image_at_a_time": loop, "tutorial_one_image_at_a_time": tutorial_loop,
             "goal_256x256_over_tutorial_loop": {
                 "target": 8, "best_per_mode": over_tutorial,
@@ -151,19 +189,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--architecture", default="baseline",
                         help="the model that serves (default: the tutorial's CNN, baseline; "
                         "the one-image loop runs the same model)")
-    parser.add_argument("--engine", default="auto", choices=[engine.value for engine in InferenceEngine],
-                        help="the inference engine of workers and ceilings (default: auto)")
+    parser.add_argument("--engines", default="tensorflow,auto", type=comma_list(
+        [engine.value for engine in InferenceEngine]), help="HAPPYSAD_ENGINE values the "
+        "workers and ceilings are measured with, one after the other; labels are compared to "
+        "the first's (default: tensorflow,auto)")
+    parser.add_argument("--modes", default="embedded,redis+postgresql",
+                        type=comma_list(["embedded", "redis+postgresql"]),
+                        help="queue and database of the end-to-end runs (default: both)")
+    parser.add_argument("--shapes", default=",".join(JPEG_SHAPES), type=comma_list(JPEG_SHAPES),
+                        help="JPEG sizes of the end-to-end runs (default: both)")
+    parser.add_argument("--processes", default="1,2", type=comma_list(["1", "2"]),
+                        help="worker processes of the end-to-end runs")
+    parser.add_argument("--labelling-only", action="store_true",
+                        help="skip the submit memory and training input measurements")
     args = parser.parse_args(argv)
+    args.processes = [int(count) for count in args.processes]
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    os.environ["HAPPYSAD_INFERENCE_ENGINE"] = args.engine
     args.images = args.images or (3000 if args.quick else 10_000)
     args.listing_sizes = [1000, 100_000] if args.quick else [1000, 100_000, 1_000_000]
     args.ceiling_seconds, args.one_at_a_time = (1.5, 30) if args.quick else (3, 100)
     args.train_per_class, args.epochs = (50, 2) if args.quick else (150, 3)
-    from worker.engine import BF16_CPU_FLAGS, cpu_flags
+    from trainer.precision import REDUCED_PRECISION_FLAGS, cpu_flags
 
-    machine = {"cores": os.cpu_count(), "bf16_cpu_flags": sorted(BF16_CPU_FLAGS & cpu_flags()),
-               "engine_asked": args.engine,
+    machine = {"cores": os.cpu_count(),
+               "bf16_cpu_flags": sorted(REDUCED_PRECISION_FLAGS["bf16"] & cpu_flags()),
+               "engines": args.engines,
                "load_average_at_start": os.getloadavg()}
     started = time.monotonic()
     report = run(args)

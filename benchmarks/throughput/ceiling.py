@@ -15,22 +15,27 @@ import numpy as np
 from benchmarks.throughput.common import IMAGE_SIZE, clean_env
 
 
-def ceiling_child(model_path: str, threads: int, seconds: float) -> None:
+def ceiling_child(model_path: str, threads: int, seconds: float, choice: str) -> None:
     """In a child process: warm, say ready, then for each "go" call each engine on in-memory
-    uint8 batches of 16 (the worker's chunk) and of 64 for `seconds` each; the faster counts."""
+    uint8 batches of 16 (the worker's chunk) and of 64 for `seconds` each; the faster counts.
+    The engine is `choice` (a HAPPYSAD_ENGINE value), from the IR beside the model file."""
     import keras
     import tensorflow as tf
 
+    from trainer.conversion import OPENVINO_FILES
     from worker.classify import INFERENCE_CHUNK
-    from worker.engine import load_engine
+    from worker.engine import load_engine, openvino_candidates
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     model = keras.models.load_model(model_path, compile=False)
-    engines = {"chosen": load_engine(model, IMAGE_SIZE, 2,
-                                     os.environ.get("HAPPYSAD_INFERENCE_ENGINE", "auto"))}
-    if engines["chosen"].name != "fp32":  # plain fp32 too, to show what the engine gains
-        engines["fp32"] = load_engine(model, IMAGE_SIZE, 2, "fp32")
+    folder = Path(model_path).parent
+    files = {name: (folder / name).read_bytes() for name in OPENVINO_FILES
+             if (folder / name).exists()}
+    candidates = openvino_candidates(files if len(files) == 2 else None, {}, threads)
+    engines = {"chosen": load_engine(model, 2, choice, candidates)}
+    if engines["chosen"].name != "tensorflow":  # TensorFlow too, to show what the engine gains
+        engines["tensorflow"] = load_engine(model, 2, "tensorflow")
     pixels = np.random.default_rng(0).integers(0, 256, (64, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     batches = {size: pixels[:size] for size in (INFERENCE_CHUNK, 64)}
     for engine in engines.values():
@@ -49,7 +54,7 @@ def ceiling_child(model_path: str, threads: int, seconds: float) -> None:
                 rates[size] = count / (time.perf_counter() - started)
             result[f"{key}_images_per_second"] = max(rates.values())
             result[f"{key}_by_batch_size"] = rates
-        result.setdefault("fp32_images_per_second", result["chosen_images_per_second"])
+        result.setdefault("tensorflow_images_per_second", result["chosen_images_per_second"])
         print(json.dumps(result), flush=True)
 
 
@@ -58,11 +63,11 @@ class Ceiling:
     The processes stay up (idle between measurements), so a ceiling can be taken right before
     and right after each end-to-end run without paying TensorFlow's start-up every time."""
 
-    def __init__(self, model_path: str, processes: int, seconds: float):
+    def __init__(self, model_path: str, processes: int, seconds: float, engine: str = "auto"):
         self.processes = processes
         self.threads = max(1, (os.cpu_count() or 1) // processes)
         command = [sys.executable, "-m", "benchmarks.throughput.ceiling", model_path,
-                   str(self.threads), str(seconds)]
+                   str(self.threads), str(seconds), engine]
         self.children = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                           text=True, env=clean_env()) for _ in range(processes)]
         for child in self.children:  # all warm before any is timed: they share the cores
@@ -80,8 +85,8 @@ class Ceiling:
                 "images_per_second_by_batch_size": {
                     size: round(sum(r["chosen_by_batch_size"][size] for r in results), 1)
                     for size in results[0]["chosen_by_batch_size"]},
-                "fp32_images_per_second": round(sum(r["fp32_images_per_second"]
-                                                    for r in results), 1)}
+                "tensorflow_images_per_second": round(sum(r["tensorflow_images_per_second"]
+                                                          for r in results), 1)}
 
     def close(self) -> None:
         for child in self.children:
@@ -113,7 +118,7 @@ def one_image_at_a_time(model_path: str, source: Path, count: int) -> dict:
 
 if __name__ == "__main__":
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    ceiling_child(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))
+    ceiling_child(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4])
 
 
 def decode_cost(source: Path, count: int) -> dict:

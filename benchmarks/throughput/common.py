@@ -16,11 +16,11 @@ def log(message: str) -> None:
 
 def clean_env(**extra: str) -> dict:
     """This environment without its HAPPYSAD_ settings, but for the engine the run was asked
-    to use (main() sets HAPPYSAD_INFERENCE_ENGINE from --engine)."""
+    to use (a run sets HAPPYSAD_ENGINE per measurement)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAPPYSAD_")}
-    engine = os.environ.get("HAPPYSAD_INFERENCE_ENGINE", "auto")
+    engine = os.environ.get("HAPPYSAD_ENGINE", "auto")
     return env | {"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2",
-                  "HAPPYSAD_INFERENCE_ENGINE": engine} | extra
+                  "HAPPYSAD_ENGINE": engine} | extra
 
 
 def use_env(env: dict) -> None:

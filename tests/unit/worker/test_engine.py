@@ -1,5 +1,7 @@
-"""The inference engine: parity really compares, a broken candidate really falls back to fp32,
-and the worker's chunked, overlapped path gives the same answers as one model call."""
+"""The inference engines: TensorFlow and OpenVINO give the model's own outputs (every output,
+by name) on the tutorial's CNN and the default model, parity really compares, a broken or
+slower candidate falls back to TensorFlow, and the worker's chunked, overlapped path gives the
+same answers as one model call."""
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -7,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from trainer.conversion import CLASS_OUTPUT, convert_openvino, tensorflow_runner
 from trainer.images import UNIT_SCALE, model_input
-from worker import engine as engine_module
-from worker.engine import (PROBABILITY_TOLERANCE, PROBE_COUNT, check_parity, load_engine,
-                           probe_images)
+from worker.engine import (PROBABILITY_TOLERANCE, PROBE_COUNT, check_parity, input_preparer,
+                           load_engine, openvino_candidates, probe_images)
 
 SIZE = 32
 
@@ -50,12 +52,14 @@ def test_probes_are_fixed_and_varied():
     assert len({image.tobytes() for image in first}) == PROBE_COUNT
 
 
-def test_fp32_engine_is_the_model_for_any_batch_size(decisive_model):
-    engine = load_engine(decisive_model, SIZE, 2, choice="fp32")
-    assert engine.name == "fp32"
+def test_tensorflow_engine_is_the_model_for_any_batch_size(decisive_model):
+    engine = load_engine(decisive_model, 2, "tensorflow")
+    assert engine.name == "tensorflow"
     for count in (1, 5, 16):
         images = probe_images(SIZE)[:count]
-        np.testing.assert_allclose(engine(images), reference_outputs(decisive_model, images),
+        outputs = engine(images)
+        assert list(outputs) == [CLASS_OUTPUT]
+        np.testing.assert_allclose(outputs[CLASS_OUTPUT], reference_outputs(decisive_model, images),
                                    atol=1e-6)
 
 
@@ -68,11 +72,11 @@ def test_the_graph_feeds_pixels_exactly_as_training_does(preprocessing_version):
 
     from trainer.images import input_scale
 
-    identity = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Identity()])
+    identity = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Identity(name="same")])
     pixels = np.arange(16 * 16 * 3, dtype=np.int64).reshape(1, 16, 16, 3) % 256
     pixels = pixels.astype(np.uint8)
     scale = input_scale(preprocessing_version)
-    fed = engine_module.compile_graph(identity, 16, scale)(pixels)
+    fed = tensorflow_runner(identity, scale)({identity.inputs[0].name: pixels})["same"]
     assert fed.dtype == np.float32
     assert np.array_equal(fed, model_input(pixels, preprocessing_version))
     assert fed.max() == (255 if preprocessing_version == 2 else np.float32(255) * UNIT_SCALE)
@@ -90,73 +94,98 @@ def test_a_version_1_model_still_gets_its_scaling_from_the_engine(decisive_model
         x = layer(x)
     old_style = keras.Model(inputs, x)  # the same weights, fed [0, 1] from outside
     pixels = probe_images(SIZE)
-    engine = load_engine(old_style, SIZE, 2, "fp32", input_scale=UNIT_SCALE)
-    np.testing.assert_allclose(engine(pixels), reference_outputs(decisive_model, pixels),
-                               atol=1e-6)
+    engine = load_engine(old_style, 2, "tensorflow", input_scale=UNIT_SCALE)
+    np.testing.assert_allclose(engine(pixels)[CLASS_OUTPUT],
+                               reference_outputs(decisive_model, pixels), atol=1e-6)
 
 
-def test_parity_counts_label_flips_and_allows_near_ties():
-    reference = np.array([[0.9], [0.1], [0.505]])
-    assert check_parity(reference, reference + 0.01, 2).passed
-    near_tie = check_parity(reference, np.array([[0.9], [0.1], [0.495]]), 2)
+def test_parity_compares_every_output_counts_label_flips_and_allows_near_ties():
+    reference = {CLASS_OUTPUT: np.array([[0.9], [0.1], [0.5004]]),
+                 "familiarity": np.array([[0.3], [0.6], [0.9]])}
+
+    def changed(**outputs):
+        return reference | {name: np.asarray(value) for name, value in outputs.items()}
+
+    assert check_parity(reference, changed(class_probabilities=reference[CLASS_OUTPUT] + 1e-4),
+                        2).passed
+    near_tie = check_parity(reference, changed(class_probabilities=[[0.9], [0.1], [0.4996]]), 2)
     assert near_tie.passed and near_tie.label_mismatches == 0
-    flipped = check_parity(reference, 1 - reference, 2)
+    flipped = check_parity(reference, changed(class_probabilities=1 - reference[CLASS_OUTPUT]), 2)
     assert not flipped.passed and flipped.label_mismatches == 2
-    assert not check_parity(reference, reference + PROBABILITY_TOLERANCE + 0.01, 2).passed
-    assert not check_parity(reference, np.full_like(reference, np.nan), 2).passed
+    assert not check_parity(reference, changed(familiarity=reference["familiarity"] + 0.01),
+                            2).passed  # the labels hold, another output does not
+    assert not check_parity(reference, {CLASS_OUTPUT: reference[CLASS_OUTPUT]}, 2).passed
+    assert not check_parity(reference, changed(familiarity=[[np.nan]] * 3), 2).passed
 
 
 @pytest.mark.parametrize("broken", ["flipped", "shifted", "crashes"])
-def test_a_broken_candidate_falls_back_to_fp32(decisive_model, broken):
-    def build(model, size, scale):
-        fp32 = engine_module.compile_graph(model, size, scale)
+def test_a_broken_candidate_falls_back_to_tensorflow(decisive_model, broken):
+    def build():
+        tensorflow = tensorflow_runner(decisive_model)
         if broken == "crashes":
             raise RuntimeError("no such kernel")
         if broken == "flipped":
-            return lambda images: 1 - fp32(images)
-        return lambda images: np.clip(fp32(images) + 3 * PROBABILITY_TOLERANCE, 0, 1)
+            return lambda inputs: {CLASS_OUTPUT: 1 - tensorflow(inputs)[CLASS_OUTPUT]}
+        return lambda inputs: {CLASS_OUTPUT: np.clip(
+            tensorflow(inputs)[CLASS_OUTPUT] + 3 * PROBABILITY_TOLERANCE, 0, 1)}
 
-    for choice in ("auto", "candidate"):
-        engine = load_engine(decisive_model, SIZE, 2, choice, candidates=[("candidate", build)])
-        assert engine.name == "fp32"
+    for choice in ("auto", "openvino"):
+        engine = load_engine(decisive_model, 2, choice, [("openvino", build)])
+        assert engine.name == "tensorflow"
         assert ("failed parity" if broken != "crashes" else "failed to build") in engine.note
 
 
-def test_real_bfloat16_candidate_passes_parity(decisive_model):
-    candidates = engine_module.default_candidates({"avx512_bf16"})
-    engine = load_engine(decisive_model, SIZE, 2, "bf16", candidates=candidates)
-    assert engine.name == "bf16", engine.note
-    images = probe_images(SIZE)
-    difference = np.abs(engine(images) - reference_outputs(decisive_model, images)).max()
-    assert 0 < difference <= PROBABILITY_TOLERANCE  # really bfloat16, and within tolerance
-
-
-def test_auto_takes_a_faster_candidate_and_refuses_a_slower_one(decisive_model):
+def test_auto_takes_the_fastest_candidate_and_refuses_a_slower_one(decisive_model):
     import time
 
-    answers = reference_outputs(decisive_model, probe_images(SIZE))
-    instant = ("instant", lambda model, size, scale: lambda images: answers)
+    probes = input_preparer(decisive_model)(probe_images(SIZE))
+    answers = tensorflow_runner(decisive_model)(probes)
 
-    def slow_build(model, size, scale):
-        fp32 = engine_module.compile_graph(model, size, scale)
-        return lambda images: (time.sleep(0.05), fp32(images))[1]
+    def slow_build():
+        tensorflow = tensorflow_runner(decisive_model)
+        return lambda inputs: (time.sleep(0.05), tensorflow(inputs))[1]
 
-    assert load_engine(decisive_model, SIZE, 2, candidates=[instant]).name == "instant"
-    refused = load_engine(decisive_model, SIZE, 2, candidates=[("slow", slow_build)])
-    assert refused.name == "fp32" and "slow not faster" in refused.note
+    def instant_build():
+        return lambda inputs: answers
+
+    assert load_engine(decisive_model, 2, "auto", [("openvino", slow_build),
+                                                   ("openvino-bf16", instant_build)]
+                       ).name == "openvino-bf16"
+    refused = load_engine(decisive_model, 2, "auto", [("openvino", slow_build)])
+    assert refused.name == "tensorflow" and "none faster" in refused.note
+    forced = load_engine(decisive_model, 2, "openvino", [("openvino", slow_build)])
+    assert forced.name == "openvino"  # asked for: used though slower, as it matches
 
 
-def test_engine_choice_is_checked_and_hardware_decides_the_candidates(decisive_model, tmp_path):
-    with pytest.raises(ValueError, match="auto, fp32, bf16"):
-        load_engine(decisive_model, SIZE, 2, "tflite")
-    unavailable = load_engine(decisive_model, SIZE, 2, "bf16", candidates=[])
-    assert unavailable.name == "fp32" and "not available" in unavailable.note
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2\n")
-    assert engine_module.default_candidates(engine_module.cpu_flags(cpuinfo)) == []
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 amx_bf16 amx_tile\n")
-    assert [name for name, _ in engine_module.default_candidates(
-        engine_module.cpu_flags(cpuinfo))] == ["bf16"]
+def test_engine_choice_is_checked_and_an_unknown_setting_is_one_line(decisive_model,
+                                                                     monkeypatch):
+    from db.errors import SettingsError
+    from db.settings import get_settings, reset_settings
+
+    with pytest.raises(ValueError, match="auto, tensorflow, openvino"):
+        load_engine(decisive_model, 2, "fp32")
+    monkeypatch.setenv("HAPPYSAD_ENGINE", "tflite")
+    reset_settings()
+    with pytest.raises(SettingsError) as raised:
+        get_settings()
+    message = str(raised.value)
+    assert "\n" not in message and "HAPPYSAD_ENGINE='tflite'" in message
+    assert all(value in message for value in ("auto", "tensorflow", "openvino"))
+    monkeypatch.setenv("HAPPYSAD_ENGINE", "openvino")
+    reset_settings()
+    assert get_settings().engine == "openvino"
+
+
+def test_reduced_precision_is_offered_only_where_registration_allowed_it_and_hardware_runs_it():
+    allowed = {"openvino": {"reduced_precision": {"bf16": {"passed": True}}}}
+    refused = {"openvino": {"reduced_precision": {"bf16": {"passed": False}}}}
+
+    def names(record, flags):
+        return [name for name, _ in openvino_candidates({}, record, flags=flags)]
+
+    assert names(allowed, {"avx512_bf16"}) == ["openvino", "openvino-bf16"]
+    assert names(allowed, {"avx2"}) == names(refused, {"amx_bf16"}) == ["openvino"]
+    assert openvino_candidates(None, allowed, flags={"avx512_bf16"}) == []
 
 
 def test_chunked_overlapped_classification_matches_one_model_call(decisive_model, tmp_path,
@@ -175,7 +204,7 @@ def test_chunked_overlapped_classification_matches_one_model_call(decisive_model
     uris = [str(path) for path in sorted(tmp_path.glob("*.jpg"))]
     monkeypatch.setattr(classify, "INFERENCE_CHUNK", 4)  # 11 images: chunks of 4, 4, 3
     model = classify.LoadedModel(version=1, class_names=["happy", "sad"], image_size=SIZE,
-                                 infer=load_engine(decisive_model, SIZE, 2, "fp32"))
+                                 infer=load_engine(decisive_model, 2, "tensorflow"))
     with ThreadPoolExecutor(2) as pool:
         probabilities, errors = classify.classify_images(open_storage(str(tmp_path)), uris,
                                                          model, 10**8, pool)
@@ -184,6 +213,7 @@ def test_chunked_overlapped_classification_matches_one_model_call(decisive_model
     good = [index for index in range(11) if index != 5]
     pixels = np.stack([decode_pixels(Path(uris[index]).read_bytes(), SIZE) for index in good])
     expected = model.probabilities(pixels)
+    assert expected.shape == (10, 2)
     np.testing.assert_allclose(np.stack([probabilities[index] for index in good]), expected,
                                atol=1e-6)
     rows = classify.prediction_rows(7, model, uris, probabilities, errors, "host")
@@ -215,25 +245,11 @@ def decisive_pretrained():
     return model
 
 
-def test_fp32_engine_is_the_pretrained_model(decisive_pretrained):
-    engine = load_engine(decisive_pretrained, SIZE, 2, "fp32")
-    images = probe_images(SIZE)
-    np.testing.assert_allclose(engine(images), reference_outputs(decisive_pretrained, images),
-                               atol=1e-5)
-
-
-def test_bfloat16_on_the_pretrained_model_is_used_only_if_it_really_matches(decisive_pretrained):
-    """The parity check's verdict on the backbone in bfloat16 agrees with the difference the
-    test measures itself: chosen only within tolerance and with the same labels."""
-    candidates = engine_module.default_candidates({"avx512_bf16"})
-    engine = load_engine(decisive_pretrained, SIZE, 2, "bf16", candidates=candidates)
-    images = probe_images(SIZE)
-    reference = reference_outputs(decisive_pretrained, images)
-    bf16 = engine_module.compile_graph(engine_module.bfloat16_model(decisive_pretrained), SIZE)
-    measured = check_parity(reference, bf16(images), 2)
-    assert engine.name == ("bf16" if measured.passed else "fp32"), engine.note
-    if engine.name == "fp32":
-        assert "failed parity" in engine.note
+def test_every_engine_matches_on_the_tutorial_cnn_and_the_pretrained_model(decisive_model,
+                                                                          decisive_pretrained):
+    for model in (decisive_model, decisive_pretrained):
+        assert_every_engine_matches(model, {CLASS_OUTPUT: reference_outputs(model,
+                                                                     probe_images(SIZE))})
 
 
 @pytest.fixture(scope="module")
@@ -260,30 +276,57 @@ def decisive_faces():
     return model
 
 
-def face_model_outputs(model, pixels):
-    """The face model itself, given the face crops trainer.faces makes (as training does)."""
-    from trainer.faces import model_inputs
+def assert_every_engine_matches(model, expected, class_count: int = 2, atol: float = 1e-4):
+    """TensorFlow and OpenVINO (converted as registration converts) give the model's own
+    outputs on the probes, every output, and OpenVINO really is chosen when asked for. (Against
+    the eager Keras call: graphs fuse operations in another order, ~1e-5 of probability.)"""
+    files = convert_openvino(model)
+    images = probe_images(SIZE)
+    for choice in ("tensorflow", "openvino"):
+        engine = load_engine(model, class_count, choice, openvino_candidates(files, {}))
+        assert engine.name == choice, engine.note
+        outputs = engine(images)
+        assert set(outputs) == set(expected)
+        for name, values in expected.items():
+            np.testing.assert_allclose(outputs[name], values, atol=atol, err_msg=f"{choice}/{name}")
 
-    return np.asarray(model(model_inputs(model, model_input(pixels)), training=False))
 
-
-def test_fp32_engine_is_the_face_model(decisive_faces):
+def test_every_engine_matches_on_the_default_face_model(decisive_faces):
     """The engine finds the faces itself and feeds them beside the pixels. (The traced graph
     fuses operations differently from eager calls; the sharpened head turns that rounding into
     up to ~1e-4 of probability, far inside the parity tolerance.)"""
-    engine = load_engine(decisive_faces, SIZE, 2, "fp32")
-    images = probe_images(SIZE)
-    np.testing.assert_allclose(engine(images), face_model_outputs(decisive_faces, images),
-                               atol=5e-4)
+    expected = {CLASS_OUTPUT: face_model_outputs(decisive_faces, probe_images(SIZE))}
+    assert_every_engine_matches(decisive_faces, expected, atol=5e-4)
 
 
-def test_bfloat16_on_the_face_model_is_used_only_if_it_really_matches(decisive_faces):
-    candidates = engine_module.default_candidates({"avx512_bf16"})
-    engine = load_engine(decisive_faces, SIZE, 2, "bf16", candidates=candidates)
-    images = probe_images(SIZE)
-    reference = face_model_outputs(decisive_faces, images)
-    assert engine.name in ("bf16", "fp32"), engine.note
-    if engine.name == "bf16":
-        assert check_parity(reference, engine(images), 2).passed
-    else:
-        assert "parity" in engine.note or "failed to build" in engine.note
+def test_every_output_of_a_two_output_face_model_comes_out_by_name():
+    """Whatever inputs and outputs a model has (here the default's face inputs and a second
+    output, "familiarity", as the default model gains), every engine feeds them by name and
+    gives all outputs back by name."""
+    import keras
+
+    from trainer.faces import FACE_INPUT, FACE_SIZE, FOUND_INPUT, IMAGE_INPUT
+
+    keras.utils.set_random_seed(7)
+    image = keras.Input((SIZE, SIZE, 3), name=IMAGE_INPUT)
+    face = keras.Input((FACE_SIZE, FACE_SIZE, 1), name=FACE_INPUT)
+    found = keras.Input((1,), name=FOUND_INPUT)
+    features = keras.layers.Concatenate()([
+        keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(image)),
+        keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(face)), found])
+    model = keras.Model([image, face, found], {
+        CLASS_OUTPUT: keras.layers.Dense(3, "softmax", name=CLASS_OUTPUT)(features),
+        "familiarity": keras.layers.Dense(1, "sigmoid", name="familiarity")(features)})
+    expected = dict(zip(model.output_names, face_model_outputs(model, probe_images(SIZE))))
+    assert set(expected) == {CLASS_OUTPUT, "familiarity"}
+    assert_every_engine_matches(model, expected, class_count=3)
+
+
+def face_model_outputs(model, pixels):
+    """The model itself, given the face crops trainer.faces makes (as training does)."""
+    from trainer.faces import model_inputs
+
+    outputs = model(model_inputs(model, model_input(pixels)), training=False)
+    if isinstance(outputs, dict):
+        return [np.asarray(outputs[name]) for name in model.output_names]
+    return np.asarray(outputs)

@@ -46,8 +46,12 @@ MAX_BATCH_SIZE = 4096
 
 
 def default_home() -> Path:
-    """Where everything lives when nothing is configured: ./.happysad in the working directory."""
-    return Path.cwd() / ".happysad"
+    """Where everything lives when nothing is configured: one folder per user, the same wherever
+    a command runs (the XDG data folder: $XDG_DATA_HOME/happysad, or ~/.local/share/happysad).
+    Never the working directory: from another folder a command would find an empty home."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "happysad"  # a relative XDG_DATA_HOME is ignored, as the XDG spec says
 
 
 class Settings(BaseSettings):
@@ -81,6 +85,11 @@ class Settings(BaseSettings):
 
     api_token: SecretStr | None = None
     allowed_sources: str | None = None
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _home_or_default(cls, home):
+        return home if home not in (None, "") else default_home()  # empty means not set
 
     @field_validator("home")
     @classmethod

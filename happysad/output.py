@@ -1,8 +1,12 @@
 """Printing for the command line: JSON for machines, Rich tables for people, one-line errors."""
 
 import json
+import os
+import shlex
+import shutil
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -71,7 +75,29 @@ def headline_scores(metrics: dict, class_names: list[str]) -> str:
     return f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f} ({which})"
 
 
+def program() -> str:
+    """How to run `happysad` again from here, as this process was run: `happysad` when that
+    name finds this very script on PATH, else the script's path (`.venv/bin/happysad` after
+    `make demo`), or `python -m happysad.cli`. A hint must work when pasted as shown."""
+    script = sys.argv[0] if sys.argv else ""
+    if Path(script).name != "happysad":
+        return f"{shlex.quote(sys.executable)} -m happysad.cli"
+    found = shutil.which("happysad")
+    if found and Path(found).resolve() == Path(script).resolve():
+        return "happysad"
+    path = Path(script).absolute()
+    relative = os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
+    return shlex.quote(relative if "/" in relative else f"./{relative}")
+
+
+def hint(message: str) -> str:
+    """A message's `happysad ...` commands written as program() runs them."""
+    name = program()
+    return message if name == "happysad" else message.replace("`happysad ", f"`{name} ")
+
+
 def fail(message: str, code: int = 1):
+    message = hint(message)
     # The message often holds a user's path or file name: printed as written, never as markup.
     error_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise SystemExit(code)

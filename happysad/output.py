@@ -121,4 +121,11 @@ def job_record(job, counts: dict[str, int]) -> dict:
             "batches_done": job.batches_done, "submitted_at": job.submitted_at,
             "finished_at": job.finished_at, "report": job.report_path,
             "cancelled_at": job.cancelled_at, "cancelled_by": job.cancelled_by,
-            "cancel_reason": job.cancel_reason}
+            "cancel_reason": job.cancel_reason, "waiting_for_worker": _waiting_reason(job.status)}
+
+
+def _waiting_reason(status: str) -> str | None:
+    from worker.presence import job_waiting_reason
+
+    return job_waiting_reason(status, program())
+

@@ -44,6 +44,9 @@ def submit_command(
                        f"{submission.batches} batches queued for model v{submission.model_version}"
                        + (f" ({submission.skipped_files} non-image files skipped)"
                           if submission.skipped_files else ""))
+            if record["waiting_for_worker"]:
+                output.say(f"job {submission.job_id} is {record['waiting_for_worker']}, or "
+                           "submit with --wait, which starts local workers", to_stderr=True)
         return
     with local_workers_for(LABELLING_QUEUE) as watch:
         record = wait_for_job(submission.job_id, show_progress=not json_output,
@@ -97,11 +100,13 @@ def print_job_summary(record: dict) -> None:
     seconds = ((record["finished_at"] - record["submitted_at"]).total_seconds()
                if record["finished_at"] else None)
     output.print_table(
-        f"job {record['job_id']} ({record['status']})", ["", ""],
+        f"job {record['job_id']} ({record['status']}"
+        + (", waiting for a worker)" if record.get("waiting_for_worker") else ")"), ["", ""],
         [["source", record["source"]], ["model version", record["model_version"]],
          ["images", record["total"]], ["classified", record["classified"]],
          ["failed", record["failed"]], ["non-image files skipped", record["skipped_files"]]]
         + ([["status reason", record["status_reason"]]] if record.get("status_reason") else [])
+        + ([["waiting", record["waiting_for_worker"]]] if record.get("waiting_for_worker") else [])
         + [[f"label {label}", count] for label, count in sorted(counts.items())]
         + [["seconds", f"{seconds:.1f}" if seconds else None], ["report", record["report"]]])
 

@@ -35,7 +35,7 @@ def promote_form(request: Request, version: Annotated[int, Path(ge=1, le=2**31 -
     try:
         actions.promote(version, "promoted from the models page")
     except user_errors() as error:
-        return redirect("/models", f"not promoted: {one_line(error)}", request)
+        return redirect("/models", f"not promoted: {one_line(error)}", request, kind="error")
     return redirect("/models", f"model v{version} is production", request)
 
 
@@ -45,7 +45,7 @@ def rollback_form(request: Request, csrf: Annotated[str, Form()]):
     try:
         promotion = actions.rollback("rolled back from the models page")
     except user_errors() as error:
-        return redirect("/models", f"not rolled back: {one_line(error)}", request)
+        return redirect("/models", f"not rolled back: {one_line(error)}", request, kind="error")
     return redirect("/models", f"rolled back to model v{promotion.version}", request)
 
 
@@ -56,5 +56,6 @@ def retrain_form(request: Request, csrf: Annotated[str, Form()],
     try:
         slot = actions.start_retrain(force)
     except user_errors() as error:
-        return redirect("/models", f"retrain not started: {one_line(error)}", request)
+        return redirect("/models", f"retrain not started: {one_line(error)}", request,
+                        kind="error")
     return redirect("/models", f"retrain {slot} queued on the training queue", request)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -51,14 +52,43 @@ def plain(value) -> str:
     return str(value)
 
 
-def print_table(title: str | None, columns: list[str], rows: list[list]) -> None:
-    """Cells are text, never Rich markup: a file named "[bold]x.jpg" shows as it is named."""
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*[Text("" if cell is None else str(cell)) for cell in row])
+LONGEST_UNBROKEN_WORD = 12  # a value's word up to this long keeps whole if the width allows
+
+
+def print_table(title: str | None, columns: list[str], rows: list[list],
+                title_style: str | None = None) -> None:
+    """Cells are text, never Rich markup: a file named "[bold]x.jpg" shows as it is named.
+    Headers never wrap (each column is at least its header wide); values wrap at spaces, and
+    a word longer than its column (a path) is folded."""
+    cells = [[Text("" if cell is None else str(cell)) for cell in row] for row in rows]
+    table = Table(title=title, title_style=title_style, box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False, padding=(0, 1, 0, 0))
+    for column, width in zip(columns, _column_widths(columns, cells), strict=True):
+        table.add_column(column, overflow="fold", width=width)
+    for row in cells:
+        table.add_row(*row)
     console.print(table)
+
+
+def _column_widths(columns: list[str], cells: list[list[Text]]) -> list[int]:
+    """Each column's width, laid out here because Rich's own narrowing can cut a header: at
+    least the header (and the values' words where there is room), the rest of the console's
+    width shared among the columns whose values want more, in proportion."""
+    def longest(index: int, split) -> int:
+        return max([len(part) for row in cells for part in split(row[index].plain)] or [0])
+
+    headers = [len(column) for column in columns]
+    natural = [max(header, longest(index, str.splitlines))
+               for index, header in enumerate(headers)]
+    words = [max(header, min(longest(index, str.split), LONGEST_UNBROKEN_WORD))
+             for index, header in enumerate(headers)]
+    room = console.width - 2 * len(columns) + 1  # a padding and a rule between columns
+    if sum(natural) <= room:
+        return natural
+    least = words if sum(words) <= room else headers
+    spare, wants = max(0, room - sum(least)), [n - m for n, m in zip(natural, least, strict=True)]
+    total = sum(wants) or 1
+    return [m + min(want, spare * want // total) for m, want in zip(least, wants, strict=True)]
 
 
 def say(message: str, to_stderr: bool = False) -> None:

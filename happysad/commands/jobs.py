@@ -100,15 +100,31 @@ def print_job_summary(record: dict) -> None:
     seconds = ((record["finished_at"] - record["submitted_at"]).total_seconds()
                if record["finished_at"] else None)
     output.print_table(
-        f"job {record['job_id']} ({record['status']}"
-        + (", waiting for a worker)" if record.get("waiting_for_worker") else ")"), ["", ""],
+        f"job {record['job_id']} ({status_line(record)})", ["", ""],
         [["source", record["source"]], ["model version", record["model_version"]],
          ["images", record["total"]], ["classified", record["classified"]],
          ["failed", record["failed"]], ["non-image files skipped", record["skipped_files"]]]
         + ([["status reason", record["status_reason"]]] if record.get("status_reason") else [])
         + ([["waiting", record["waiting_for_worker"]]] if record.get("waiting_for_worker") else [])
         + [[f"label {label}", count] for label, count in sorted(counts.items())]
-        + [["seconds", f"{seconds:.1f}" if seconds else None], ["report", record["report"]]])
+        + [["seconds", f"{seconds:.1f}" if seconds else None], ["report", record["report"]]],
+        title_style=status_style(record))
+
+
+def status_style(record: dict) -> str | None:
+    """A job with some failed images is not a plain green "done"."""
+    if record["status"] == "done":
+        return "yellow" if record["failed"] else "green"
+    return "red" if record["status"] in ("failed", "cancelled") else None
+
+
+def status_line(record: dict) -> str:
+    """The status with what qualifies it: failed images, or a missing worker."""
+    if record["status"] == "done" and record["failed"]:
+        return f"done, {record['failed']} of {record['total']} images failed"
+    if record.get("waiting_for_worker"):
+        return f"{record['status']}, waiting for a worker"
+    return record["status"]
 
 
 @jobs_app.callback()

@@ -10,11 +10,13 @@
     bar.style.width = percent + "%";
     bar.setAttribute("aria-valuenow", String(percent));
     element.querySelector(".progress-text").textContent = Math.round(percent) + "%";
-    element.querySelector(".progress-counts").textContent =
-      job.batches_done + "/" + (job.batches_total === null ? "?" : job.batches_total) + " batches";
+    element.querySelector(".progress-counts").textContent = job.classified === null
+      ? job.batches_done + "/" + (job.batches_total === null ? "?" : job.batches_total) + " batches"
+      : (job.classified + job.failed) + "/" + (job.total === null ? "?" : job.total) + " images";
     var status = element.querySelector(".status");
-    status.textContent = job.status;
-    status.className = "status status-" + job.status;
+    var partly = job.status === "done" && job.failed;  // some images failed: say so, in amber
+    status.textContent = partly ? "done, " + job.failed + " failed" : job.status;
+    status.className = "status status-" + (partly ? "done-with-failures" : job.status);
     var waiting = element.querySelector(".waiting");
     waiting.textContent = job.waiting_for_worker || "";
     waiting.hidden = !job.waiting_for_worker;

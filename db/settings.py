@@ -40,6 +40,11 @@ HOME_LAYOUT = {
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 
 
+# A shorter HAPPYSAD_API_TOKEN is refused: it guards every read beyond loopback, and writes.
+MIN_TOKEN_LENGTH = 16
+
+SECRET_SETTINGS = {"api_token"}  # never printed, even when refused
+
 # Images per labelling task, at most: one message and one transaction per batch must stay small
 # (a batch is one SQL insert and is redone whole if its worker dies).
 MAX_BATCH_SIZE = 4096
@@ -84,6 +89,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     api_token: SecretStr | None = None
+    public_reads: bool = False
     allowed_sources: str | None = None
 
     @field_validator("home", mode="before")
@@ -95,6 +101,15 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_home(cls, home: Path) -> Path:
         return home.expanduser().resolve()
+
+    @field_validator("api_token")
+    @classmethod
+    def _long_token(cls, token: SecretStr | None) -> SecretStr | None:
+        value = token.get_secret_value() if token else ""
+        if value and len(value) < MIN_TOKEN_LENGTH:  # empty means not set
+            raise ValueError(f"must be at least {MIN_TOKEN_LENGTH} characters (make one: python3 "
+                             "-c 'import secrets; print(secrets.token_urlsafe(24))')")
+        return token
 
     @field_validator("promotion_metric")
     @classmethod
@@ -160,7 +175,8 @@ def get_settings() -> Settings:
     except ValidationError as error:
         raise SettingsError("; ".join(
             f"invalid HAPPYSAD_{'_'.join(map(str, item['loc'])).upper()}="
-            f"{item.get('input')!r}: {item['msg']}" for item in error.errors())) from None
+            f"{'(hidden)' if item['loc'][0] in SECRET_SETTINGS else repr(item.get('input'))}: "
+            f"{item['msg'].removeprefix('Value error, ')}" for item in error.errors())) from None
 
 
 def reset_settings() -> None:

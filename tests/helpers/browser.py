@@ -1,6 +1,6 @@
 """What the browser tests share: the write token the live server runs with, and logging in."""
 
-TOKEN = "browser-test-token"
+TOKEN = "browser-test-token-0123456789"
 
 
 def log_in(page, base_url: str) -> None:

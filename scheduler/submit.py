@@ -119,7 +119,8 @@ def submit_source(source: str, model_version: int | None = None,
     batches = iter_batches(storage, batch_size, skipped)
     first = next(batches, None)
     if first is None:
-        raise SubmitError(f"no images found in {source} ({skipped[0]} other files)")
+        raise SubmitError(f"no images found in {source} ({skipped[0]} other "
+                          f"file{'' if skipped[0] == 1 else 's'})")
     with session_scope() as session:
         job_id = queries.create_job(session, storage.root, version, batch_size).id
     with try_lock(job_listing_lock(job_id)):

@@ -42,7 +42,8 @@ def submit_command(
         else:
             output.say(f"job {submission.job_id}: {submission.total_images} images in "
                        f"{submission.batches} batches queued for model v{submission.model_version}"
-                       + (f" ({submission.skipped_files} non-image files skipped)"
+                       + (f" ({submission.skipped_files} non-image "
+                          f"file{'s' if submission.skipped_files != 1 else ''} skipped)"
                           if submission.skipped_files else ""))
             if record["waiting_for_worker"]:
                 output.say(f"job {submission.job_id} is {record['waiting_for_worker']}, or "

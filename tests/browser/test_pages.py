@@ -54,7 +54,7 @@ def test_submit_watch_the_bar_filter_uncertain(live_server, browser_page, isolat
         time.sleep(0.2)
     assert seen[-1] == 100 and seen == sorted(seen), seen
     assert any(0 < value < 100 for value in seen), seen  # it moved while the worker ran
-    page.wait_for_selector(".progress .status-done")
+    page.wait_for_selector(".progress .status-done-with-failures")  # broken.jpg failed
 
     deadline = time.monotonic() + 120  # the report (summary plots) follows "done"
     while not page.query_selector(".plots img") and time.monotonic() < deadline:

@@ -47,5 +47,5 @@ def serve(host: str, port: int) -> None:
 
     check_address(host)
     settings = get_settings()
-    uvicorn.run(create_app(reads_need_token(host)), host=host, port=port, log_level=settings.log_level.lower(),
-                proxy_headers=False, server_header=False)
+    uvicorn.run(create_app(reads_need_token(host)), host=host, port=port,
+                log_level=settings.log_level.lower(), proxy_headers=False, server_header=False)

@@ -105,5 +105,6 @@ def cancel_form(request: Request, job_id: JobId, csrf: Annotated[str, Form()]):
     try:
         actions.cancel(job_id, "web", "cancelled from the job page")
     except user_errors() as error:
-        return redirect(f"/jobs/{job_id}", f"not cancelled: {one_line(error)}", request, kind="error")
+        return redirect(f"/jobs/{job_id}", f"not cancelled: {one_line(error)}", request,
+                        kind="error")
     return redirect(f"/jobs/{job_id}", f"job {job_id} cancelled", request)

@@ -148,6 +148,8 @@ def jobs(ctx: typer.Context, json_output: JsonListOption = False,
                        [[r["job_id"], r["status"], r["model_version"], r["classified"],
                          r["failed"], r["total"], r["submitted_at"].strftime("%Y-%m-%d %H:%M"),
                          r["report"]] for r in records])
+    if waiting := next((r["waiting_for_worker"] for r in records if r["waiting_for_worker"]), None):
+        output.say(f"running jobs are {waiting}", to_stderr=True)
 
 
 @jobs_app.command("show")

@@ -26,6 +26,7 @@ def test_cli_says_a_job_waits_for_a_worker_until_one_starts(isolated_env, regist
     assert "no worker consumes the labelling queue" in shown["waiting_for_worker"]
     table = " ".join(happysad("jobs", "show", "1").stdout.split())
     assert "waiting for a worker" in table
+    assert "running jobs are waiting for a worker" in happysad("jobs").stderr
     start_worker("late").wait_ready()
     done = wait_until(lambda: (record := json.loads(happysad("jobs", "show", "1", "--json")
                                                     .stdout))["status"] == "done" and record,

@@ -62,7 +62,7 @@ def print_table(title: str | None, columns: list[str], rows: list[list],
     a word longer than its column (a path) is folded."""
     cells = [[Text("" if cell is None else str(cell)) for cell in row] for row in rows]
     table = Table(title=title, title_style=title_style, box=box.SIMPLE_HEAD, show_edge=False,
-                  pad_edge=False, padding=(0, 1, 0, 0))
+                  pad_edge=False, padding=(0, 1, 0, 0), show_header=any(columns))
     for column, width in zip(columns, _column_widths(columns, cells), strict=True):
         table.add_column(column, overflow="fold", width=width)
     for row in cells:
@@ -73,7 +73,7 @@ def print_table(title: str | None, columns: list[str], rows: list[list],
 def _column_widths(columns: list[str], cells: list[list[Text]]) -> list[int]:
     """Each column's width, laid out here because Rich's own narrowing can cut a header: at
     least the header (and the values' words where there is room), the rest of the console's
-    width shared among the columns whose values want more, in proportion."""
+    width given to the columns that want least more first (water-filling)."""
     def longest(index: int, split) -> int:
         return max([len(part) for row in cells for part in split(row[index].plain)] or [0])
 
@@ -85,10 +85,16 @@ def _column_widths(columns: list[str], cells: list[list[Text]]) -> list[int]:
     room = console.width - 2 * len(columns) + 1  # a padding and a rule between columns
     if sum(natural) <= room:
         return natural
-    least = words if sum(words) <= room else headers
-    spare, wants = max(0, room - sum(least)), [n - m for n, m in zip(natural, least, strict=True)]
-    total = sum(wants) or 1
-    return [m + min(want, spare * want // total) for m, want in zip(least, wants, strict=True)]
+    widths = list(words if sum(words) <= room else headers)
+    spare = max(0, room - sum(widths))
+    # The spare width goes to the columns that want least first, each whole while it fits
+    # (a key column keeps its words), then shared out among the rest (a path folds).
+    wanting = sorted(range(len(columns)), key=lambda index: natural[index] - widths[index])
+    for place, index in enumerate(wanting):
+        grant = min(natural[index] - widths[index], spare // (len(wanting) - place))
+        widths[index] += grant
+        spare -= grant
+    return widths
 
 
 def say(message: str, to_stderr: bool = False) -> None:

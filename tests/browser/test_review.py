@@ -11,7 +11,7 @@ from db import queries, reviews
 from db.session import session_scope
 from db.settings import reset_settings
 from db.tables import RetrainRun
-from tests.helpers.browser import log_in
+from tests.helpers.browser import log_in, wait_for_true
 from trainer.corrections import read_corrections, training_fingerprint
 from trainer.dataset import source_fingerprint
 from trainer.sample_data import write_sample_dataset
@@ -22,8 +22,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
 def shown_prediction(page, previous: int | None = None) -> int:
     """The id of the image the review card shows, once it is another than `previous`."""
-    page.wait_for_function(
-        "previous => { const card = document.getElementById('review-card');"
+    wait_for_true(
+        page, "previous => { const card = document.getElementById('review-card');"
         " return !card.hidden && card.dataset.prediction"
         " && card.dataset.prediction !== String(previous); }", arg=previous)
     return int(page.get_attribute("#review-card", "data-prediction"))
@@ -99,7 +99,7 @@ def test_review_on_the_page_and_the_retrain_trains_on_it(
     recorded = wait_for_reviews(4)
     assert recorded == {first: "sad", second: "happy", fourth: "sad", picked: "happy"}
     assert third not in recorded
-    page.wait_for_function("document.getElementById('review-reviewed').textContent === '4'")
+    wait_for_true(page, "document.getElementById('review-reviewed').textContent === '4'")
     page.reload()
     assert page.inner_text(f'.tile[data-prediction="{first}"] .reviewed') == "reviewed: sad"
     with session_scope() as session:

@@ -44,6 +44,7 @@ def test_tables_fit_80_columns_and_show_the_prediction_id(registered_model):
     shown = happysad("jobs", "show", str(job_id), env=narrow()).stdout
     assert all(len(line) <= 80 for line in shown.splitlines())
     assert f"job {job_id} (done, 1 of 2 images failed)" in shown  # not a plain "done"
+    assert "non-image files skipped" in shown  # a key column keeps its words on one line
     rows = json.loads(happysad("results", str(job_id), "--format", "json").stdout)
     assert [row["id"] for row in rows] == [ids["a-long-file-name-of-a-photo.jpg"], ids["b.jpg"]]
     table = csv.DictReader(io.StringIO(happysad("results", str(job_id), "--format", "csv").stdout))

@@ -45,11 +45,17 @@ test: $(STAMP) chromium
 
 # The browser tests (tests/browser) drive Debian's chromium through Playwright; `playwright
 # install` would download a browser build of its own, which we never do. Installed when
-# missing and we are root (CI); anyone else is told how.
+# missing and we are root (CI), in one line with apt's output in a log file; anyone else is
+# told how.
+CHROMIUM ?= /usr/bin/chromium
+CHROMIUM_LOG := $(VENV)/chromium-install.log
 chromium:
-	@test -x /usr/bin/chromium || { \
+	@test -x $(CHROMIUM) || { \
 		if [ "$$(id -u)" = 0 ]; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+			echo "installing chromium for the browser tests (apt's output: $(CHROMIUM_LOG))"; \
+			mkdir -p $(VENV); \
+			{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } \
+				> $(CHROMIUM_LOG) 2>&1 || { tail -n 20 $(CHROMIUM_LOG); exit 1; }; \
 		else echo "the browser tests need /usr/bin/chromium: sudo apt-get install chromium"; fi; }
 
 test-fast: $(STAMP)

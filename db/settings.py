@@ -41,14 +41,23 @@ HOME_LAYOUT = {
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 
 
+# A shorter HAPPYSAD_API_TOKEN is refused: it guards every read beyond loopback, and writes.
+MIN_TOKEN_LENGTH = 16
+
+SECRET_SETTINGS = {"api_token"}  # never printed, even when refused
+
 # Images per labelling task, at most: one message and one transaction per batch must stay small
 # (a batch is one SQL insert and is redone whole if its worker dies).
 MAX_BATCH_SIZE = 4096
 
 
 def default_home() -> Path:
-    """Where everything lives when nothing is configured: ./.happysad in the working directory."""
-    return Path.cwd() / ".happysad"
+    """Where everything lives when nothing is configured: one folder per user, the same wherever
+    a command runs (the XDG data folder: $XDG_DATA_HOME/happysad, or ~/.local/share/happysad).
+    Never the working directory: from another folder a command would find an empty home."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "happysad"  # a relative XDG_DATA_HOME is ignored, as the XDG spec says
 
 
 class Settings(BaseSettings):
@@ -81,12 +90,27 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     api_token: SecretStr | None = None
+    public_reads: bool = False
     allowed_sources: str | None = None
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _home_or_default(cls, home):
+        return home if home not in (None, "") else default_home()  # empty means not set
 
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, home: Path) -> Path:
         return home.expanduser().resolve()
+
+    @field_validator("api_token")
+    @classmethod
+    def _long_token(cls, token: SecretStr | None) -> SecretStr | None:
+        value = token.get_secret_value() if token else ""
+        if value and len(value) < MIN_TOKEN_LENGTH:  # empty means not set
+            raise ValueError(f"must be at least {MIN_TOKEN_LENGTH} characters (make one: python3 "
+                             "-c 'import secrets; print(secrets.token_urlsafe(24))')")
+        return token
 
     @field_validator("promotion_metric")
     @classmethod
@@ -152,7 +176,8 @@ def get_settings() -> Settings:
     except ValidationError as error:
         raise SettingsError("; ".join(
             f"invalid HAPPYSAD_{'_'.join(map(str, item['loc'])).upper()}="
-            f"{item.get('input')!r}: {item['msg']}" for item in error.errors())) from None
+            f"{'(hidden)' if item['loc'][0] in SECRET_SETTINGS else repr(item.get('input'))}: "
+            f"{item['msg'].removeprefix('Value error, ')}" for item in error.errors())) from None
 
 
 def reset_settings() -> None:

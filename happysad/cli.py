@@ -53,8 +53,15 @@ def main() -> None:
     from trainer.tensorflow_startup import quiet_tensorflow_startup
 
     quiet_tensorflow_startup()
+    _no_type_after_flags()
     try:
         app()
+    except BrokenPipeError:  # `happysad results 7 | head`: the reader has all it wanted
+        _quiet_broken_pipe()
+    except SystemExit as exit:  # click ends a broken pipe with 1, as if it were a failure
+        if exit.code == 1 and _stdout_gone():
+            _quiet_broken_pipe()
+        raise
     except KeyboardInterrupt:
         output.fail("interrupted", code=130)
     except HappysadError as error:  # the project's own: one line; anything else is a bug
@@ -65,6 +72,42 @@ def main() -> None:
         if not os.environ.get("HAPPYSAD_DEBUG") and (full := _disk_full(error)):
             output.fail(full)
         raise
+
+
+def _quiet_broken_pipe() -> None:
+    """End with 0 and no message, like other Unix tools whose reader went away; stdout is
+    pointed at /dev/null first so Python's own flush at exit does not complain again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.__stdout__.fileno())
+    sys.exit(0)
+
+
+def _stdout_gone() -> bool:
+    """Whether nobody reads our stdout any more (a pipe whose reader closed reports an error)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.__stdout__.fileno(), 0)  # errors and hang-ups are always reported
+        return any(event & (select.POLLERR | select.POLLHUP) for _fd, event in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # stdout closed or not a file
+        return False
+
+
+def _no_type_after_flags() -> None:
+    """Typer's help prints a type after every option, `<bool>` after a flag too, where it
+    reads as if the flag took a value: a flag gets none (Typer has no setting for this)."""
+    from typer.core import TyperOption
+
+    if getattr(TyperOption.display_type_rich, "happysad_flags", False):
+        return
+    typed = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else typed(self, ctx)
+
+    display_type_rich.happysad_flags = True
+    TyperOption.display_type_rich = display_type_rich
 
 
 def _disk_full(error: BaseException) -> str | None:

@@ -29,24 +29,28 @@ class JobProgress:
         if self.enabled and self.terminal:
             self.bar = Progress(TextColumn(f"job {self.job_id}"), BarColumn(),
                                 MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"),
-                                TextColumn("{task.fields[rate]:.1f} img/s"), TimeElapsedColumn(),
+                                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                                 TimeRemainingColumn(), TextColumn("{task.description}"),
                                 console=output.error_console)
             self.bar.start()
-            self.task = self.bar.add_task(WAITING, total=None, failed=0, rate=0.0)
+            self.task = self.bar.add_task(WAITING, total=None, failed=0, rate="")
         elif self.enabled:
             output.say(f"job {self.job_id}: {WAITING}", to_stderr=True)
             self.last_line = time.monotonic()
         return self
 
-    def rate(self, done: int, now: float) -> float:
-        """Images a second since the first rows appeared: model loading is not counted."""
+    def rate(self, done: int, now: float) -> str:
+        """Images a second since the first rows appeared (model loading is not counted), as
+        text; empty until rows have come twice: rows come a batch at a time, so one batch
+        seen is no rate yet (it was "0.0 img/s" with images done)."""
         if self.first_done is None:
             if done:
                 self.first_done = (now, done)
-            return 0.0
+            return ""
         since, at_first = self.first_done
-        return (done - at_first) / max(now - since, 1e-6)
+        if done == at_first:
+            return ""
+        return f"{(done - at_first) / max(now - since, 1e-6):.1f} img/s"
 
     def update(self, record: dict, finished: bool) -> None:
         if not self.enabled:
@@ -61,8 +65,8 @@ class JobProgress:
         elif finished or (done and now - self.last_line >= LINE_EVERY_SECONDS):
             of = f"/{total}" if total is not None else ""
             state = f" ({record['status']})" if finished else ""
-            output.say(f"job {self.job_id}: {done}{of} images done, {failed} failed, "
-                       f"{rate:.1f} img/s{state}", to_stderr=True)
+            output.say(f"job {self.job_id}: {done}{of} images done, {failed} failed"
+                       f"{', ' + rate if rate else ''}{state}", to_stderr=True)
             self.last_line = now
 
     def __exit__(self, *exc) -> None:

@@ -107,6 +107,8 @@ def submit_source(source: str, model_version: int | None = None,
     if allowed_roots is not None:
         check_allowed_source(storage.root, allowed_roots)
     if not storage.exists():
+        if not is_bucket_uri(storage.root) and os.path.exists(storage.root):
+            raise SubmitError(f"not a folder: {source} (give the folder that holds the images)")
         raise SubmitError(f"source not found: {source}")
     with session_scope() as session:
         version = resolve_model_version(session, model_version)
@@ -117,7 +119,8 @@ def submit_source(source: str, model_version: int | None = None,
     batches = iter_batches(storage, batch_size, skipped)
     first = next(batches, None)
     if first is None:
-        raise SubmitError(f"no images found in {source} ({skipped[0]} other files)")
+        raise SubmitError(f"no images found in {source} ({skipped[0]} other "
+                          f"file{'' if skipped[0] == 1 else 's'})")
     with session_scope() as session:
         job_id = queries.create_job(session, storage.root, version, batch_size).id
     with try_lock(job_listing_lock(job_id)):

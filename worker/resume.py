@@ -103,9 +103,12 @@ def retry_failed(app, job_id: int) -> Retried:
     file came back): their rows are taken away and they are sent again as new batches."""
     with session_scope() as session:
         job = queries.get_job(session, job_id)
-        if job.status != "done":
-            raise ResumeError(f"job {job_id} is {job.status}: only a done job's failed images "
-                              "can be retried")
+        # done, or failed because every image failed (not a listing that stopped)
+        every_batch_written = (job.batches_total is not None
+                               and job.batches_done == job.batches_total)
+        if job.status not in ("done", "failed") or not every_batch_written:
+            raise ResumeError(f"job {job_id} is {job.status}: only the failed images of a job "
+                              "that ran to its end can be retried")
         uris = outbox.failed_uris(session, job_id)
         if not uris:
             raise ResumeError(f"job {job_id} has no failed images")

@@ -9,6 +9,7 @@ import logging
 from sqlalchemy.exc import OperationalError
 
 from db.session import DatabaseUnavailable
+from db.tables import JOB_DONE
 from worker.celery_app import CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, RETRAIN_TASK, app
 
 logger = logging.getLogger(__name__)
@@ -106,8 +107,8 @@ def complete_job(job_id: int) -> None:
     from worker.report import build_report
 
     with session_scope() as session:
-        if not queries.finish_job(session, job_id):
-            return
+        if queries.finish_job(session, job_id) != JOB_DONE:
+            return  # already ended elsewhere, or failed: no result to plot (status_reason says why)
     try:
         path = build_report(job_id)
     except Exception:  # the job's rows are safe; `happysad report JOB` can rebuild

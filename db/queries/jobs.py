@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from db.errors import InvalidInput, NotFound
 from db.queries.dialect import dialect_insert
-from db.tables import JOB_CANCELLED, JOB_DONE, JOB_FINISHED, JOB_RUNNING, JOB_SCANNING
+from db.tables import JOB_CANCELLED, JOB_DONE, JOB_FAILED, JOB_FINISHED, JOB_RUNNING, JOB_SCANNING
 from db.tables import BatchAttempt, Job, JobBatch, Prediction, utc_now
 
 
@@ -116,13 +116,36 @@ def count_attempt(session: Session, job_id: int, batch_index: int) -> int:
     ).scalar_one()
 
 
-def finish_job(session: Session, job_id: int, report_path: str | None = None) -> bool:
-    """Mark the job done; True only for the one caller that made the change (a cancelled job
-    stays cancelled)."""
-    return bool(session.execute(
+def finish_job(session: Session, job_id: int, report_path: str | None = None) -> str | None:
+    """End the job: `done`, or `failed` with the reason when every image failed (a job with
+    no result is no success). Returns the status for the one caller that made the change,
+    None for any other (a cancelled job stays cancelled)."""
+    reason = every_image_failed(session, job_id)
+    status = JOB_FAILED if reason else JOB_DONE
+    changed = session.execute(
         update(Job).where(Job.id == job_id, Job.status.not_in(JOB_FINISHED))
-        .values(status=JOB_DONE, finished_at=utc_now(), report_path=report_path)
-    ).rowcount)
+        .values(status=status, finished_at=utc_now(), report_path=report_path,
+                status_reason=reason if reason else Job.status_reason)
+    ).rowcount
+    return status if changed else None
+
+
+def every_image_failed(session: Session, job_id: int) -> str | None:
+    """Why the job failed if it has rows and none of them is labelled (the first question
+    reads one entry of the (job_id, label, confidence) index), naming the commonest error."""
+    labelled = session.scalar(select(Prediction.id).where(
+        Prediction.job_id == job_id, Prediction.label.is_not(None)).limit(1))
+    if labelled is not None:
+        return None
+    errors = session.execute(
+        select(Prediction.error, func.count()).where(Prediction.job_id == job_id)
+        .group_by(Prediction.error).order_by(func.count().desc())).all()
+    failed = sum(count for _error, count in errors)
+    if not failed:
+        return None
+    error, count = errors[0]
+    return storable_text(f"every image failed ({failed}); the commonest reason ({count} of "
+                         f"{failed}): {error}")
 
 
 def job_status(session: Session, job_id: int) -> str:

@@ -98,9 +98,10 @@ def run_demo(folder: Path | None = None) -> dict:
     output.say(
         (f"accuracy against the known moods of the new images: {accuracy:.1%}\n"
          if accuracy is not None else "")
-        + f"database: {mask_url(settings.effective_database_url)}\n"
+        + f"home:     {settings.home} (every command's, wherever it runs; HAPPYSAD_HOME moves it)\n"
+        f"database: {mask_url(settings.effective_database_url)}\n"
         f"report:   {record['report']}\nmodel:    {model_path}\n"
-        f"try:      happysad results {submission.job_id} --limit 10")
+        f"try:      {output.program()} results {submission.job_id} --limit 10")
     return record | {"truth_accuracy": accuracy}
 
 

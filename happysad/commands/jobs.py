@@ -42,8 +42,12 @@ def submit_command(
         else:
             output.say(f"job {submission.job_id}: {submission.total_images} images in "
                        f"{submission.batches} batches queued for model v{submission.model_version}"
-                       + (f" ({submission.skipped_files} non-image files skipped)"
+                       + (f" ({submission.skipped_files} non-image "
+                          f"file{'s' if submission.skipped_files != 1 else ''} skipped)"
                           if submission.skipped_files else ""))
+            if record["waiting_for_worker"]:
+                output.say(f"job {submission.job_id} is {record['waiting_for_worker']}, or "
+                           "submit with --wait, which starts local workers", to_stderr=True)
         return
     with local_workers_for(LABELLING_QUEUE) as watch:
         record = wait_for_job(submission.job_id, show_progress=not json_output,
@@ -97,13 +101,31 @@ def print_job_summary(record: dict) -> None:
     seconds = ((record["finished_at"] - record["submitted_at"]).total_seconds()
                if record["finished_at"] else None)
     output.print_table(
-        f"job {record['job_id']} ({record['status']})", ["", ""],
+        f"job {record['job_id']} ({status_line(record)})", ["", ""],
         [["source", record["source"]], ["model version", record["model_version"]],
          ["images", record["total"]], ["classified", record["classified"]],
          ["failed", record["failed"]], ["non-image files skipped", record["skipped_files"]]]
         + ([["status reason", record["status_reason"]]] if record.get("status_reason") else [])
+        + ([["waiting", record["waiting_for_worker"]]] if record.get("waiting_for_worker") else [])
         + [[f"label {label}", count] for label, count in sorted(counts.items())]
-        + [["seconds", f"{seconds:.1f}" if seconds else None], ["report", record["report"]]])
+        + [["seconds", f"{seconds:.1f}" if seconds else None], ["report", record["report"]]],
+        title_style=status_style(record))
+
+
+def status_style(record: dict) -> str | None:
+    """A job with some failed images is not a plain green "done"."""
+    if record["status"] == "done":
+        return "yellow" if record["failed"] else "green"
+    return "red" if record["status"] in ("failed", "cancelled") else None
+
+
+def status_line(record: dict) -> str:
+    """The status with what qualifies it: failed images, or a missing worker."""
+    if record["status"] == "done" and record["failed"]:
+        return f"done, {record['failed']} of {record['total']} images failed"
+    if record.get("waiting_for_worker"):
+        return f"{record['status']}, waiting for a worker"
+    return record["status"]
 
 
 @jobs_app.callback()
@@ -126,6 +148,8 @@ def jobs(ctx: typer.Context, json_output: JsonListOption = False,
                        [[r["job_id"], r["status"], r["model_version"], r["classified"],
                          r["failed"], r["total"], r["submitted_at"].strftime("%Y-%m-%d %H:%M"),
                          r["report"]] for r in records])
+    if waiting := next((r["waiting_for_worker"] for r in records if r["waiting_for_worker"]), None):
+        output.say(f"running jobs are {waiting}", to_stderr=True)
 
 
 @jobs_app.command("show")

@@ -21,9 +21,10 @@ def models_list(json_output: JsonListOption = False) -> None:
     if json_output:
         output.print_json(rows)
         return
-    output.print_table("model versions", ["version", "production", "created", "architecture",
-                                          "size", "accuracy", "precision", "recall", "class"],
-                       [[r["version"], "*" if r["production"] else "", r["created_at"]
+    output.print_table("model versions (* production)",
+                       ["version", "created", "architecture", "size", "accuracy", "precision",
+                        "recall", "class"],
+                       [[f"{r['version']}{' *' if r['production'] else ''}", r["created_at"]
                          .strftime("%Y-%m-%d %H:%M"), r["architecture"], r["image_size"],
                          f"{r['metrics']['accuracy']:.3f}", f"{r['metrics']['precision']:.3f}",
                          f"{r['metrics']['recall']:.3f}", _headline_class(r["class_names"])]

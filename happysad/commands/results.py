@@ -54,7 +54,7 @@ def results_command(
                                                min_confidence=min_confidence,
                                                max_confidence=max_confidence, order=sort,
                                                **filters)
-        rows = ({"uri": p.uri, "label": p.label, "confidence": p.confidence,
+        rows = ({"id": p.id, "uri": p.uri, "label": p.label, "confidence": p.confidence,
                  "probabilities": p.probabilities, "error": p.error,
                  "model_version": p.model_version, "worker_host": p.worker_host,
                  "created_at": p.created_at, "reviewed_label": reviewed}
@@ -67,9 +67,9 @@ def results_command(
         elif format == ResultsFormat.CSV:
             _write_csv(rows, class_names)
         else:
-            output.print_table(f"job {job}", ["uri", "label", "confidence", "probabilities",
-                                              "error", "reviewed_label"],
-                               [[r["uri"], r["label"],
+            output.print_table(f"job {job}", ["id", "uri", "label", "confidence",
+                                              "probabilities", "error", "reviewed_label"],
+                               [[r["id"], r["uri"], r["label"],
                                  None if r["confidence"] is None else f"{r['confidence']:.3f}",
                                  None if r["probabilities"] is None else " ".join(
                                      f"{k}={v:.3f}" for k, v in r["probabilities"].items()),
@@ -92,7 +92,7 @@ def with_reviewed_labels(session, predictions, page_size: int = 1000):
 
 def _write_csv(rows, class_names: list[str]) -> None:
     """One p_<class> column per class of the job's model, whatever the first row holds."""
-    columns = ["uri", "label", "confidence", "error", "model_version", "worker_host",
+    columns = ["id", "uri", "label", "confidence", "error", "model_version", "worker_host",
                "created_at", "reviewed_label"] + [f"p_{name}" for name in class_names]
     writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()

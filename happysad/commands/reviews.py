@@ -22,8 +22,8 @@ def review_record(row, uri: str) -> dict:
 
 
 @reviews_app.command("add")
-def add(prediction: Annotated[int, typer.Argument(help="Prediction id (see `results --format json`"
-                                                       " or the API).")],
+def add(prediction: Annotated[int, typer.Argument(help="Prediction id (the `id` column of "
+                                                       "`results JOB`, in every format).")],
         label: Annotated[str, typer.Argument(help="The image's true class.")],
         reviewer: Annotated[str | None, typer.Option(help="Who; default: your user name.")] = None,
         json_output: JsonOption = False) -> None:

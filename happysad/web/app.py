@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import secrets
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
@@ -43,7 +44,32 @@ async def security_headers(request: Request, call_next):
     return response
 
 
-def create_app() -> FastAPI:
+# Open without the token when reads need it: the login form, and the style sheet it uses.
+OPEN_PATHS = ("/login", "/static/")
+
+
+async def token_for_reads(request: Request, call_next):
+    """Beyond loopback, every page and endpoint needs the token: a logged-in page session or
+    `Authorization: Bearer TOKEN`. A page asks to log in first; the API answers 401."""
+    from fastapi.responses import JSONResponse, RedirectResponse
+
+    from happysad.web.deps import token_matches
+    from happysad.web.pages.common import logged_in
+
+    path = request.url.path
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if (path == OPEN_PATHS[0] or path.startswith(OPEN_PATHS[1]) or logged_in(request)
+            or (scheme.lower() == "bearer" and token_matches(given.strip()))):
+        return await call_next(request)
+    if path.startswith(("/api/", "/docs", "/openapi.json")):
+        return JSONResponse({"detail": "this server is not on loopback: reads need "
+                                       "`Authorization: Bearer TOKEN` with its HAPPYSAD_API_TOKEN"},
+                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    return RedirectResponse(f"/login?next={quote(path)}", status_code=303)
+
+
+def create_app(reads_need_token: bool = False) -> FastAPI:
+    """The app; `reads_need_token` when it serves beyond loopback (happysad.web.server)."""
     # fastapi-offline serves Swagger UI's files itself: /docs works with no network.
     from fastapi_offline import FastAPIOffline
 
@@ -51,10 +77,12 @@ def create_app() -> FastAPI:
     app = FastAPIOffline(
         title="happysad", version="1",
         description="Batch image labelling: submit a folder or bucket, follow the job, page "
-                    "through its predictions, manage model versions and retrains. Reads are "
-                    "open; writes need `Authorization: Bearer HAPPYSAD_API_TOKEN`.",
+                    "through its predictions, manage model versions and retrains. Writes, and "
+                    "reads beyond loopback, need `Authorization: Bearer HAPPYSAD_API_TOKEN`.",
         redoc_url=None)
     app.middleware("http")(security_headers)
+    if reads_need_token:  # inside the session middleware (added next), so it sees the login
+        app.middleware("http")(token_for_reads)
     app.add_middleware(SessionMiddleware, secret_key=session_secret(settings.api_token_value),
                        session_cookie=SESSION_COOKIE, max_age=SESSION_SECONDS,
                        same_site="strict")

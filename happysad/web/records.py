@@ -5,6 +5,7 @@ from sqlalchemy.orm import Session
 from db import queries
 from db.tables import JOB_DONE, Job, ModelVersion, Prediction, Promotion, RetrainRun, Review
 from happysad.web import schemas
+from worker.presence import job_waiting_reason
 
 
 def job_out(job: Job, session: Session | None = None,
@@ -29,7 +30,7 @@ def job_out(job: Job, session: Session | None = None,
         failed=counts.get("failed"), skipped_files=job.skipped_files,
         submitted_at=job.submitted_at, finished_at=job.finished_at, report=job.report_path,
         cancelled_at=job.cancelled_at, cancelled_by=job.cancelled_by,
-        cancel_reason=job.cancel_reason)
+        cancel_reason=job.cancel_reason, waiting_for_worker=job_waiting_reason(job.status))
 
 
 _done_job_counts: dict[tuple, tuple[dict[str, int], int]] = {}

@@ -51,6 +51,9 @@ class JobOut(BaseModel):
     cancelled_at: datetime | None
     cancelled_by: str | None
     cancel_reason: str | None
+    waiting_for_worker: str | None = Field(
+        None, description="While the job runs and no worker consumes the labelling queue: "
+                          "\"waiting for a worker\", why, and how to start one.")
 
 
 class PredictionOut(BaseModel):

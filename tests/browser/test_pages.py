@@ -10,7 +10,7 @@ import pytest
 
 from db import queries
 from db.session import session_scope
-from tests.helpers.browser import log_in
+from tests.helpers.browser import log_in, wait_for_true
 from trainer.sample_data import write_sample_dataset
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
@@ -54,13 +54,13 @@ def test_submit_watch_the_bar_filter_uncertain(live_server, browser_page, isolat
         time.sleep(0.2)
     assert seen[-1] == 100 and seen == sorted(seen), seen
     assert any(0 < value < 100 for value in seen), seen  # it moved while the worker ran
-    page.wait_for_selector(".progress .status-done")
+    page.wait_for_selector(".progress .status-done-with-failures")  # broken.jpg failed
 
     deadline = time.monotonic() + 120  # the report (summary plots) follows "done"
     while not page.query_selector(".plots img") and time.monotonic() < deadline:
         time.sleep(1)
         page.reload()
-    page.wait_for_function("[...document.querySelectorAll('.plots img')]"
+    wait_for_true(page, "[...document.querySelectorAll('.plots img')]"
                            ".every(image => image.complete && image.naturalWidth > 0)")
     assert "broken.jpg" in page.inner_text("table.failed")
 
@@ -73,7 +73,7 @@ def test_submit_watch_the_bar_filter_uncertain(live_server, browser_page, isolat
         every = sorted(p.confidence for p in queries.iter_predictions(session, job_id)
                        if p.confidence is not None)
     assert shown == every[:len(shown)] and len(shown) == 60
-    page.wait_for_function("[...document.querySelectorAll('.grid img')].slice(0, 12)"
+    wait_for_true(page, "[...document.querySelectorAll('.grid img')].slice(0, 12)"
                            ".every(image => image.complete && image.naturalWidth > 0)")
 
     names = page.eval_on_selector_all(".grid .name", "nodes => nodes.map(n => n.textContent)")
@@ -86,7 +86,7 @@ def test_submit_watch_the_bar_filter_uncertain(live_server, browser_page, isolat
     assert page.dialogs == []  # and never run
 
     page.goto(f"{live_server}/jobs/{job_id}?sort=uncertain")
-    page.wait_for_function("[...document.querySelectorAll('.grid img')].slice(0, 12)"
+    wait_for_true(page, "[...document.querySelectorAll('.grid img')].slice(0, 12)"
                            ".every(image => image.complete && image.naturalWidth > 0)")
     screenshot = tmp_path / "web-job-page.jpg"
     # The top of the page down to the grid's first rows: summary, plots, review, thumbnails.
@@ -126,7 +126,7 @@ def test_promote_and_roll_back_from_the_models_page(live_server, browser_page, t
     log_in(page, live_server)
     page.goto(live_server + "/models")
     assert "production" in page.get_attribute(f"#model-{registered_model}", "class")
-    page.wait_for_function("[...document.querySelectorAll('.plots img')]"
+    wait_for_true(page, "[...document.querySelectorAll('.plots img')]"
                            ".every(image => image.complete && image.naturalWidth > 0)")
     page.click(f"#model-{challenger} button")
     page.wait_for_selector(f"text=model v{challenger} is production")

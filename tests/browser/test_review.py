@@ -11,7 +11,7 @@ from db import queries, reviews
 from db.session import session_scope
 from db.settings import reset_settings
 from db.tables import RetrainRun
-from tests.helpers.browser import log_in
+from tests.helpers.browser import log_in, wait_for_true
 from trainer.corrections import read_corrections, training_fingerprint
 from trainer.dataset import source_fingerprint
 from trainer.sample_data import write_sample_dataset
@@ -22,8 +22,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
 def shown_prediction(page, previous: int | None = None) -> int:
     """The id of the image the review card shows, once it is another than `previous`."""
-    page.wait_for_function(
-        "previous => { const card = document.getElementById('review-card');"
+    wait_for_true(
+        page, "previous => { const card = document.getElementById('review-card');"
         " return !card.hidden && card.dataset.prediction"
         " && card.dataset.prediction !== String(previous); }", arg=previous)
     return int(page.get_attribute("#review-card", "data-prediction"))
@@ -45,9 +45,16 @@ def wait_for_reviews(count: int, timeout: float = 60) -> dict[int, str]:
     raise AssertionError(f"{count} reviews not recorded within {timeout}s: {current}")
 
 
+@pytest.fixture
+def train_data(sample_folder, monkeypatch):
+    """HAPPYSAD_TRAIN_DATA for the server too (its "Retrain now" is disabled without it): the
+    model's own data. Asked for before live_server, so the server starts with it."""
+    monkeypatch.setenv("HAPPYSAD_TRAIN_DATA", str(sample_folder))
+
+
 def test_review_on_the_page_and_the_retrain_trains_on_it(
-        live_server, browser_page, isolated_env, start_worker, sample_folder, monkeypatch,
-        registered_model):
+        train_data, live_server, browser_page, isolated_env, start_worker, sample_folder,
+        monkeypatch, registered_model):
     page = browser_page
     folder = isolated_env / "incoming"
     write_sample_dataset(folder, per_class=8, image_size=48, seed=21, labelled=False)
@@ -92,7 +99,7 @@ def test_review_on_the_page_and_the_retrain_trains_on_it(
     recorded = wait_for_reviews(4)
     assert recorded == {first: "sad", second: "happy", fourth: "sad", picked: "happy"}
     assert third not in recorded
-    page.wait_for_function("document.getElementById('review-reviewed').textContent === '4'")
+    wait_for_true(page, "document.getElementById('review-reviewed').textContent === '4'")
     page.reload()
     assert page.inner_text(f'.tile[data-prediction="{first}"] .reviewed') == "reviewed: sad"
     with session_scope() as session:
@@ -106,8 +113,7 @@ def test_review_on_the_page_and_the_retrain_trains_on_it(
     # What the retrain reads is exactly the page's verdicts: these images, these labels.
     assert {item.uri: item.label for item in reviewed} == page_verdicts
 
-    monkeypatch.setenv("HAPPYSAD_TRAIN_DATA", str(sample_folder))  # the model's own data
-    reset_settings()
+    reset_settings()  # the worker started below trains on HAPPYSAD_TRAIN_DATA (train_data)
     trainer = start_worker("trainer", queues=TRAINING_QUEUE)
     trainer.wait_ready()
     page.goto(f"{live_server}/models")

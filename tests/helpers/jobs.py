@@ -9,8 +9,8 @@ from db.session import session_scope
 from db.tables import BatchAttempt, JobBatch
 
 
-def wait_for_job_done(job_id: int, timeout: float = 300) -> dict:
-    """Poll SQL until the job is done; returns its row as a dict."""
+def wait_for_job_done(job_id: int, timeout: float = 300, status: str = "done") -> dict:
+    """Poll SQL until the job is done (or ends with `status`); returns its row as a dict."""
     from db import queries
     from db.session import session_scope
 
@@ -18,11 +18,12 @@ def wait_for_job_done(job_id: int, timeout: float = 300) -> dict:
     while time.monotonic() < deadline:
         with session_scope() as session:
             job = queries.get_job(session, job_id)
-            if job.status == "done":
-                return {"status": job.status, "total": job.total_images,
+            if job.status == status:
+                return {"status": job.status, "reason": job.status_reason,
+                        "total": job.total_images,
                         "report": job.report_path, **queries.job_counts(session, job_id)}
         time.sleep(0.3)
-    raise AssertionError(f"job {job_id} not done within {timeout}s")
+    raise AssertionError(f"job {job_id} not {status} within {timeout}s")
 
 
 def job_rows(job_id: int) -> dict:

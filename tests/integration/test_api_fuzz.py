@@ -11,7 +11,7 @@ from db import queries
 from db.session import session_scope
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-TOKEN = "fuzz-token"
+TOKEN = "fuzz-token-0123456789"
 EXAMPLES = 25  # per operation and mode
 
 

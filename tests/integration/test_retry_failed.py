@@ -29,8 +29,9 @@ def test_failed_images_get_a_new_attempt(tmp_path, postgres, redis_url, monkeypa
     os.rename(model_path, model_path + ".away")
     worker = start_worker("retry", concurrency=1)
     worker.wait_ready()
-    first = wait_for_job_done(job_id)
+    first = wait_for_job_done(job_id, status="failed")  # every image failed: no success
     assert (first["classified"], first["failed"]) == (0, 12)
+    assert first["reason"].startswith("every image failed (12)") and "missing" in first["reason"]
     assert all("file missing" in row.error for row in job_rows(job_id).values())
 
     os.rename(model_path + ".away", model_path)  # the model file came back

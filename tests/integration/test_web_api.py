@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from trainer.sample_data import write_sample_dataset
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-TOKEN = "api-test-token"
+TOKEN = "api-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

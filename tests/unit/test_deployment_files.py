@@ -2,7 +2,9 @@
 .env.example and the Dockerfile are parsed and every setting, command and module they name is
 checked to exist, so a renamed setting or command fails here rather than in a deployment."""
 
+import os
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -82,8 +84,9 @@ def test_env_example_values_are_the_defaults(monkeypatch):
             field = name.removeprefix("HAPPYSAD_").lower()
             if value:
                 assert getattr(from_example, field) == getattr(defaults, field), name
-            else:  # empty means unset, which is only the default where the default is None
-                assert Settings.model_fields[field].default is None, name
+            else:  # empty means unset: a default of None, or HAPPYSAD_HOME's per-user folder
+                assert (Settings.model_fields[field].default is None
+                        or getattr(from_example, field) == getattr(defaults, field)), name
 
 
 def cli_command(args: list[str]):
@@ -197,3 +200,81 @@ def test_the_web_apps_templates_and_static_files_are_packaged():
     for path in files:
         relative = str(path.relative_to(package))
         assert any(fnmatch.fnmatch(relative, pattern) for pattern in globs), relative
+
+
+LONG_RUNNING = ["redis", "db", "minio", "worker", "trainer", "scheduler", "web", "flower"]
+WORKER_PROCESS_BYTES = 1.1e9  # measured: one labelling process, TensorFlow and the model loaded
+
+
+def megabytes(limit: str) -> float:
+    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)([kmg])", limit.lower()).groups()
+    return float(number) * {"k": 1e-3, "m": 1, "g": 1e3}[unit]
+
+
+def test_every_long_running_service_has_a_healthcheck():
+    for name in LONG_RUNNING:
+        check = SERVICES[name].get("healthcheck", {})
+        assert check.get("test") and check["test"][0] in ("CMD", "CMD-SHELL"), name
+    for name in ("worker", "trainer"):  # a Celery ping through the broker, to this worker
+        test = " ".join(SERVICES[name]["healthcheck"]["test"])
+        assert "celery -A worker.celery_app inspect ping --destination celery@$$(hostname)" in test
+    web_port = SERVICES["web"]["command"][SERVICES["web"]["command"].index("--port") + 1]
+    assert f"http://127.0.0.1:{web_port}/login" in " ".join(SERVICES["web"]["healthcheck"]["test"])
+    assert "/healthcheck" in " ".join(SERVICES["flower"]["healthcheck"]["test"])
+
+
+def test_the_web_healthcheck_path_is_open_when_reads_need_the_token():
+    from fastapi.testclient import TestClient
+
+    from happysad.web.app import create_app
+
+    answer = TestClient(create_app(reads_need_token=True)).get("/login")
+    assert answer.status_code == 200
+
+
+def test_every_image_is_pinned():
+    for name, service in SERVICES.items():
+        image = service.get("image")
+        if image is None or image == "happysad:local":
+            continue
+        repository, _, tag = image.partition(":")
+        assert tag and tag != "latest" and re.search(r"\d", tag), (name, image)
+        if repository.startswith("minio/"):
+            assert re.fullmatch(r"RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ", tag), (name, image)
+
+
+def test_memory_limits_hold_what_each_service_runs():
+    for name in LONG_RUNNING:
+        assert "mem_limit" in SERVICES[name], name
+    command = SERVICES["worker"]["command"]
+    processes = int(command[command.index("--concurrency") + 1])
+    assert megabytes(SERVICES["worker"]["mem_limit"]) >= processes * WORKER_PROCESS_BYTES / 1e6
+
+
+def test_the_quickstart_demands_a_token_instead_of_restarting_web_forever():
+    token = SERVICES["web"]["environment"]["HAPPYSAD_API_TOKEN"]
+    match = re.fullmatch(r"\$\{HAPPYSAD_API_TOKEN:\?(.+)\}", token)
+    assert match and "16 characters" in match[1] and "secrets.token_urlsafe" in match[1]
+    for name, value in SERVICES["web"]["environment"].items():  # still the shared wiring
+        if name != "HAPPYSAD_API_TOKEN":
+            assert SERVICES["worker"]["environment"][name] == value
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the target installs only as root")
+def test_make_installs_chromium_in_one_line_with_apt_in_a_log(tmp_path):
+    """`make test` as root installs chromium when it is missing: one line says so and where
+    apt's output went (a stand-in apt-get prints 500 lines; nothing is installed)."""
+    bin_folder = tmp_path / "bin"
+    bin_folder.mkdir()
+    apt = bin_folder / "apt-get"
+    apt.write_text("#!/bin/sh\nfor i in $(seq 500); do echo \"apt line $i\"; done\n")
+    apt.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_folder}:{os.environ['PATH']}")
+    made = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "chromium",
+                           f"CHROMIUM={tmp_path}/no-chromium", f"VENV={tmp_path}/venv"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.splitlines() == [f"installing chromium for the browser tests (apt's "
+                                        f"output: {tmp_path}/venv/chromium-install.log)"]
+    assert made.stderr == ""
+    assert "apt line 500" in (tmp_path / "venv" / "chromium-install.log").read_text()

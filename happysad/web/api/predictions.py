@@ -110,7 +110,7 @@ def download_predictions(job_id: JobId, session: SessionDep, filters: FiltersDep
 def csv_lines(job_id: int, filters: PredictionFilters, class_names: list[str]) -> Iterator[str]:
     from db.reviews import current_reviews
 
-    columns = ["uri", "label", "confidence", "error", "model_version", "worker_host",
+    columns = ["id", "uri", "label", "confidence", "error", "model_version", "worker_host",
                "created_at", "reviewed_label"] + [f"p_{name}" for name in class_names]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
@@ -122,7 +122,7 @@ def csv_lines(job_id: int, filters: PredictionFilters, class_names: list[str]) -
             reviews = current_reviews(session, [row.id for row in rows])
             for row in rows:
                 review = reviews.get(row.id)
-                writer.writerow({"uri": row.uri, "label": row.label,
+                writer.writerow({"id": row.id, "uri": row.uri, "label": row.label,
                                  "confidence": row.confidence, "error": row.error,
                                  "model_version": row.model_version,
                                  "worker_host": row.worker_host,

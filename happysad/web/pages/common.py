@@ -50,13 +50,16 @@ def require_page_writer(request: Request, csrf: str) -> str:
 def render(request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
     page = environment().get_template(template).render(
         request=request, csrf=csrf_token(request), logged_in=logged_in(request),
-        flash=request.session.pop("flash", None), **context)
+        flash=request.session.pop("flash", None),
+        flash_kind=request.session.pop("flash_kind", "ok"), **context)
     return HTMLResponse(page, status_code=status_code)
 
 
-def redirect(url: str, flash: str | None = None, request: Request | None = None):
+def redirect(url: str, flash: str | None = None, request: Request | None = None,
+             kind: str = "ok"):
+    """Go to `url` showing `flash` there, styled by its kind: ok, warning or error."""
     if flash and request is not None:
-        request.session["flash"] = flash
+        request.session["flash"], request.session["flash_kind"] = flash, kind
     return RedirectResponse(url, status_code=303)  # after a POST, the browser GETs the page
 
 

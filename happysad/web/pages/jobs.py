@@ -9,11 +9,13 @@ from pydantic import ValidationError
 from db import queries, reviews
 from db.errors import InvalidInput
 from db.session import session_scope
-from db.tables import JOB_FINISHED
+from db.settings import get_settings
+from db.tables import JOB_FINISHED, JOB_RUNNING
 from happysad.web import actions, records
 from happysad.web.api.predictions import PredictionFilters, page_of_predictions
 from happysad.web.errors import one_line, status_by_error
 from happysad.web.pages.common import redirect, render, require_page_writer
+from worker.presence import job_waiting_reason
 
 router = APIRouter()
 GRID_PAGE = 60
@@ -27,12 +29,19 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 @router.get("/")
 def jobs_page(request: Request):
+    return render_jobs(request)
+
+
+def render_jobs(request: Request, form_error: str | None = None, typed: dict | None = None,
+                status_code: int = 200):
+    """The jobs; a refused submission comes back here with its error and what was typed."""
     with session_scope() as session:
         jobs = [records.job_out(job) for job in queries.list_jobs(session, 100)]
         production = queries.production_model_version(session)
         production = production.version if production else None
-    return render(request, "jobs.html", jobs=jobs, production=production,
-                  finished=JOB_FINISHED)
+    return render(request, "jobs.html", status_code=status_code, jobs=jobs,
+                  production=production, finished=JOB_FINISHED, form_error=form_error,
+                  typed=typed or {}, allowed_roots=get_settings().allowed_source_roots)
 
 
 @router.post("/jobs")
@@ -46,8 +55,11 @@ def submit_form(request: Request, csrf: Annotated[str, Form()],
             raise InvalidInput("give a folder or s3://bucket/prefix to submit")
         job_id = actions.submit(source.strip(), None, size)
     except user_errors() as error:
-        request.session["flash"] = f"not submitted: {one_line(error)}"
-        return redirect("/")
+        return render_jobs(request, f"not submitted: {one_line(error)}",
+                         {"source": source, "batch_size": batch_size}, status_code=400)
+    if waiting := job_waiting_reason(JOB_RUNNING):
+        return redirect(f"/jobs/{job_id}", f"job {job_id} submitted, and {waiting}", request,
+                        kind="warning")
     return redirect(f"/jobs/{job_id}", f"job {job_id} submitted", request)
 
 
@@ -93,5 +105,6 @@ def cancel_form(request: Request, job_id: JobId, csrf: Annotated[str, Form()]):
     try:
         actions.cancel(job_id, "web", "cancelled from the job page")
     except user_errors() as error:
-        return redirect(f"/jobs/{job_id}", f"not cancelled: {one_line(error)}", request)
+        return redirect(f"/jobs/{job_id}", f"not cancelled: {one_line(error)}", request,
+                        kind="error")
     return redirect(f"/jobs/{job_id}", f"job {job_id} cancelled", request)

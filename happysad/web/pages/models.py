@@ -7,6 +7,7 @@ from fastapi import APIRouter, Form, Path, Request
 
 from db import queries
 from db.session import session_scope
+from db.settings import get_settings
 from happysad.web import actions, records
 from happysad.web.errors import one_line
 from happysad.web.pages.common import redirect, render, require_page_writer
@@ -25,7 +26,23 @@ def models_page(request: Request, version: int | None = None):
     shown = next((m for m in models if m.version == version), None) or production or (
         models[-1] if models else None)
     return render(request, "models.html", models=models, history=history, runs=runs,
-                  shown=shown, production=production)
+                  shown=shown, production=production,
+                  rollback_blocked=rollback_blocked(history), retrain_blocked=retrain_blocked())
+
+
+def rollback_blocked(history: list) -> str | None:
+    """Why "Roll back the last change" cannot work now (history is newest first), or None."""
+    if not history or history[0].previous_version is None:
+        return "nothing to roll back to: there was no production model before this one"
+    return None
+
+
+def retrain_blocked() -> str | None:
+    """Why "Retrain now" cannot work now, or None: a run without training data fails at once."""
+    if get_settings().train_data is None:
+        return ("HAPPYSAD_TRAIN_DATA is not set: set it to the labelled folder or bucket to "
+                "train on, for this server and the training workers")
+    return None
 
 
 @router.post("/models/{version}/promote")
@@ -35,7 +52,7 @@ def promote_form(request: Request, version: Annotated[int, Path(ge=1, le=2**31 -
     try:
         actions.promote(version, "promoted from the models page")
     except user_errors() as error:
-        return redirect("/models", f"not promoted: {one_line(error)}", request)
+        return redirect("/models", f"not promoted: {one_line(error)}", request, kind="error")
     return redirect("/models", f"model v{version} is production", request)
 
 
@@ -45,7 +62,7 @@ def rollback_form(request: Request, csrf: Annotated[str, Form()]):
     try:
         promotion = actions.rollback("rolled back from the models page")
     except user_errors() as error:
-        return redirect("/models", f"not rolled back: {one_line(error)}", request)
+        return redirect("/models", f"not rolled back: {one_line(error)}", request, kind="error")
     return redirect("/models", f"rolled back to model v{promotion.version}", request)
 
 
@@ -56,5 +73,6 @@ def retrain_form(request: Request, csrf: Annotated[str, Form()],
     try:
         slot = actions.start_retrain(force)
     except user_errors() as error:
-        return redirect("/models", f"retrain not started: {one_line(error)}", request)
+        return redirect("/models", f"retrain not started: {one_line(error)}", request,
+                        kind="error")
     return redirect("/models", f"retrain {slot} queued on the training queue", request)

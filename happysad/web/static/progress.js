@@ -1,5 +1,6 @@
 // Progress bars: set each bar's width, then, while its job runs, ask the API for the job
-// once a second and move the bar. A job page reloads once its job ends, to show the plots.
+// once a second and move the bar. A job page reloads once its job ends (a done job once its
+// report is written too, a moment later), to show the final counts and the plots.
 (function () {
   "use strict";
 
@@ -9,11 +10,20 @@
     bar.style.width = percent + "%";
     bar.setAttribute("aria-valuenow", String(percent));
     element.querySelector(".progress-text").textContent = Math.round(percent) + "%";
-    element.querySelector(".progress-counts").textContent =
-      job.batches_done + "/" + (job.batches_total === null ? "?" : job.batches_total) + " batches";
+    element.querySelector(".progress-counts").textContent = job.classified === null
+      ? job.batches_done + "/" + (job.batches_total === null ? "?" : job.batches_total) + " batches"
+      : (job.classified + job.failed) + "/" + (job.total === null ? "?" : job.total) + " images";
     var status = element.querySelector(".status");
-    status.textContent = job.status;
-    status.className = "status status-" + job.status;
+    var partly = job.status === "done" && job.failed;  // some images failed: say so, in amber
+    status.textContent = partly ? "done, " + job.failed + " failed" : job.status;
+    status.className = "status status-" + (partly ? "done-with-failures" : job.status);
+    var waiting = element.querySelector(".waiting");
+    waiting.textContent = job.waiting_for_worker || "";
+    waiting.hidden = !job.waiting_for_worker;
+  }
+
+  function settled(job) {  // nothing more will change on the page: reload it once
+    return finished(job.status) && (job.status !== "done" || job.report !== null);
   }
 
   function finished(status) {  // done, cancelled or failed: nothing more will be written
@@ -33,10 +43,11 @@
         .then(function (job) {
           if (!job) { return; }
           show(element, job);
-          if (finished(job.status)) {
+          if (finished(job.status)) { element.dataset.finished = "yes"; }
+          if (!reloadWhenDone && finished(job.status)) { window.clearInterval(timer); }
+          if (reloadWhenDone && settled(job)) {
             window.clearInterval(timer);
-            element.dataset.finished = "yes";
-            if (reloadWhenDone) { window.setTimeout(function () { window.location.reload(); }, 1500); }
+            window.location.reload();
           }
         })
         .catch(function () { /* the server is restarting: try again on the next tick */ });

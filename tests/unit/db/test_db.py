@@ -43,8 +43,8 @@ def test_batches_are_idempotent_and_the_last_one_finishes_the_job(database):
     with session_scope() as session:
         assert queries.seal_job(session, job_id, 3, 2, 0) is False
         assert queries.record_batch(session, job_id, 1, rows(job_id, ["c"]), "w1") is True
-        assert queries.finish_job(session, job_id) is True
-        assert queries.finish_job(session, job_id) is False  # exactly once
+        assert queries.finish_job(session, job_id) == "done"
+        assert queries.finish_job(session, job_id) is None  # exactly once
         assert queries.job_counts(session, job_id) == {"classified": 3, "failed": 0}
 
 
@@ -94,6 +94,21 @@ def test_unreachable_database_is_a_clear_error(monkeypatch):
     with pytest.raises(DatabaseUnavailable) as raised:
         get_engine()
     assert "secret" not in str(raised.value) and "***" in str(raised.value)
+
+
+def test_a_job_whose_every_image_failed_ends_failed_with_its_reason(database):
+    from tests.helpers.records import make_job
+
+    job_id, _ids = make_job(["happy", "sad"], [("a.jpg", None), ("b.jpg", None)])
+    with session_scope() as session:
+        job = queries.get_job(session, job_id)
+        assert job.status == "failed" and job.finished_at is not None
+        assert job.status_reason == ("every image failed (2); the commonest reason (2 of 2): "
+                                     "not an image")
+    partly, _ids = make_job(["happy", "sad"], [("a.jpg", None), ("b.jpg", {"happy": 0.8,
+                                                                           "sad": 0.2})])
+    with session_scope() as session:
+        assert queries.get_job(session, partly).status == "done"
 
 
 def test_a_cancelled_job_stays_cancelled_and_keeps_its_rows(database):

@@ -16,7 +16,7 @@ from db.tables import Prediction, Review
 from tests.helpers.commands import happysad
 from tests.helpers.records import make_job
 
-TOKEN = "review-test-token"
+TOKEN = "review-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

@@ -226,3 +226,81 @@ def test_the_web_app_loads_no_tensorflow_on_import():
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def start_server(host: str, port: int, env: dict, log) -> subprocess.Popen:
+    server = subprocess.Popen([sys.executable, "-m", "happysad.cli", "serve", "--host", host,
+                               "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                              env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not listening_addresses(port) and time.monotonic() < deadline:
+        assert server.poll() is None, "happysad serve exited"
+        time.sleep(0.3)
+    return server
+
+
+def get(url: str, headers: dict | None = None) -> tuple[int, str, str]:
+    """Status, final URL and body, without following a redirect."""
+    import urllib.error
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(urllib.request.Request(url, headers=headers or {}), timeout=30) as answer:
+            return answer.status, answer.headers.get("location", ""), answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("location", ""), error.read().decode()
+
+
+def test_serving_on_all_addresses_every_read_needs_the_token(tmp_path, isolated_env):
+    job_id = job_with_rows("/photos", ["/photos/a.jpg"])
+    port = free_port()
+    env = dict(os.environ, HAPPYSAD_API_TOKEN=TOKEN)
+    with open(tmp_path / "serve.log", "wb") as log:
+        server = start_server("0.0.0.0", port, env, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for path in ["/api/v1/jobs", f"/api/v1/jobs/{job_id}", f"/api/v1/jobs/{job_id}/predictions",
+                     f"/api/v1/jobs/{job_id}/predictions.csv", "/api/v1/predictions/1/thumbnail",
+                     "/api/v1/models", "/openapi.json"]:
+            for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}):
+                status, _, body = get(base + path, headers)
+                assert status == 401 and "/photos" not in body, (path, status, body)
+        for path in ["/", f"/jobs/{job_id}", "/models"]:
+            status, location, body = get(base + path)
+            assert (status, location) == (303, f"/login?next={path}"), (path, status)
+            assert "/photos" not in body
+        assert get(base + "/login")[0] == 200 and get(base + "/static/style.css")[0] == 200
+        status, _, body = get(base + f"/api/v1/jobs/{job_id}", auth())
+        assert status == 200 and '"/photos"' in body
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def test_public_reads_are_an_opt_in_said_in_the_log(tmp_path, isolated_env):
+    port = free_port()
+    env = dict(os.environ, HAPPYSAD_API_TOKEN=TOKEN, HAPPYSAD_PUBLIC_READS="true")
+    with open(tmp_path / "serve.log", "wb") as log:
+        server = start_server("0.0.0.0", port, env, log)
+    try:
+        assert get(f"http://127.0.0.1:{port}/api/v1/jobs")[0] == 200
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert "HAPPYSAD_PUBLIC_READS is set: anyone who reaches 0.0.0.0" in \
+        (tmp_path / "serve.log").read_text()
+
+
+def test_a_short_token_is_refused():
+    env = dict(os.environ, HAPPYSAD_API_TOKEN="12345")
+    result = subprocess.run([sys.executable, "-m", "happysad.cli", "serve", "--port", "1"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "invalid HAPPYSAD_API_TOKEN" in result.stderr
+    assert "must be at least 16 characters" in result.stderr
+    assert "12345" not in result.stderr  # a secret, even a bad one, is not printed

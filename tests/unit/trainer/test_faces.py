@@ -1,12 +1,14 @@
 """The face-reading architecture: fer's expression network read from its package (and refused
-when its file names a layer that carries code), face crops cut where the box says, and the whole
-model saved and reloaded in safe mode giving identical outputs, with and without a face."""
+when its file names a layer that carries code), face crops cut where the box says, drawn faces
+found, a missing face no evidence, familiarity, and the whole model saved and reloaded in safe
+mode giving identical outputs."""
 
 import numpy as np
 import pytest
 
 from tests.helpers.models import reloaded_identical
-from trainer.faces import FACE_INPUT, FACE_SIZE, FOUND_INPUT, crop_faces, face_inputs
+from trainer.faces import (DRAWN_INPUT, FACE_INPUT, FACE_SIZE, FOUND_INPUT, crop_faces,
+                           face_inputs)
 
 SIZE = 32  # both networks run at any image size; 32 px keeps these tests quick
 
@@ -58,61 +60,210 @@ def test_no_face_in_noise_or_flat_images():
     rng = np.random.default_rng(1)
     pixels = np.concatenate([rng.integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8),
                              np.full((1, SIZE, SIZE, 3), 128, np.uint8)])
-    faces, found = face_inputs(pixels)
-    assert faces.shape == (3, FACE_SIZE, FACE_SIZE, 1) and found.shape == (3, 1)
-    assert not found.any() and not faces.any()
+    faces = face_inputs(pixels)
+    assert faces[FACE_INPUT].shape == (3, FACE_SIZE, FACE_SIZE, 1)
+    assert faces[FOUND_INPUT].shape == faces[DRAWN_INPUT].shape == (3, 1)
+    assert not faces[FOUND_INPUT].any() and not faces[DRAWN_INPUT].any()
+    assert not faces[FACE_INPUT].any()
+
+
+def fitted_face_model(class_count: int, pixels: np.ndarray):
+    """The default architecture at SIZE with its standardisations and familiarity fitted on
+    `pixels` and random linear parts (what the saved-model and shortcut tests need)."""
+    import keras
+
+    from trainer.faces import IMAGE_INPUT
+    from trainer.model import FEATURES_LAYER, build_pretrained_faces
+    from trainer.transfer import fit_familiarity, layer_runner
+
+    keras.utils.set_random_seed(0)
+    model = build_pretrained_faces(SIZE, class_count)
+    model.get_layer("feature_standardisation").adapt(
+        layer_runner(model, [IMAGE_INPUT], FEATURES_LAYER)(pixels))
+    fit_familiarity(model, pixels[::2], pixels[1::2])
+    return model
+
+
+def face_model_inputs(pixels: np.ndarray) -> dict:
+    """Random crops; a photo face on every third image, a drawn one on the next."""
+    rng = np.random.default_rng(2)
+    index = np.arange(len(pixels))
+    return {"image": pixels,
+            FACE_INPUT: rng.integers(0, 256, (len(pixels), FACE_SIZE, FACE_SIZE, 1)).astype(
+                np.float32),
+            FOUND_INPUT: (index % 3 == 0).astype(np.float32)[:, None],
+            DRAWN_INPUT: (index % 3 == 1).astype(np.float32)[:, None]}
 
 
 @pytest.mark.parametrize("class_count", [2, 3])
 def test_the_face_model_saved_and_reloaded_in_safe_mode_gives_identical_outputs(
         tmp_path, class_count):
-    import keras
-
-    from trainer.model import FACE_FEATURES_LAYER, FEATURES_LAYER, build_pretrained_faces
     from worker.engine import probe_images
 
-    keras.utils.set_random_seed(0)
-    model = build_pretrained_faces(SIZE, class_count)
-    rng = np.random.default_rng(2)
-    images = probe_images(SIZE).astype(np.float32)
-    inputs = {"image": images,
-              FACE_INPUT: rng.integers(0, 256, (len(images), FACE_SIZE, FACE_SIZE, 1)).astype(
-                  np.float32),
-              FOUND_INPUT: (np.arange(len(images)) % 2).astype(np.float32)[:, None]}
-    model.get_layer("feature_standardisation").adapt(
-        keras.Model(model.inputs, model.get_layer(FEATURES_LAYER).output)(inputs))
-    model.get_layer("face_standardisation").adapt(
-        keras.Model(model.inputs, model.get_layer(FACE_FEATURES_LAYER).output)(inputs))
+    pixels = probe_images(SIZE).astype(np.float32)
+    model = fitted_face_model(class_count, pixels)
+    inputs = face_model_inputs(pixels)
     reloaded = reloaded_identical(model, inputs, tmp_path, class_count)
-    face_part = keras.Model(reloaded.inputs, reloaded.get_layer(FACE_FEATURES_LAYER).output)
-    features = np.asarray(face_part(inputs))
-    assert not features[::2].any()  # no face: the scores and the flag are zero
-    assert np.abs(features[1::2, :-1]).sum() > 0 and np.all(features[1::2, -1] == 1)
+    familiarity = np.asarray(reloaded(inputs)["familiarity"])
+    assert familiarity.shape == (len(pixels), 1)
+    assert familiarity.min() >= 0 and familiarity.max() <= 1
+
+
+def test_a_missing_face_is_no_evidence_for_any_class():
+    """No shortcut through a missing face: with no face found the model's score is the image's
+    own (weighed by familiarity), whatever the blank crop holds; a found face adds its own
+    score to it, and blanking it takes exactly that away again."""
+    import keras
+
+    from trainer.model import FACE_LOGITS_LAYER, IMAGE_LOGITS_LAYER
+    from worker.engine import probe_images
+
+    pixels = probe_images(SIZE).astype(np.float32)
+    model = fitted_face_model(2, pixels)
+    inputs = face_model_inputs(pixels)
+    inputs[DRAWN_INPUT][:] = 0
+
+    def scores(model_inputs):
+        part = keras.Model(model.inputs, [model.get_layer("logits").output,
+                                          model.get_layer(IMAGE_LOGITS_LAYER).output,
+                                          model.get_layer(FACE_LOGITS_LAYER).output,
+                                          model.get_layer("familiarity").output])
+        return [np.asarray(value) for value in part(model_inputs)]
+
+    blanked = dict(inputs, **{FOUND_INPUT: np.zeros_like(inputs[FOUND_INPUT])})
+    other_crops = dict(blanked, **{FACE_INPUT: 255 - blanked[FACE_INPUT]})
+    logits, image, face, familiarity = scores(inputs)
+    blank_logits, blank_image, _, _ = scores(blanked)
+    np.testing.assert_allclose(blank_logits, image * familiarity, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scores(other_crops)[0], blank_logits, rtol=1e-5, atol=1e-6)
+    found = inputs[FOUND_INPUT][:, 0] > 0
+    from trainer.model import RECIPES
+
+    gain = RECIPES["pretrained-faces"].face_weight
+    np.testing.assert_allclose(logits[found], (image[found] + gain * face[found])
+                               * familiarity[found] + face[found] * (1 - familiarity[found]),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_an_image_unlike_the_training_images_is_unfamiliar_and_gets_no_confident_label():
+    """Trained on textured, photo-like images, the model finds flat drawings unfamiliar, and
+    without a face their probability stays near one half however sure the image part is."""
+    from trainer.model import IMAGE_LOGITS_LAYER
+    from trainer.sample_data import draw_face
+
+    rng = np.random.default_rng(6)
+    textures = np.clip(rng.normal(128, 50, (40, SIZE, SIZE, 3)), 0, 255).astype(np.float32)
+    model = fitted_face_model(2, textures[:30])
+    head = model.get_layer(IMAGE_LOGITS_LAYER)
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel * 50, bias])  # a very sure image part
+    drawings = np.stack([draw_face("happy", SIZE, rng) for _ in range(10)]).astype(np.float32)
+    blank = {FACE_INPUT: np.zeros((10, FACE_SIZE, FACE_SIZE, 1), np.float32),
+             FOUND_INPUT: np.zeros((10, 1), np.float32), DRAWN_INPUT: np.zeros((10, 1), np.float32)}
+    familiar = np.asarray(model({"image": textures[30:], **blank})["familiarity"])
+    strange = model({"image": drawings, **blank})
+    assert np.median(familiar) > 0.9
+    assert np.asarray(strange["familiarity"]).max() < 0.2
+    probabilities = np.asarray(strange["class_probabilities"])
+    assert np.abs(probabilities - 0.5).max() < 0.4
 
 
 @pytest.mark.parametrize("mood", ["happy", "sad"])
-def test_a_drawn_face_is_found_by_its_round_flat_outline(mood):
-    """A smiley of `happysad sample-data` (no face to MTCNN) is found as a drawn face, its box
-    inside the image around the middle, and its crop is given to the expression network."""
+def test_a_drawn_face_is_found_as_drawn(mood):
+    """A smiley of `happysad sample-data` (no face to MTCNN, a busy background) is found as a
+    drawn face, its box inside the image around the middle, and its crop is given to the
+    expression network."""
     from trainer.faces import drawn_face
     from trainer.sample_data import draw_face
 
     image = draw_face(mood, 260, np.random.default_rng(3))
     x, y, width, height = drawn_face(image)
-    assert 260 * 0.2 < width == height < 260 * 0.9
-    assert 0 <= x and x + width <= 260 and 0 <= y and y + height <= 260
-    faces, found = face_inputs(image[None])
-    assert found[0, 0] == 1 and faces[0].std() > 10  # features drawn in the crop
+    assert 260 * 0.2 < width and 260 * 0.2 < height and max(width, height) < 260
+    assert -5 <= x and x + width <= 265 and -5 <= y and y + height <= 265
+    faces = face_inputs(image[None])
+    assert faces[DRAWN_INPUT][0, 0] == 1 and faces[FOUND_INPUT][0, 0] == 0
+    assert faces[FACE_INPUT][0].std() > 10  # features drawn in the crop
+
+
+def draw_emoji(background, shaded: bool, mouth: str, size: int = 256) -> np.ndarray:
+    """An emoji-like face: a yellow disc (flat or shaded to orange), eyes, and an open mouth
+    with teeth, a smile, or a frown with a tear; on a flat background."""
+    import cv2
+
+    image = np.empty((size, size, 3), np.uint8)
+    image[:] = background
+    centre, radius = (size // 2, size // 2 + 6), int(size * 0.36)
+    if shaded:
+        for step in range(radius, 0, -2):
+            level = step / radius
+            cv2.circle(image, centre, step, (255, int(230 - 80 * level), int(60 * (1 - level))),
+                       -1, cv2.LINE_AA)
+    else:
+        cv2.circle(image, centre, radius, (255, 204, 51), -1, cv2.LINE_AA)
+    for side in (-1, 1):
+        cv2.ellipse(image, (centre[0] + side * radius // 3, centre[1] - radius // 4),
+                    (radius // 10, radius // 6), 0, 0, 360, (60, 40, 20), -1, cv2.LINE_AA)
+    mouth_centre = (centre[0], centre[1] + radius // 3)
+    if mouth == "teeth":
+        cv2.ellipse(image, mouth_centre, (radius // 2, radius // 3), 0, 0, 180, (90, 20, 30), -1)
+        cv2.rectangle(image, (mouth_centre[0] - radius // 3, mouth_centre[1]),
+                      (mouth_centre[0] + radius // 3, mouth_centre[1] + radius // 10),
+                      (255, 255, 255), -1)
+    elif mouth == "smile":
+        cv2.ellipse(image, mouth_centre, (radius // 2, radius // 4), 0, 10, 170, (60, 40, 20), 6)
+    else:
+        cv2.ellipse(image, (mouth_centre[0], mouth_centre[1] + radius // 5),
+                    (radius // 2, radius // 4), 0, 190, 350, (60, 40, 20), 6)
+        cv2.circle(image, (centre[0] + radius // 3, centre[1] + radius // 6), radius // 9,
+                   (80, 170, 255), -1)
+    return image
+
+
+@pytest.mark.parametrize("background,shaded,mouth", [
+    ((255, 255, 255), False, "teeth"), ((200, 225, 255), True, "smile"),
+    ((40, 40, 40), True, "frown"), ((250, 200, 220), False, "frown")])
+def test_emoji_with_open_mouths_tears_and_shading_on_any_plain_background_are_found(
+        background, shaded, mouth):
+    from trainer.faces import figure_on_plain_background
+
+    image = draw_emoji(background, shaded, mouth)
+    x, y, width, height = figure_on_plain_background(image)
+    assert 0.6 * 256 < width < 0.85 * 256 and 0.6 * 256 < height < 0.85 * 256
+    assert abs(x + width / 2 - 128) < 15 and abs(y + height / 2 - 134) < 15
+
+
+def test_a_line_drawn_smiley_is_found_as_one_figure():
+    """A black outline on white: its inside is the background's colour, but it is enclosed, so
+    the figure is the whole face, not its outline or its eyes."""
+    import cv2
+
+    from trainer.faces import figure_on_plain_background
+
+    image = np.full((256, 256, 3), 255, np.uint8)
+    cv2.circle(image, (128, 128), 90, (0, 0, 0), 5, cv2.LINE_AA)
+    for side in (-1, 1):
+        cv2.circle(image, (128 + side * 30, 105), 8, (0, 0, 0), -1)
+    cv2.ellipse(image, (128, 145), (45, 25), 0, 10, 170, (0, 0, 0), 5)
+    x, y, width, height = figure_on_plain_background(image)
+    assert abs(width - 185) < 15 and abs(height - 185) < 15
+
+
+def test_a_photo_like_image_has_no_figure_on_a_plain_background():
+    from trainer.faces import figure_on_plain_background
+
+    image = np.clip(np.random.default_rng(8).normal(120, 40, (256, 256, 3)), 0, 255).astype(
+        np.uint8)
+    assert not figure_on_plain_background(image).any()
 
 
 def test_a_textured_round_thing_is_no_drawn_face():
     """A circle whose inside is photo-like texture is not taken for a drawn face."""
     import cv2
 
-    from trainer.faces import drawn_face
+    from trainer.faces import flat_round_outline
 
     image = np.random.default_rng(4).integers(0, 256, (260, 260, 3), dtype=np.uint8)
     cv2.circle(image, (130, 130), 90, (0, 0, 0), 6)
-    assert not drawn_face(image).any()
+    assert not flat_round_outline(image).any()
     cv2.circle(image, (130, 130), 87, (200, 180, 40), -1)  # filled flat: now it is one
-    assert drawn_face(image).any()
+    assert flat_round_outline(image).any()

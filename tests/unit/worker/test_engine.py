@@ -255,24 +255,26 @@ def test_every_engine_matches_on_the_tutorial_cnn_and_the_pretrained_model(decis
 @pytest.fixture(scope="module")
 def decisive_faces():
     """The face-reading default architecture (packaged backbone and expression network, at
-    32 px), standardised on the probes and sharpened like `decisive_pretrained`."""
+    32 px), its standardisations and familiarity fitted on the probes, its image part
+    sharpened like `decisive_pretrained`'s head."""
     import keras
 
-    from trainer.faces import model_inputs
-    from trainer.model import FACE_FEATURES_LAYER, FEATURES_LAYER, build_pretrained_faces
+    from trainer.faces import IMAGE_INPUT, model_inputs
+    from trainer.model import FEATURES_LAYER, IMAGE_LOGITS_LAYER, build_pretrained_faces
+    from trainer.transfer import fit_familiarity, layer_runner
 
     keras.utils.set_random_seed(5)
     model = build_pretrained_faces(SIZE, 2)
-    inputs = model_inputs(model, model_input(probe_images(SIZE)))
-    for layer, features in (("feature_standardisation", FEATURES_LAYER),
-                            ("face_standardisation", FACE_FEATURES_LAYER)):
-        model.get_layer(layer).adapt(
-            keras.Model(model.inputs, model.get_layer(features).output)(inputs))
-    head = model.get_layer("class_probabilities")
+    pixels = model_input(probe_images(SIZE))
+    model.get_layer("feature_standardisation").adapt(
+        layer_runner(model, [IMAGE_INPUT], FEATURES_LAYER)(pixels))
+    fit_familiarity(model, pixels[::2], pixels[1::2])
+    head = model.get_layer(IMAGE_LOGITS_LAYER)
     kernel, bias = head.get_weights()
-    outputs = np.asarray(model(inputs)).astype(np.float64).ravel()
-    logits = np.log(outputs / (1 - outputs))
-    head.set_weights([kernel * 20, np.full_like(bias, bias - np.mean(logits))])
+    head.set_weights([kernel * 20, bias])
+    logits = np.asarray(model(model_inputs(model, pixels))["class_probabilities"]).ravel()
+    logits = np.log(logits / (1 - logits))
+    head.set_weights([kernel * 20, np.full_like(bias, bias - np.median(logits))])
     return model
 
 
@@ -295,7 +297,9 @@ def test_every_engine_matches_on_the_default_face_model(decisive_faces):
     """The engine finds the faces itself and feeds them beside the pixels. (The traced graph
     fuses operations differently from eager calls; the sharpened head turns that rounding into
     up to ~1e-4 of probability, far inside the parity tolerance.)"""
-    expected = {CLASS_OUTPUT: face_model_outputs(decisive_faces, probe_images(SIZE))}
+    outputs = face_model_outputs(decisive_faces, probe_images(SIZE))
+    expected = dict(zip(decisive_faces.output_names, outputs))
+    assert set(expected) == {CLASS_OUTPUT, "familiarity"}
     assert_every_engine_matches(decisive_faces, expected, atol=5e-4)
 
 

@@ -1,0 +1,38 @@
+"""Calibration: the temperature that undoes a known over-confidence, and the calibration error
+of predictions whose confidence matches their accuracy (near zero) or does not."""
+
+import numpy as np
+
+from trainer.calibration import (expected_calibration_error, fit_temperature,
+                                 probabilities_from_logits, reliability_bins)
+
+
+def sampled(logits: np.ndarray, seed: int) -> np.ndarray:
+    """Labels drawn with the probabilities the logits give: a perfectly calibrated model."""
+    rng = np.random.default_rng(seed)
+    probabilities = probabilities_from_logits(logits)
+    return np.array([rng.choice(len(row), p=row) for row in probabilities])
+
+
+def test_a_known_over_confidence_is_undone():
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 2, (4000, 1))
+    labels = sampled(true_logits, 1)
+    assert abs(fit_temperature(3 * true_logits, labels) - 3) < 0.3
+    three_classes = rng.normal(0, 2, (4000, 3))
+    assert abs(fit_temperature(0.5 * three_classes, sampled(three_classes, 2)) - 0.5) < 0.06
+
+
+def test_calibration_error_is_near_zero_when_confidence_matches_accuracy():
+    logits = np.random.default_rng(3).normal(0, 2, (5000, 1))
+    labels = sampled(logits, 4)
+    assert expected_calibration_error(probabilities_from_logits(logits), labels) < 0.03
+    assert expected_calibration_error(probabilities_from_logits(4 * logits), labels) > 0.1
+
+
+def test_reliability_bins_cover_every_prediction():
+    probabilities = np.array([[0.55, 0.45], [0.05, 0.95], [0.02, 0.98], [0.7, 0.3]])
+    bins = reliability_bins(probabilities, np.array([0, 1, 0, 1]))
+    assert sum(row["count"] for row in bins) == 4
+    top = bins[-1]
+    assert top["count"] == 2 and top["accuracy"] == 0.5 and abs(top["confidence"] - 0.965) < 1e-9

@@ -17,7 +17,6 @@ from trainer.images import ImageError, decode_pixels, input_scale
 from trainer.model import class_probabilities
 from trainer.model_store import load_model
 from trainer.storage import StorageError, open_storage
-from trainer.uri_text import decode_uri
 from worker.engine import load_engine
 from worker.local import worker_identity
 
@@ -121,15 +120,9 @@ def configure_threads() -> None:
 def read_one(storage, uri: str, image_size: int, max_pixels: int):
     """(uint8 pixels, None) for a readable image, else (None, why)."""
     try:
-        return decode_pixels(storage.read_bytes(decode_uri(uri)), image_size, max_pixels), None
+        return decode_pixels(storage.read_stored(uri), image_size, max_pixels), None
     except (ImageError, StorageError) as error:
         return None, str(error)
-    except FileNotFoundError:
-        return None, "file disappeared before it could be read"
-    except PermissionError:
-        return None, "permission denied"
-    except OSError as error:
-        return None, f"cannot read: {error.strerror or error}"
 
 
 def classify_images(storage, uris: list[str], model: LoadedModel, max_pixels: int,

@@ -1,13 +1,13 @@
 """A source listed as batches of image URIs, streamed: memory does not grow with the source.
 
 Used by `happysad submit`, by `jobs resume` and by a worker's reconciler resuming a listing
-whose submitter died; each URI is stored as lossless text (trainer.uri_text).
+whose submitter died; each URI is stored as lossless text (trainer.storage.uri_text).
 """
 
 from collections.abc import Container, Iterator
 
 from trainer.formats import is_candidate_image
-from trainer.uri_text import encode_uri
+from trainer.storage.uri_text import encode_uri
 
 def iter_batches(storage, batch_size: int, skipped: list[int],
                  exclude: Container[str] = ()) -> Iterator[list[str]]:

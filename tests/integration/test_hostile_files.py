@@ -160,8 +160,8 @@ def test_hostile_files_each_get_one_clear_row(tmp_path, postgres, redis_url, mon
 
 
 def _storable(text: str) -> str:
-    """How the database shows a name that is not UTF-8 (see trainer.uri_text)."""
-    from trainer.uri_text import encode_uri
+    """How the database shows a name that is not UTF-8 (see trainer.storage.uri_text)."""
+    from trainer.storage.uri_text import encode_uri
 
     return encode_uri(text)
 

@@ -5,10 +5,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from trainer.storage.base import Listing, StorageError
+from trainer.storage.base import Listing, StorageError, StoredReads
 
 
-class FolderStorage:
+class FolderStorage(StoredReads):
     """Files under a local folder. Symbolic links that lead out of it are never followed."""
 
     def __init__(self, root: str | Path):

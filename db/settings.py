@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     api_token: SecretStr | None = None
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     allowed_sources: str | None = None
 
     @field_validator("home")

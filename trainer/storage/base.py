@@ -19,10 +19,12 @@ class StorageError(InvalidInput):
 
 @dataclass(frozen=True)
 class Listing:
-    """One file found under a source; `problem` says why it cannot be used, if it cannot."""
+    """One file found under a source; `problem` says why it cannot be used, if it cannot.
+    `skip`: never a row, counted as skipped (a FIFO, socket or device: never opened)."""
 
     uri: str
     problem: str | None = None
+    skip: bool = False
 
 
 class StoredReads:

@@ -96,11 +96,18 @@ def count_resend(session: Session, job_id: int, batch_index: int) -> None:
     )
 
 
+# A job's status_reason while its listing waits for disk space: the reconciler resumes such a
+# job at once (resuming it fails again, harmlessly, while the disk is still full).
+LISTING_OUT_OF_SPACE = "listing stopped: no space left on device (resumed once space is back)"
+
+
 def stalled_listings(session: Session, older_than: datetime) -> list[int]:
-    """Jobs still `scanning` whose listing made no progress since `older_than`."""
+    """Jobs still `scanning` whose listing made no progress since `older_than`, or stopped
+    for lack of space (no deadline to wait for: its submitter has given up)."""
     return list(session.scalars(
         select(Job.id).where(Job.status == JOB_SCANNING,
-                             func.coalesce(Job.listed_at, Job.submitted_at) < older_than)
+                             or_(func.coalesce(Job.listed_at, Job.submitted_at) < older_than,
+                                 Job.status_reason == LISTING_OUT_OF_SPACE))
         .order_by(Job.id)
     ))
 

@@ -5,7 +5,8 @@ HAPPYSAD_RECONCILE_INTERVAL seconds, one at a time by a lock. It sends again the
 are neither written nor plausibly in flight (sent more than HAPPYSAD_RESEND_AFTER seconds ago,
 not started since, and nothing waiting in the labelling queue that could be them), finishes
 jobs whose every batch is written, and resumes listings whose submitter stopped more than
-HAPPYSAD_LISTING_DEADLINE seconds ago (or fails them, with the reason, if the source is gone).
+HAPPYSAD_LISTING_DEADLINE seconds ago, or at once when it stopped for lack of disk space (or
+fails them, with the reason, if the source is gone).
 Writes are idempotent, so a batch sent twice is written once.
 """
 
@@ -14,6 +15,7 @@ import threading
 from datetime import timedelta
 
 from db import outbox
+from db.errors import DiskFull, one_line
 from db.locks import RECONCILE_LOCK, try_lock
 from db.session import session_scope
 from db.settings import get_settings
@@ -68,6 +70,9 @@ def _resume_stalled(app, job_id: int, deadline: int, done: dict) -> None:
         resumed = resume_job(app, job_id, reason)
     except ResumeError:
         return  # someone is listing it after all, or it ended meanwhile
+    except DiskFull as error:  # noted on the job again: the next pass tries again
+        logger.warning("job %s: listing not resumed yet: %s", job_id, one_line(error))
+        return
     except Exception as error:  # the source is gone or unreadable: the job says so
         why = (str(error).strip().splitlines() or [type(error).__name__])[0]
         with session_scope() as session:

@@ -41,7 +41,7 @@ def unregister_worker() -> None:
     (_run_folder() / f"worker-{os.getpid()}.pid").unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -63,7 +63,7 @@ def running_workers(queue: str | None = None) -> list[int]:
             continue
         if queue is not None and queues and queue not in queues.split(","):
             continue
-        if _alive(pid):
+        if process_alive(pid):
             pids.append(pid)
         else:
             pid_file.unlink(missing_ok=True)

@@ -21,11 +21,12 @@ ACTIVE_STATUSES = JOB_ACTIVE  # done, failed, cancelled: nothing more is sent
 
 def record_batch_to_send(session: Session, job_id: int, batch_index: int,
                          uris: list[str]) -> None:
-    """Record a batch about to be sent (its send counted now: the commit comes first)."""
+    """Record a batch about to be sent (committed first; `count_send` once it is sent, so a
+    batch its submitter died before sending is told apart: `sends` 0)."""
     session.execute(
         dialect_insert(session, JobBatch)
         .values(job_id=job_id, batch_index=batch_index, images=len(uris), uris=uris,
-                sent_at=utc_now(), sends=1, worker_host=None, finished_at=None)
+                sent_at=utc_now(), sends=0, worker_host=None, finished_at=None)
         .on_conflict_do_nothing()
     )
     # The listing's heartbeat: a job stuck in `scanning` is one whose submitter stopped.
@@ -86,6 +87,37 @@ def batches_to_resend(session: Session, older_than: datetime, limit: int,
     if job_id is not None:
         query = query.where(JobBatch.job_id == job_id)
     return [tuple(row) for row in session.execute(query).all()]
+
+
+def held_batches(session: Session, limit: int) -> list[tuple[int, int, list[str], str]]:
+    """(job, batch, URIs, holder) of unwritten batches of active jobs that a worker took and
+    that were not sent again since: the caller sends again those whose holder is gone."""
+    return [tuple(row) for row in session.execute(
+        select(JobBatch.job_id, JobBatch.batch_index, JobBatch.uris, JobBatch.worker_host)
+        .join(Job, Job.id == JobBatch.job_id)
+        .join(BatchAttempt, and_(BatchAttempt.job_id == JobBatch.job_id,
+                                 BatchAttempt.batch_index == JobBatch.batch_index))
+        .where(Job.status.in_(ACTIVE_STATUSES), JobBatch.finished_at.is_(None),
+               JobBatch.uris.is_not(None), JobBatch.worker_host.is_not(None),
+               JobBatch.sent_at < BatchAttempt.started_at)
+        .order_by(JobBatch.job_id, JobBatch.batch_index).limit(limit)).all()]
+
+
+def count_send(session: Session, job_id: int, batch_index: int) -> None:
+    """The first send of a recorded batch went out."""
+    session.execute(update(JobBatch)
+                    .where(JobBatch.job_id == job_id, JobBatch.batch_index == batch_index)
+                    .values(sends=JobBatch.sends + 1))
+
+
+def unsent_batches(session: Session, job_id: int) -> list[tuple[int, list[str]]]:
+    """(batch, URIs) of the job's batches recorded but never sent (their submitter died or
+    its send failed between the commit and the message): no message of theirs can exist."""
+    return [tuple(row) for row in session.execute(
+        select(JobBatch.batch_index, JobBatch.uris)
+        .where(JobBatch.job_id == job_id, JobBatch.sends == 0, JobBatch.finished_at.is_(None),
+               JobBatch.uris.is_not(None))
+        .order_by(JobBatch.batch_index)).all()]
 
 
 def count_resend(session: Session, job_id: int, batch_index: int) -> None:

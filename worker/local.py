@@ -51,6 +51,16 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def holder_gone(worker_host: str) -> bool:
+    """Whether the process a `worker_identity` names is known to be gone: it ran on this host
+    and its pid is dead (a process on another host cannot be told from here)."""
+    node, _, pid = worker_host.rpartition(":")
+    host = node.partition("@")[2]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    return not process_alive(int(pid))
+
+
 def running_workers(queue: str | None = None) -> list[int]:
     """Pids of live workers on this machine's queue folder (consuming `queue`, if given);
     stale pid files are removed."""

@@ -15,6 +15,8 @@ def send_batch(app, job_id: int, batch_index: int, uris: list[str]) -> None:
     with session_scope() as session:
         outbox.record_batch_to_send(session, job_id, batch_index, uris)
     app.send_task(CLASSIFY_BATCH_TASK, args=[job_id, batch_index, uris])
+    with session_scope() as session:  # sent: `jobs resume` need not send it whatever happens
+        outbox.count_send(session, job_id, batch_index)
 
 
 def resend_batch(app, job_id: int, batch_index: int, uris: list[str]) -> None:

@@ -1,8 +1,9 @@
 """The reconciler: the job is the source of truth, not the queue.
 
 Every worker (a timer thread in its parent process) and beat run `reconcile_once` every
-HAPPYSAD_RECONCILE_INTERVAL seconds, one at a time by a lock. It sends again the batches that
-are neither written nor plausibly in flight (sent more than HAPPYSAD_RESEND_AFTER seconds ago,
+HAPPYSAD_RECONCILE_INTERVAL seconds, one at a time by a lock. It sends again at once the
+batches whose worker process is known to be gone (it ran on this host and its pid is dead),
+and the batches that are neither written nor plausibly in flight (sent more than HAPPYSAD_RESEND_AFTER seconds ago,
 not started since, and nothing waiting in the labelling queue that could be them), finishes
 jobs whose every batch is written, and resumes listings whose submitter stopped more than
 HAPPYSAD_LISTING_DEADLINE seconds ago, or at once when it stopped for lack of disk space (or
@@ -45,19 +46,36 @@ def reconcile_once(app) -> dict:
                 session, now - timedelta(seconds=settings.listing_deadline))
         for job_id in done["finished"]:
             app.send_task(FINISH_JOB_TASK, args=[job_id])
+        done["resent"] = _resend_from_gone_holders(app)
         if queued_messages(app) == 0:
             with session_scope() as session:
                 lost = outbox.batches_to_resend(
                     session, now - timedelta(seconds=settings.resend_after), RESEND_PER_PASS)
             for job_id, batch_index, uris in lost:
                 resend_batch(app, job_id, batch_index, uris)
-            done["resent"] = len(lost)
+            done["resent"] += len(lost)
             if lost:
                 logger.warning("reconciler: sent %s lost batches again (jobs %s)", len(lost),
                                sorted({job_id for job_id, _, _ in lost}))
     for job_id in stalled:  # outside the reconciler's lock: a listing can take a while
         _resume_stalled(app, job_id, settings.listing_deadline, done)
     return done
+
+
+def _resend_from_gone_holders(app) -> int:
+    """Batches whose worker process is known to be gone (killed, its host's worker stopped)
+    are sent again now, whatever the queue holds, not after HAPPYSAD_RESEND_AFTER."""
+    from worker.local import holder_gone
+
+    with session_scope() as session:
+        held = outbox.held_batches(session, RESEND_PER_PASS)
+    gone = [(job_id, index, uris, holder) for job_id, index, uris, holder in held
+            if holder_gone(holder)]
+    for job_id, batch_index, uris, holder in gone:
+        resend_batch(app, job_id, batch_index, uris)
+        logger.warning("reconciler: job %s batch %s sent again: its worker %s is gone", job_id,
+                       batch_index, holder)
+    return len(gone)
 
 
 def _resume_stalled(app, job_id: int, deadline: int, done: dict) -> None:

@@ -82,11 +82,17 @@ def _list_again(app, job_id: int, source: str, batch_size: int) -> tuple[int, in
 
 
 def resend_unwritten(app, job_id: int, sent_before) -> int:
-    """Send again every unwritten batch of the job sent before `sent_before`, unless messages
-    are waiting in the queue (they may be those batches; the reconciler looks again later)."""
+    """Send every batch of the job recorded but never sent, whatever the queue holds (no
+    message of theirs exists); then again every unwritten batch sent before `sent_before`,
+    unless messages are waiting in the queue (they may be those batches; the reconciler looks
+    again later)."""
+    with session_scope() as session:
+        unsent = outbox.unsent_batches(session, job_id)
+    for batch_index, uris in unsent:
+        resend_batch(app, job_id, batch_index, uris)
     if queued_messages(app):
-        return 0
-    resent = 0
+        return len(unsent)
+    resent = len(unsent)
     while True:
         with session_scope() as session:
             lost = outbox.batches_to_resend(session, sent_before, 500, job_id=job_id)
@@ -119,4 +125,6 @@ def retry_failed(app, job_id: int) -> Retried:
                                           f"retrying {len(uris)} failed images")
     for batch_index, batch in batches:  # recorded and committed first: a lost send is resent
         app.send_task(CLASSIFY_BATCH_TASK, args=[job_id, batch_index, batch])
+        with session_scope() as session:
+            outbox.count_send(session, job_id, batch_index)
     return Retried(job_id=job_id, images=len(uris), batches=len(batches))

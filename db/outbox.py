@@ -71,17 +71,25 @@ def iter_recorded_uris(session: Session, job_id: int, page_size: int = 500) -> I
 
 
 def batches_to_resend(session: Session, older_than: datetime, limit: int,
-                      job_id: int | None = None) -> list[tuple[int, int, list[str]]]:
+                      job_id: int | None = None,
+                      unstarted_before: datetime | None = None) -> list[tuple[int, int, list[str]]]:
     """(job, batch, URIs) of unwritten batches of active jobs that are not plausibly in flight:
-    sent before `older_than` and not started by a worker since."""
+    sent before `older_than` and not started by a worker since; with `unstarted_before`, also
+    those sent before it and not started since it was sent (no message waits reserved behind
+    a running batch: see the reconciler)."""
+    started_at = BatchAttempt.started_at
+    lost = and_(JobBatch.sent_at < older_than,
+                or_(started_at.is_(None), started_at < older_than))
+    if unstarted_before is not None:
+        lost = or_(lost, and_(JobBatch.sent_at < unstarted_before,
+                              or_(started_at.is_(None), started_at < JobBatch.sent_at)))
     query = (
         select(JobBatch.job_id, JobBatch.batch_index, JobBatch.uris)
         .join(Job, Job.id == JobBatch.job_id)
         .outerjoin(BatchAttempt, and_(BatchAttempt.job_id == JobBatch.job_id,
                                       BatchAttempt.batch_index == JobBatch.batch_index))
         .where(Job.status.in_(ACTIVE_STATUSES), JobBatch.finished_at.is_(None),
-               JobBatch.uris.is_not(None), JobBatch.sent_at < older_than,
-               or_(BatchAttempt.started_at.is_(None), BatchAttempt.started_at < older_than))
+               JobBatch.uris.is_not(None), lost)
         .order_by(JobBatch.job_id, JobBatch.batch_index).limit(limit)
     )
     if job_id is not None:

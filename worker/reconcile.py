@@ -27,6 +27,7 @@ from worker.outbox import queued_messages, resend_batch
 logger = logging.getLogger(__name__)
 
 RESEND_PER_PASS = 1000  # bounds one pass; the next pass takes the rest
+UNSTARTED_GRACE = 10  # seconds from a send to the start it must have had on Redis (see below)
 
 
 _node_name: str | None = None  # the Celery node running this process's reconciler
@@ -48,9 +49,18 @@ def reconcile_once(app) -> dict:
             app.send_task(FINISH_JOB_TASK, args=[job_id])
         done["resent"] = _resend_from_gone_holders(app)
         if queued_messages(app) == 0:
+            # On Redis a worker takes a batch only when a process is free and records its start
+            # first (prefetch 1, worker.celery_app): with the queue empty, a batch not started
+            # UNSTARTED_GRACE seconds after it was sent is lost (Redis restarted without it, or
+            # its worker died before starting it). The queue folder keeps a batch waiting
+            # reserved behind a running one, so there only HAPPYSAD_RESEND_AFTER tells.
+            unstarted_before = (None if settings.embedded_broker
+                                else now - timedelta(seconds=min(UNSTARTED_GRACE,
+                                                                 settings.resend_after)))
             with session_scope() as session:
                 lost = outbox.batches_to_resend(
-                    session, now - timedelta(seconds=settings.resend_after), RESEND_PER_PASS)
+                    session, now - timedelta(seconds=settings.resend_after), RESEND_PER_PASS,
+                    unstarted_before=unstarted_before)
             for job_id, batch_index, uris in lost:
                 resend_batch(app, job_id, batch_index, uris)
             done["resent"] += len(lost)

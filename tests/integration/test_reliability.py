@@ -65,11 +65,14 @@ def test_whole_worker_killed_while_another_runs(tmp_path, postgres, redis_url, m
     assert {host.split("@")[0] for host in batches_written(job_id).values()} == {"survivor"}
 
 
+@pytest.mark.parametrize("kill_when", ["holding", "received"])
 def test_a_dead_workers_batch_is_sent_again_at_once(tmp_path, postgres, redis_url, monkeypatch,
-                                                    registered_model, start_worker):
+                                                    registered_model, start_worker, kill_when):
     """Neither Redis's visibility timeout nor HAPPYSAD_RESEND_AFTER (both an hour here) is
-    waited out: the reconciler sees the process holding a batch is gone and sends it again.
-    It used to wait HAPPYSAD_RESEND_AFTER (120 s by default) with the holder known dead."""
+    waited out: the reconciler sees the process holding a batch is gone and sends it again, or
+    (killed as it received one, before starting it) that a batch was not started within
+    seconds of its send while the queue is empty. It used to wait HAPPYSAD_RESEND_AFTER (120 s
+    by default) either way."""
     from tests.helpers.faults import report_rows
 
     for name, value in (("HAPPYSAD_VISIBILITY_TIMEOUT", "3600"),
@@ -81,19 +84,24 @@ def test_a_dead_workers_batch_is_sent_again_at_once(tmp_path, postgres, redis_ur
     survivor.wait_ready()
     doomed.wait_ready()
     job_id = submit_source(str(tmp_path / "incoming"), batch_size=5).job_id
-    wait_until(lambda: any(host and host.startswith("doomed@")
-                           for host in batch_holders(job_id).values()),
-               "the doomed worker to hold a batch")
+    if kill_when == "holding":
+        wait_until(lambda: any(host and host.startswith("doomed@")
+                               for host in batch_holders(job_id).values()),
+                   "the doomed worker to hold a batch")
+    else:
+        wait_until(lambda: "received" in log_text(doomed), "the doomed worker to take a batch",
+                   poll=0.01)
     os.killpg(doomed.process.pid, signal.SIGKILL)  # the parent and its pool, no goodbye
     doomed.process.wait(10)
     fault_at = time.monotonic()
 
     rows = assert_each_image_once(job_id, uris, timeout=240)
-    figures = report_rows("whole worker SIGKILLed, resend after and visibility 3600 s", job_id,
-                          uris, fault_at, time.monotonic())
+    figures = report_rows(f"whole worker SIGKILLed ({kill_when}), resend after and visibility "
+                          "3600 s", job_id, uris, fault_at, time.monotonic())
     assert figures["written"] == figures["distinct"] == len(uris)
     assert all(row.error is None for row in rows.values())
-    assert "is gone" in log_text(survivor)
+    if kill_when == "holding":
+        assert "is gone" in log_text(survivor)
 
 
 def batch_holders(job_id: int) -> dict[int, str | None]:

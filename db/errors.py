@@ -34,3 +34,17 @@ class SettingsError(InvalidInput):
 
 class WaitTimeout(HappysadError, TimeoutError):
     """A command waited for something (a retrain, a job) longer than it was allowed to."""
+
+
+class DiskFull(Unavailable):
+    """No space left where a job's messages or rows go; the message names the job and what to
+    run once space is back."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """A full disk, wherever it struck: a file, SQLite, the embedded queue's folder."""
+    import errno
+
+    text = str(error)
+    return ((isinstance(error, OSError) and error.errno == errno.ENOSPC)
+            or "database or disk is full" in text or "No space left on device" in text)

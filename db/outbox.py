@@ -21,11 +21,12 @@ ACTIVE_STATUSES = JOB_ACTIVE  # done, failed, cancelled: nothing more is sent
 
 def record_batch_to_send(session: Session, job_id: int, batch_index: int,
                          uris: list[str]) -> None:
-    """Record a batch about to be sent (its send counted now: the commit comes first)."""
+    """Record a batch about to be sent (committed first; `count_send` once it is sent, so a
+    batch its submitter died before sending is told apart: `sends` 0)."""
     session.execute(
         dialect_insert(session, JobBatch)
         .values(job_id=job_id, batch_index=batch_index, images=len(uris), uris=uris,
-                sent_at=utc_now(), sends=1, worker_host=None, finished_at=None)
+                sent_at=utc_now(), sends=0, worker_host=None, finished_at=None)
         .on_conflict_do_nothing()
     )
     # The listing's heartbeat: a job stuck in `scanning` is one whose submitter stopped.
@@ -70,22 +71,61 @@ def iter_recorded_uris(session: Session, job_id: int, page_size: int = 500) -> I
 
 
 def batches_to_resend(session: Session, older_than: datetime, limit: int,
-                      job_id: int | None = None) -> list[tuple[int, int, list[str]]]:
+                      job_id: int | None = None,
+                      unstarted_before: datetime | None = None) -> list[tuple[int, int, list[str]]]:
     """(job, batch, URIs) of unwritten batches of active jobs that are not plausibly in flight:
-    sent before `older_than` and not started by a worker since."""
+    sent before `older_than` and not started by a worker since; with `unstarted_before`, also
+    those sent before it and not started since it was sent (no message waits reserved behind
+    a running batch: see the reconciler)."""
+    started_at = BatchAttempt.started_at
+    lost = and_(JobBatch.sent_at < older_than,
+                or_(started_at.is_(None), started_at < older_than))
+    if unstarted_before is not None:
+        lost = or_(lost, and_(JobBatch.sent_at < unstarted_before,
+                              or_(started_at.is_(None), started_at < JobBatch.sent_at)))
     query = (
         select(JobBatch.job_id, JobBatch.batch_index, JobBatch.uris)
         .join(Job, Job.id == JobBatch.job_id)
         .outerjoin(BatchAttempt, and_(BatchAttempt.job_id == JobBatch.job_id,
                                       BatchAttempt.batch_index == JobBatch.batch_index))
         .where(Job.status.in_(ACTIVE_STATUSES), JobBatch.finished_at.is_(None),
-               JobBatch.uris.is_not(None), JobBatch.sent_at < older_than,
-               or_(BatchAttempt.started_at.is_(None), BatchAttempt.started_at < older_than))
+               JobBatch.uris.is_not(None), lost)
         .order_by(JobBatch.job_id, JobBatch.batch_index).limit(limit)
     )
     if job_id is not None:
         query = query.where(JobBatch.job_id == job_id)
     return [tuple(row) for row in session.execute(query).all()]
+
+
+def held_batches(session: Session, limit: int) -> list[tuple[int, int, list[str], str]]:
+    """(job, batch, URIs, holder) of unwritten batches of active jobs that a worker took and
+    that were not sent again since: the caller sends again those whose holder is gone."""
+    return [tuple(row) for row in session.execute(
+        select(JobBatch.job_id, JobBatch.batch_index, JobBatch.uris, JobBatch.worker_host)
+        .join(Job, Job.id == JobBatch.job_id)
+        .join(BatchAttempt, and_(BatchAttempt.job_id == JobBatch.job_id,
+                                 BatchAttempt.batch_index == JobBatch.batch_index))
+        .where(Job.status.in_(ACTIVE_STATUSES), JobBatch.finished_at.is_(None),
+               JobBatch.uris.is_not(None), JobBatch.worker_host.is_not(None),
+               JobBatch.sent_at < BatchAttempt.started_at)
+        .order_by(JobBatch.job_id, JobBatch.batch_index).limit(limit)).all()]
+
+
+def count_send(session: Session, job_id: int, batch_index: int) -> None:
+    """The first send of a recorded batch went out."""
+    session.execute(update(JobBatch)
+                    .where(JobBatch.job_id == job_id, JobBatch.batch_index == batch_index)
+                    .values(sends=JobBatch.sends + 1))
+
+
+def unsent_batches(session: Session, job_id: int) -> list[tuple[int, list[str]]]:
+    """(batch, URIs) of the job's batches recorded but never sent (their submitter died or
+    its send failed between the commit and the message): no message of theirs can exist."""
+    return [tuple(row) for row in session.execute(
+        select(JobBatch.batch_index, JobBatch.uris)
+        .where(JobBatch.job_id == job_id, JobBatch.sends == 0, JobBatch.finished_at.is_(None),
+               JobBatch.uris.is_not(None))
+        .order_by(JobBatch.batch_index)).all()]
 
 
 def count_resend(session: Session, job_id: int, batch_index: int) -> None:
@@ -96,11 +136,18 @@ def count_resend(session: Session, job_id: int, batch_index: int) -> None:
     )
 
 
+# A job's status_reason while its listing waits for disk space: the reconciler resumes such a
+# job at once (resuming it fails again, harmlessly, while the disk is still full).
+LISTING_OUT_OF_SPACE = "listing stopped: no space left on device (resumed once space is back)"
+
+
 def stalled_listings(session: Session, older_than: datetime) -> list[int]:
-    """Jobs still `scanning` whose listing made no progress since `older_than`."""
+    """Jobs still `scanning` whose listing made no progress since `older_than`, or stopped
+    for lack of space (no deadline to wait for: its submitter has given up)."""
     return list(session.scalars(
         select(Job.id).where(Job.status == JOB_SCANNING,
-                             func.coalesce(Job.listed_at, Job.submitted_at) < older_than)
+                             or_(func.coalesce(Job.listed_at, Job.submitted_at) < older_than,
+                                 Job.status_reason == LISTING_OUT_OF_SPACE))
         .order_by(Job.id)
     ))
 

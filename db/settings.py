@@ -91,6 +91,7 @@ class Settings(BaseSettings):
 
     api_token: SecretStr | None = None
     public_reads: bool = False
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     allowed_sources: str | None = None
 
     @field_validator("home", mode="before")

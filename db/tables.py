@@ -132,7 +132,9 @@ class JobBatch(Base):
     uris: Mapped[list | None]  # None only for batches sent without the outbox (tests, old rows)
     sent_at: Mapped[datetime | None]  # the latest send: committed before the message goes
     sends: Mapped[int] = mapped_column(default=0, server_default="0")
-    worker_host: Mapped[str | None] = mapped_column(String(255))  # who wrote it
+    # Who wrote it; until then, who holds it (the latest start), so a batch whose process is
+    # gone is sent again at once (worker.reconcile).
+    worker_host: Mapped[str | None] = mapped_column(String(255))
     finished_at: Mapped[datetime | None]  # None: not written yet
 
 

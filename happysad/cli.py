@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from db.errors import HappysadError, one_line
+from db.errors import DiskFull, HappysadError, one_line
 from happysad import output
 from happysad.commands import db, demo, jobs, models, results, retrain, reviews, serve, services
 from happysad.commands import train
@@ -67,7 +67,8 @@ def main() -> None:
     except HappysadError as error:  # the project's own: one line; anything else is a bug
         if os.environ.get("HAPPYSAD_DEBUG"):
             raise
-        output.fail(_disk_full(error) or one_line(error))
+        output.fail(one_line(error) if isinstance(error, DiskFull)  # names its job already
+                    else _disk_full(error) or one_line(error))
     except Exception as error:  # a full disk is the machine's state, not a bug: one line too
         if not os.environ.get("HAPPYSAD_DEBUG") and (full := _disk_full(error)):
             output.fail(full)

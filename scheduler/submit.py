@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from db import queries
-from db.errors import InvalidInput, Unavailable
+from db.errors import InvalidInput, Unavailable, is_disk_full
 from db.locks import job_listing_lock, try_lock
 from db.session import session_scope
 from db.settings import MAX_BATCH_SIZE, get_settings, mask_url
 from trainer.storage import StorageError, is_bucket_uri, open_storage
 from worker.listing import iter_batches
-from worker.outbox import seal_and_maybe_finish, send_batches
+from worker.outbox import out_of_space, seal_and_maybe_finish, send_batches
 
 
 class SubmitError(InvalidInput):
@@ -124,8 +124,13 @@ def submit_source(source: str, model_version: int | None = None,
     with session_scope() as session:
         job_id = queries.create_job(session, storage.root, version, batch_size).id
     with try_lock(job_listing_lock(job_id)):
-        count, total = send_batches(app, job_id, _chain(first, batches), 0)
-        seal_and_maybe_finish(app, job_id, total, count, skipped[0])
+        try:
+            count, total = send_batches(app, job_id, _chain(first, batches), 0)
+            seal_and_maybe_finish(app, job_id, total, count, skipped[0])
+        except Exception as error:
+            if is_disk_full(error):  # the job exists: say which, and how it goes on
+                raise out_of_space(job_id, error) from None
+            raise
     return Submission(job_id=job_id, model_version=version, total_images=total,
                       batches=count, skipped_files=skipped[0], source=storage.root)
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from trainer.dataset import LabelledImages, Split
 from trainer.images import ImageError, decode_image
-from trainer.storage import open_storage
+from trainer.storage import StorageError, open_storage
+from trainer.storage.uri_text import decode_uri
 
 IN_TRAIN_DATA = "already in HAPPYSAD_TRAIN_DATA: keeps its folder label there"
 
@@ -44,8 +45,8 @@ def read_corrections(reviewed: Iterable) -> tuple[list[Correction], list[dict]]:
         storage = storages.get(item.source) or storages.setdefault(item.source,
                                                                    open_storage(item.source))
         try:
-            data = storage.read_bytes(item.uri)
-        except (OSError, ValueError) as error:  # gone since it was labelled, or unreadable
+            data = storage.read_stored(item.uri)  # the stored text, decoded inside storage
+        except StorageError as error:  # gone since it was labelled, or unreadable
             skipped.append({"uri": item.uri, "reason": f"cannot read: {error}"})
             continue
         correction = Correction(item.source, item.uri, item.label, data)
@@ -123,7 +124,7 @@ def export_corrections(corrections: list[Correction], dest: str | Path) -> dict:
     for correction in corrections:
         folder = dest / correction.label
         folder.mkdir(parents=True, exist_ok=True)
-        name = PurePosixPath(correction.uri).name or "image"
+        name = PurePosixPath(decode_uri(correction.uri)).name or "image"  # its own name back
         target = folder / name
         if target.exists():
             stem, suffix = PurePosixPath(name).stem, PurePosixPath(name).suffix

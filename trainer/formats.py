@@ -44,6 +44,8 @@ def is_candidate_image(storage: Storage, listing: Listing) -> bool:
     """Worth a row: an image-like name, or content that starts like an image. Anything that
     claims to be an image but is not gets an error row rather than vanishing (a link named
     .jpg that leads out of the source too: the worker refuses to read it and says so)."""
+    if listing.skip:
+        return False  # a FIFO, socket or device: opening it could block forever
     if listing.uri.rsplit("/", 1)[-1].startswith("."):
         return False  # hidden files (.DS_Store, ._photo.jpg resource forks) are not photos
     if has_image_name(listing.uri):

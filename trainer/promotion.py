@@ -17,8 +17,6 @@ from db.tables import ModelVersion
 from trainer.storage import open_storage
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from trainer.train import TrainingResult
 
 
@@ -64,12 +62,24 @@ def majority_warning(result: TrainingResult) -> str | None:
             f"{accuracy:.3f} against {baseline:.3f} for that on its {len(labels)} test images")
 
 
-def promotion_decision(session: Session, result: TrainingResult, promote: str) -> tuple[bool, str]:
+def production_version() -> ModelVersion | None:
+    """The production row, read in a short session and detached: evaluating it needs no
+    transaction (on SQLite an open write transaction would stop every worker's writes)."""
+    with session_scope() as session:
+        row = queries.production_model_version(session)
+        if row is not None:
+            session.expunge(row)
+    return row
+
+
+def promotion_decision(result: TrainingResult, promote: str,
+                       production: ModelVersion | None) -> tuple[bool, str]:
     """Champion against challenger, on the same held-out images; never, automatically, a model
-    no better than the majority class, even as the first version."""
+    no better than the majority class, even as the first version. Runs no query: the caller
+    reads `production` first and writes the outcome after, so no transaction is open while the
+    production model computes."""
     settings = get_settings()
     metric, margin = settings.promotion_metric, settings.promotion_margin
-    production = queries.production_model_version(session)
     if promote == PromoteMode.NEVER:
         return False, "promotion not requested (--promote never)"
     if promote == PromoteMode.ALWAYS:

@@ -21,7 +21,8 @@ from db.tables import ModelVersion
 from trainer.formats import PREPROCESSING_VERSION
 from trainer.model_store import version_folder
 from trainer.plots import confusion_matrix_plot, figure_png, history_curves, sample_grid
-from trainer.promotion import PromoteMode, majority_warning, promotion_decision
+from trainer.promotion import (PromoteMode, majority_warning, production_version,
+                               promotion_decision)
 from trainer.storage import open_storage
 from trainer.train import TrainingResult
 
@@ -112,8 +113,9 @@ def _write_version_files(store: str, version: int, result: TrainingResult,
 
 
 def register(result: TrainingResult, promote: str = PromoteMode.AUTO) -> Registration:
-    """Claim a version number, write its files, then its row; decide promotion. Two trainers
-    at once get two numbers: neither writes into the other's folder."""
+    """Claim a version number, write its files, decide promotion (evaluating production with no
+    transaction open), then write its row and the promotion in one short transaction. Two
+    trainers at once get two numbers: neither writes into the other's folder."""
     promote = PromoteMode(promote)  # a bad mode is a bug of the caller: the CLI offers these
     model_bytes = _model_bytes(result.model)
     engine_files, engines = _engine_files(result, model_bytes)
@@ -121,25 +123,41 @@ def register(result: TrainingResult, promote: str = PromoteMode.AUTO) -> Registr
     version = claim_version()
     path = _write_version_files(store, version, result, model_bytes, engine_files,
                                 engines)  # the folder is ours
-    with session_scope() as session:
-        session.add(ModelVersion(
-            version=version, path=path, model_sha256=hashlib.sha256(model_bytes).hexdigest(),
-            architecture=result.params.architecture,
-            class_names=result.data.class_names, image_size=result.params.image_size,
-            preprocessing_version=PREPROCESSING_VERSION,
-            dataset_source=result.data.source,
-            dataset_fingerprint=result.data.fingerprint,
-            metrics=result.metrics, is_production=False,
-            # The conversions' hashes live in the row beside model.keras's: checked the same way.
-            params=result.params_record() | {"engines": engines},
-        ))
-        session.flush()
-        promoted, reason = promotion_decision(session, result, promote)
-        if promoted:
-            queries.set_production(session, version, "auto" if promote == PromoteMode.AUTO
-                                   else "manual", reason)
-    return Registration(version=version, path=path, promoted=promoted, reason=reason,
-                        warning=majority_warning(result))
+    for attempt in range(DECISION_ATTEMPTS):
+        production = production_version()
+        promoted, reason = promotion_decision(result, promote, production)  # computes
+        with session_scope() as session:
+            current = queries.production_model_version(session)
+            if (_number(current) != _number(production) and promote == PromoteMode.AUTO
+                    and attempt < DECISION_ATTEMPTS - 1):
+                continue  # production changed while it was evaluated: decide again, on it
+            session.add(_version_row(version, path, model_bytes, result, engines))
+            session.flush()
+            if promoted:
+                queries.set_production(session, version, "auto" if promote == PromoteMode.AUTO
+                                       else "manual", reason)
+        return Registration(version=version, path=path, promoted=promoted, reason=reason,
+                            warning=majority_warning(result))
+
+
+# Decisions taken again when production changes during the evaluation; the last one stands.
+DECISION_ATTEMPTS = 3
+
+
+def _number(row: ModelVersion | None) -> int | None:
+    return None if row is None else row.version
+
+
+def _version_row(version: int, path: str, model_bytes: bytes, result: TrainingResult,
+                 engines: dict) -> ModelVersion:
+    return ModelVersion(
+        version=version, path=path, model_sha256=hashlib.sha256(model_bytes).hexdigest(),
+        architecture=result.params.architecture,
+        class_names=result.data.class_names, image_size=result.params.image_size,
+        preprocessing_version=PREPROCESSING_VERSION, dataset_source=result.data.source,
+        dataset_fingerprint=result.data.fingerprint, metrics=result.metrics, is_production=False,
+        # The conversions' hashes live in the row beside model.keras's: checked the same way.
+        params=result.params_record() | {"engines": engines})
 
 
 def claim_version() -> int:

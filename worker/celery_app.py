@@ -71,6 +71,11 @@ def celery_config(settings: Settings) -> dict:
                 "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 2)),
                 "unacked_restore_throttle": 1,
             },
+            # On Redis the next batch arrives within a round trip of the ack (BRPOP, no polling
+            # gap), so no batch waits reserved behind a running one: a worker killed then holds
+            # only batches it started, each naming its process, which the reconciler sends
+            # again at once (a reserved batch would wait out the visibility timeout).
+            "worker_prefetch_multiplier": 1,
             "beat_scheduler": "redbeat.RedBeatScheduler",
             "redbeat_redis_url": settings.broker_url,
             "redbeat_lock_timeout": 300,

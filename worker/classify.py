@@ -18,7 +18,6 @@ from trainer.conversion import CLASS_OUTPUT
 from trainer.model import class_probabilities
 from trainer.model_store import load_model, verified_engine_files
 from trainer.storage import StorageError, open_storage
-from trainer.uri_text import decode_uri
 from worker.engine import load_engine, openvino_candidates
 from worker.local import worker_identity
 
@@ -134,15 +133,9 @@ def configure_threads() -> None:
 def read_one(storage, uri: str, image_size: int, max_pixels: int):
     """(uint8 pixels, None) for a readable image, else (None, why)."""
     try:
-        return decode_pixels(storage.read_bytes(decode_uri(uri)), image_size, max_pixels), None
+        return decode_pixels(storage.read_stored(uri), image_size, max_pixels), None
     except (ImageError, StorageError) as error:
         return None, str(error)
-    except FileNotFoundError:
-        return None, "file disappeared before it could be read"
-    except PermissionError:
-        return None, "permission denied"
-    except OSError as error:
-        return None, f"cannot read: {error.strerror or error}"
 
 
 def classify_images(storage, uris: list[str], model: LoadedModel, max_pixels: int,

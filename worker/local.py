@@ -41,7 +41,7 @@ def unregister_worker() -> None:
     (_run_folder() / f"worker-{os.getpid()}.pid").unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -49,6 +49,16 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def holder_gone(worker_host: str) -> bool:
+    """Whether the process a `worker_identity` names is known to be gone: it ran on this host
+    and its pid is dead (a process on another host cannot be told from here)."""
+    node, _, pid = worker_host.rpartition(":")
+    host = node.partition("@")[2]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    return not process_alive(int(pid))
 
 
 def running_workers(queue: str | None = None) -> list[int]:
@@ -63,7 +73,7 @@ def running_workers(queue: str | None = None) -> list[int]:
             continue
         if queue is not None and queues and queue not in queues.split(","):
             continue
-        if _alive(pid):
+        if process_alive(pid):
             pids.append(pid)
         else:
             pid_file.unlink(missing_ok=True)

@@ -1,9 +1,11 @@
 """Sending batches through the outbox: each batch is recorded in SQL and committed, then sent.
 A message lost after that is found and sent again by the reconciler (worker.reconcile)."""
 
+import logging
 from collections.abc import Iterable
 
 from db import outbox, queries
+from db.errors import DiskFull, one_line
 from db.session import session_scope
 from db.tables import JOB_ACTIVE
 from worker.celery_app import CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, LABELLING_QUEUE
@@ -13,12 +15,30 @@ def send_batch(app, job_id: int, batch_index: int, uris: list[str]) -> None:
     with session_scope() as session:
         outbox.record_batch_to_send(session, job_id, batch_index, uris)
     app.send_task(CLASSIFY_BATCH_TASK, args=[job_id, batch_index, uris])
+    with session_scope() as session:  # sent: `jobs resume` need not send it whatever happens
+        outbox.count_send(session, job_id, batch_index)
 
 
 def resend_batch(app, job_id: int, batch_index: int, uris: list[str]) -> None:
     with session_scope() as session:
         outbox.count_resend(session, job_id, batch_index)
     app.send_task(CLASSIFY_BATCH_TASK, args=[job_id, batch_index, uris])
+
+
+logger = logging.getLogger(__name__)
+
+
+def out_of_space(job_id: int, error: BaseException) -> DiskFull:
+    """Note on the job that its listing waits for space (so the reconciler resumes it as soon
+    as it can), and the error to raise: it names the job and what to run."""
+    try:
+        with session_scope() as session:
+            outbox.note_listing(session, job_id, outbox.LISTING_OUT_OF_SPACE)
+    except Exception as note_error:  # the database may be on the full disk too
+        logger.warning("job %s: cannot note the full disk: %s", job_id, one_line(note_error))
+    return DiskFull(f"no space left on device ({one_line(error)}): job {job_id} is recorded; "
+                    f"once space is back, run `happysad jobs resume {job_id}` (a running "
+                    "worker resumes it by itself)")
 
 
 # While a large source is listed, look this often whether its job was cancelled meanwhile.

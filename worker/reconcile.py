@@ -1,11 +1,13 @@
 """The reconciler: the job is the source of truth, not the queue.
 
 Every worker (a timer thread in its parent process) and beat run `reconcile_once` every
-HAPPYSAD_RECONCILE_INTERVAL seconds, one at a time by a lock. It sends again the batches that
-are neither written nor plausibly in flight (sent more than HAPPYSAD_RESEND_AFTER seconds ago,
+HAPPYSAD_RECONCILE_INTERVAL seconds, one at a time by a lock. It sends again at once the
+batches whose worker process is known to be gone (it ran on this host and its pid is dead),
+and the batches that are neither written nor plausibly in flight (sent more than HAPPYSAD_RESEND_AFTER seconds ago,
 not started since, and nothing waiting in the labelling queue that could be them), finishes
 jobs whose every batch is written, and resumes listings whose submitter stopped more than
-HAPPYSAD_LISTING_DEADLINE seconds ago (or fails them, with the reason, if the source is gone).
+HAPPYSAD_LISTING_DEADLINE seconds ago, or at once when it stopped for lack of disk space (or
+fails them, with the reason, if the source is gone).
 Writes are idempotent, so a batch sent twice is written once.
 """
 
@@ -14,6 +16,7 @@ import threading
 from datetime import timedelta
 
 from db import outbox
+from db.errors import DiskFull, one_line
 from db.locks import RECONCILE_LOCK, try_lock
 from db.session import session_scope
 from db.settings import get_settings
@@ -24,6 +27,7 @@ from worker.outbox import queued_messages, resend_batch
 logger = logging.getLogger(__name__)
 
 RESEND_PER_PASS = 1000  # bounds one pass; the next pass takes the rest
+UNSTARTED_GRACE = 10  # seconds from a send to the start it must have had on Redis (see below)
 
 
 _node_name: str | None = None  # the Celery node running this process's reconciler
@@ -43,19 +47,45 @@ def reconcile_once(app) -> dict:
                 session, now - timedelta(seconds=settings.listing_deadline))
         for job_id in done["finished"]:
             app.send_task(FINISH_JOB_TASK, args=[job_id])
+        done["resent"] = _resend_from_gone_holders(app)
         if queued_messages(app) == 0:
+            # On Redis a worker takes a batch only when a process is free and records its start
+            # first (prefetch 1, worker.celery_app): with the queue empty, a batch not started
+            # UNSTARTED_GRACE seconds after it was sent is lost (Redis restarted without it, or
+            # its worker died before starting it). The queue folder keeps a batch waiting
+            # reserved behind a running one, so there only HAPPYSAD_RESEND_AFTER tells.
+            unstarted_before = (None if settings.embedded_broker
+                                else now - timedelta(seconds=min(UNSTARTED_GRACE,
+                                                                 settings.resend_after)))
             with session_scope() as session:
                 lost = outbox.batches_to_resend(
-                    session, now - timedelta(seconds=settings.resend_after), RESEND_PER_PASS)
+                    session, now - timedelta(seconds=settings.resend_after), RESEND_PER_PASS,
+                    unstarted_before=unstarted_before)
             for job_id, batch_index, uris in lost:
                 resend_batch(app, job_id, batch_index, uris)
-            done["resent"] = len(lost)
+            done["resent"] += len(lost)
             if lost:
                 logger.warning("reconciler: sent %s lost batches again (jobs %s)", len(lost),
                                sorted({job_id for job_id, _, _ in lost}))
     for job_id in stalled:  # outside the reconciler's lock: a listing can take a while
         _resume_stalled(app, job_id, settings.listing_deadline, done)
     return done
+
+
+def _resend_from_gone_holders(app) -> int:
+    """Batches whose worker process is known to be gone (killed, its host's worker stopped)
+    are sent again now, whatever the queue holds, not after HAPPYSAD_RESEND_AFTER."""
+    from worker.local import holder_gone
+
+    with session_scope() as session:
+        held = outbox.held_batches(session, RESEND_PER_PASS)
+    gone = [(job_id, index, uris, holder) for job_id, index, uris, holder in held
+            if holder_gone(holder)]
+    for job_id, batch_index, uris, holder in gone:
+        resend_batch(app, job_id, batch_index, uris)
+        logger.warning("reconciler: job %s batch %s sent again: its worker %s is gone", job_id,
+                       batch_index, holder)
+    return len(gone)
 
 
 def _resume_stalled(app, job_id: int, deadline: int, done: dict) -> None:
@@ -68,6 +98,9 @@ def _resume_stalled(app, job_id: int, deadline: int, done: dict) -> None:
         resumed = resume_job(app, job_id, reason)
     except ResumeError:
         return  # someone is listing it after all, or it ended meanwhile
+    except DiskFull as error:  # noted on the job again: the next pass tries again
+        logger.warning("job %s: listing not resumed yet: %s", job_id, one_line(error))
+        return
     except Exception as error:  # the source is gone or unreadable: the job says so
         why = (str(error).strip().splitlines() or [type(error).__name__])[0]
         with session_scope() as session:

@@ -62,8 +62,8 @@ def contact_sheet(storage, rows_by_class: dict[str, dict[str, list[Prediction]]]
         for column, row in enumerate(rows[:columns]):
             axes = figure.add_subplot(max(1, len(lines)), columns, line_index * columns + column + 1)
             try:
-                axes.imshow(decode_pixels(storage.read_bytes(row.uri), THUMBNAIL_SIZE))
-            except (ImageError, StorageError, OSError):
+                axes.imshow(decode_pixels(storage.read_stored(row.uri), THUMBNAIL_SIZE))
+            except (ImageError, StorageError):
                 axes.text(0.5, 0.5, "unavailable", ha="center")
             axes.set_title(f"{row.confidence:.2f}", fontsize=8)
             axes.axis("off")

@@ -6,14 +6,15 @@ HAPPYSAD_LISTING_DEADLINE) both call `resume_job`."""
 from dataclasses import dataclass
 
 from db import outbox, queries
-from db.errors import InvalidInput
+from db.errors import InvalidInput, is_disk_full
 from db.locks import job_listing_lock, try_lock
 from db.session import session_scope
 from db.tables import utc_now
 from trainer.storage import StorageError, open_storage
 from worker.celery_app import CLASSIFY_BATCH_TASK
 from worker.listing import iter_batches
-from worker.outbox import queued_messages, resend_batch, seal_and_maybe_finish, send_batches
+from worker.outbox import (out_of_space, queued_messages, resend_batch, seal_and_maybe_finish,
+                           send_batches)
 
 
 class ResumeError(InvalidInput):
@@ -47,10 +48,15 @@ def resume_job(app, job_id: int, reason: str) -> Resumed:
             status = queries.get_job(session, job_id).status  # it may have changed meanwhile
             outbox.note_listing(session, job_id, reason)
         new_batches = new_images = recorded_images = 0
-        if status == "scanning":
-            new_batches, new_images, recorded_images = _list_again(app, job_id, source,
-                                                                   batch_size)
-        resent = resend_unwritten(app, job_id, started)
+        try:
+            if status == "scanning":
+                new_batches, new_images, recorded_images = _list_again(app, job_id, source,
+                                                                       batch_size)
+            resent = resend_unwritten(app, job_id, started)
+        except Exception as error:
+            if is_disk_full(error):  # still no space: noted again, tried again later
+                raise out_of_space(job_id, error) from None
+            raise
     with session_scope() as session:
         total = queries.get_job(session, job_id).total_images
     return Resumed(job_id=job_id, listed_again=status == "scanning", new_images=new_images,
@@ -76,11 +82,17 @@ def _list_again(app, job_id: int, source: str, batch_size: int) -> tuple[int, in
 
 
 def resend_unwritten(app, job_id: int, sent_before) -> int:
-    """Send again every unwritten batch of the job sent before `sent_before`, unless messages
-    are waiting in the queue (they may be those batches; the reconciler looks again later)."""
+    """Send every batch of the job recorded but never sent, whatever the queue holds (no
+    message of theirs exists); then again every unwritten batch sent before `sent_before`,
+    unless messages are waiting in the queue (they may be those batches; the reconciler looks
+    again later)."""
+    with session_scope() as session:
+        unsent = outbox.unsent_batches(session, job_id)
+    for batch_index, uris in unsent:
+        resend_batch(app, job_id, batch_index, uris)
     if queued_messages(app):
-        return 0
-    resent = 0
+        return len(unsent)
+    resent = len(unsent)
     while True:
         with session_scope() as session:
             lost = outbox.batches_to_resend(session, sent_before, 500, job_id=job_id)
@@ -116,4 +128,6 @@ def retry_failed(app, job_id: int) -> Retried:
                                           f"retrying {len(uris)} failed images")
     for batch_index, batch in batches:  # recorded and committed first: a lost send is resent
         app.send_task(CLASSIFY_BATCH_TASK, args=[job_id, batch_index, batch])
+        with session_scope() as session:
+            outbox.count_send(session, job_id, batch_index)
     return Retried(job_id=job_id, images=len(uris), batches=len(batches))

@@ -39,7 +39,7 @@ def classify_batch(self, job_id: int, batch_index: int, uris: list[str]) -> None
     with session_scope() as session:  # committed before work starts: a crash still counts
         status, written = outbox.batch_state(session, job_id, batch_index)
         if status in outbox.ACTIVE_STATUSES and not written:
-            attempts = queries.count_attempt(session, job_id, batch_index)
+            attempts = queries.count_attempt(session, job_id, batch_index, worker_host)
     if status not in outbox.ACTIVE_STATUSES:
         logger.info("job %s is %s: batch %s skipped", job_id, status, batch_index)
         return

@@ -101,9 +101,16 @@ def all_batches_done(session: Session, job_id: int) -> bool:
     return job.batches_total is not None and job.batches_done == job.batches_total
 
 
-def count_attempt(session: Session, job_id: int, batch_index: int) -> int:
+def count_attempt(session: Session, job_id: int, batch_index: int,
+                  worker_host: str | None = None) -> int:
     """Count one more start of a batch and return the count (committed by the caller first,
-    so a start that kills the worker still counts)."""
+    so a start that kills the worker still counts). The unwritten batch's `worker_host` names
+    who holds it now, so the reconciler can send it again at once if that process is gone."""
+    if worker_host is not None:
+        session.execute(update(JobBatch)
+                        .where(JobBatch.job_id == job_id, JobBatch.batch_index == batch_index,
+                               JobBatch.finished_at.is_(None))
+                        .values(worker_host=worker_host))
     session.execute(
         dialect_insert(session, BatchAttempt).values(job_id=job_id, batch_index=batch_index, attempts=0)
         .on_conflict_do_nothing()

@@ -15,6 +15,7 @@ from db.settings import get_settings
 from happysad.web import errors
 from happysad.web.api import api_router
 from happysad.web.pages import pages_router
+from happysad.web.request_guard import RequestGuard
 
 STATIC_FOLDER = Path(__file__).parent / "static"
 SESSION_COOKIE = "happysad_session"
@@ -86,6 +87,8 @@ def create_app(reads_need_token: bool = False) -> FastAPI:
     app.add_middleware(SessionMiddleware, secret_key=session_secret(settings.api_token_value),
                        session_cookie=SESSION_COOKIE, max_age=SESSION_SECONDS,
                        same_site="strict")
+    # First of ours (added last): the token and the Content-Length checked before any body.
+    app.add_middleware(RequestGuard, max_bytes=settings.max_request_bytes)
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_FOLDER), name="static")

@@ -52,3 +52,16 @@ def register(app: FastAPI) -> None:
         return error_page(request, str(error.detail), error.status_code)
 
     app.add_exception_handler(HTTPException, http_answer)
+
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.exceptions import RequestValidationError
+
+    from happysad.web.request_guard import short_input
+
+    async def validation_answer(request: Request, error: RequestValidationError):
+        """FastAPI's 422, but never echoing a large input whole (a 50 MB body came back)."""
+        items = [{**item, "input": short_input(item["input"])} if "input" in item else item
+                 for item in error.errors()]
+        return JSONResponse({"detail": jsonable_encoder(items)}, status_code=422)
+
+    app.add_exception_handler(RequestValidationError, validation_answer)

@@ -25,7 +25,8 @@ def make_thumbnail(source: str, uri: str) -> bytes:
     from trainer.images import decode_pixels
     from trainer.storage import open_storage
 
-    data = open_storage(source).read_bytes(uri)  # the storage refuses a URI outside the source
+    # The stored text decoded inside storage, which refuses a URI outside the source.
+    data = open_storage(source).read_stored(uri)
     pixels = decode_pixels(data, THUMBNAIL_PIXELS, get_settings().max_image_pixels)
     ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR),
                                [cv2.IMWRITE_JPEG_QUALITY, 85])

@@ -1,7 +1,8 @@
 """The embedded queue on a full disk (a 2 MB tmpfs the test mounts): `submit` says so in one
 line, no half-written message is ever read, a worker never dies on a bad message file (it
 moves it aside and says so), and the job whose batches could not be queued finishes once
-space is freed (the outbox and the reconciler)."""
+space is freed (the outbox and the reconciler, which resumes its listing without waiting for
+the listing deadline)."""
 
 import os
 import subprocess
@@ -70,7 +71,9 @@ def test_a_full_disk_loses_nothing(tmp_path, small_disk, postgres, monkeypatch,
     monkeypatch.setenv("HAPPYSAD_MODEL_STORE", str(tmp_path / "home" / "models"))
     monkeypatch.setenv("HAPPYSAD_RESEND_AFTER", "5")
     monkeypatch.setenv("HAPPYSAD_RECONCILE_INTERVAL", "2")
-    monkeypatch.setenv("HAPPYSAD_LISTING_DEADLINE", "5")
+    # No waiting for the listing deadline: a listing stopped by a full disk is resumed as soon
+    # as there is space (it used to stay `scanning` until this deadline).
+    monkeypatch.setenv("HAPPYSAD_LISTING_DEADLINE", "3600")
     reset_settings()
     uris = write_images(tmp_path / "incoming", 40)
     # What an older writer left when the disk filled: an empty and a truncated message.
@@ -79,17 +82,20 @@ def test_a_full_disk_loses_nothing(tmp_path, small_disk, postgres, monkeypatch,
     filler = fill(small_disk)
 
     result = happysad("submit", str(tmp_path / "incoming"), "--batch-size", "4", check=False)
+    job_id = 1  # the message names the job it made, and how it goes on (not "run it again",
+    # which made a second job)
     assert_one_line_error(result, "no space left on device", "cannot write to the queue folder",
-                          "No space left on device")
+                          "No space left on device", f"job {job_id} is recorded",
+                          f"run `happysad jobs resume {job_id}`")
+    assert "run it again" not in result.stderr
     assert not [name for name in os.listdir(queue) if name.endswith(".partial")]
-    job_id = 1
     assert job_status(job_id) == "scanning"  # recorded in SQL, its first batch unsent
     fault_at = time.monotonic()
 
     filler.unlink()  # space is freed
     worker = start_worker("after-full-disk", concurrency=1, log_dir=tmp_path / "logs")
     worker.wait_ready()
-    ended_at = wait_restarting_workers(job_id, [worker], start_worker, timeout=600)
+    ended_at = wait_restarting_workers(job_id, [worker], start_worker, timeout=300)
     figures = report_rows("embedded queue on a full disk, then space freed", job_id, uris,
                           fault_at, ended_at)
     assert job_status(job_id) == "done"

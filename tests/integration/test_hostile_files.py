@@ -135,10 +135,12 @@ def test_hostile_files_each_get_one_clear_row(tmp_path, postgres, redis_url, mon
     matches = write_decodable_variants(folder)
     errors |= write_link_and_permission_cases(folder, tmp_path / "outside")
     (folder / "notes.txt").write_text("not an image, not named like one: skipped")
+    os.mkfifo(folder / "pipe.jpg")  # skipped, never opened (open() would wait for a writer)
+    os.symlink("pipe.jpg", folder / "link-to-pipe.jpg")
     worker = start_worker_without_root_file_access(start_worker, monkeypatch, "hostile")
     worker.wait_ready()
     submission = submit_source(str(folder), batch_size=5)
-    assert submission.skipped_files == 1
+    assert submission.skipped_files == 3
 
     root = os.path.realpath(folder)
     uris = [os.path.join(root, name) for name in [*errors, *matches]]
@@ -160,8 +162,8 @@ def test_hostile_files_each_get_one_clear_row(tmp_path, postgres, redis_url, mon
 
 
 def _storable(text: str) -> str:
-    """How the database shows a name that is not UTF-8 (see trainer.uri_text)."""
-    from trainer.uri_text import encode_uri
+    """How the database shows a name that is not UTF-8 (see trainer.storage.uri_text)."""
+    from trainer.storage.uri_text import encode_uri
 
     return encode_uri(text)
 

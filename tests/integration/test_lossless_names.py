@@ -9,7 +9,7 @@ import pytest
 from scheduler.submit import submit_source
 from tests.helpers.images import write_images
 from tests.helpers.jobs import assert_each_image_once
-from trainer.uri_text import decode_uri
+from trainer.storage.uri_text import decode_uri
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,6 +38,6 @@ def test_names_that_render_alike_each_get_their_own_row(tmp_path, postgres, redi
 
 
 def stored_uris(root: str, names: list[bytes]) -> list[str]:
-    from trainer.uri_text import encode_uri
+    from trainer.storage.uri_text import encode_uri
 
     return [encode_uri(os.path.join(root, os.fsdecode(name))) for name in names]

@@ -65,6 +65,56 @@ def test_whole_worker_killed_while_another_runs(tmp_path, postgres, redis_url, m
     assert {host.split("@")[0] for host in batches_written(job_id).values()} == {"survivor"}
 
 
+@pytest.mark.parametrize("kill_when", ["holding", "received"])
+def test_a_dead_workers_batch_is_sent_again_at_once(tmp_path, postgres, redis_url, monkeypatch,
+                                                    registered_model, start_worker, kill_when):
+    """Neither Redis's visibility timeout nor HAPPYSAD_RESEND_AFTER (both an hour here) is
+    waited out: the reconciler sees the process holding a batch is gone and sends it again, or
+    (killed as it received one, before starting it) that a batch was not started within
+    seconds of its send while the queue is empty. It used to wait HAPPYSAD_RESEND_AFTER (120 s
+    by default) either way."""
+    from tests.helpers.faults import report_rows
+
+    for name, value in (("HAPPYSAD_VISIBILITY_TIMEOUT", "3600"),
+                        ("HAPPYSAD_RESEND_AFTER", "3600"), ("HAPPYSAD_RECONCILE_INTERVAL", "2")):
+        monkeypatch.setenv(name, value)
+    uris = write_images(tmp_path / "incoming", 30)
+    survivor = start_worker("survivor", concurrency=1)
+    doomed = start_worker("doomed", concurrency=1)
+    survivor.wait_ready()
+    doomed.wait_ready()
+    job_id = submit_source(str(tmp_path / "incoming"), batch_size=5).job_id
+    if kill_when == "holding":
+        wait_until(lambda: any(host and host.startswith("doomed@")
+                               for host in batch_holders(job_id).values()),
+                   "the doomed worker to hold a batch")
+    else:
+        wait_until(lambda: "received" in log_text(doomed), "the doomed worker to take a batch",
+                   poll=0.01)
+    os.killpg(doomed.process.pid, signal.SIGKILL)  # the parent and its pool, no goodbye
+    doomed.process.wait(10)
+    fault_at = time.monotonic()
+
+    rows = assert_each_image_once(job_id, uris, timeout=240)
+    figures = report_rows(f"whole worker SIGKILLed ({kill_when}), resend after and visibility "
+                          "3600 s", job_id, uris, fault_at, time.monotonic())
+    assert figures["written"] == figures["distinct"] == len(uris)
+    assert all(row.error is None for row in rows.values())
+    if kill_when == "holding":
+        assert "is gone" in log_text(survivor)
+
+
+def batch_holders(job_id: int) -> dict[int, str | None]:
+    """Batch index -> who holds it (unwritten) or wrote it."""
+    from sqlalchemy import select
+
+    from db.tables import JobBatch
+
+    with session_scope() as session:
+        return dict(session.execute(select(JobBatch.batch_index, JobBatch.worker_host)
+                                    .where(JobBatch.job_id == job_id)).all())
+
+
 def test_poison_batch_is_abandoned_after_bounded_attempts(tmp_path, postgres, redis_url,
                                                           monkeypatch, registered_model,
                                                           start_worker):

@@ -134,3 +134,40 @@ def test_a_killed_submitter_whose_source_is_gone_fails_with_the_reason(
         assert "could not be resumed: source not found" in job.status_reason, job.status_reason
     shown = json.loads(happysad("jobs", "show", str(job_id), "--json").stdout)
     assert shown["status"] == "failed" and "could not be resumed" in shown["status_reason"]
+
+
+def test_jobs_resume_sends_a_batch_never_sent_whatever_the_queue_holds(tmp_path, postgres,
+                                                                      redis_url,
+                                                                      registered_model):
+    """A submitter killed between recording a batch and sending it leaves a batch no message
+    exists for. `jobs resume` used to send nothing while the queue held any message (a killed
+    submitter's last batch then waited for the queue to drain and HAPPYSAD_RESEND_AFTER)."""
+    import redis
+
+    from db import outbox
+    from trainer.storage import open_storage
+    from worker.celery_app import sender_app
+    from worker.listing import iter_batches
+    from worker.outbox import send_batch
+
+    tiny_image_folder(tmp_path / "incoming", 25)
+    storage = open_storage(str(tmp_path / "incoming"))
+    with session_scope() as session:
+        job_id = queries.create_job(session, storage.root, registered_model, 5).id
+    batches = list(iter_batches(storage, 5, [0]))
+    for index, uris in enumerate(batches[:4]):  # what submit does, batch after batch...
+        send_batch(sender_app(), job_id, index, uris)
+    with session_scope() as session:  # ...until it is killed between commit and send
+        outbox.record_batch_to_send(session, job_id, 4, batches[4])
+    queue = redis.Redis.from_url(redis_url)
+    assert queue.llen("labelling") == 4  # no worker runs: the queue is not empty
+
+    resumed = json.loads(happysad("jobs", "resume", str(job_id), "--json").stdout)
+    assert resumed["resent_batches"] == 1 and resumed["new_images"] == 0, resumed
+    assert queue.llen("labelling") == 5
+    with session_scope() as session:
+        assert outbox.unsent_batches(session, job_id) == []
+        sends = dict(session.execute(select(JobBatch.batch_index, JobBatch.sends)
+                                     .where(JobBatch.job_id == job_id)).all())
+        assert queries.get_job(session, job_id).total_images == 25
+    assert sends == {0: 1, 1: 1, 2: 1, 3: 1, 4: 1}  # each sent once: nothing twice

@@ -1,5 +1,5 @@
-"""Commands that wait never wait forever: `submit --wait` notices that its local workers
-died, and `retrain --wait` beside a labelling-only local worker starts a training worker
+"""Commands that wait never wait forever: `submit --wait` starts its local workers again
+when they die, waiters at once share them (the last one out stops them), and `retrain --wait` beside a labelling-only local worker starts a training worker
 rather than waiting for one that will never come."""
 
 import json
@@ -16,21 +16,48 @@ from tests.helpers.polling import wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_submit_wait_notices_its_local_workers_died(tmp_path, registered_model):
-    write_images(tmp_path / "incoming", 400)
-    env = dict(os.environ, HAPPYSAD_WORKER_CONCURRENCY="1")
-    waiting = subprocess.Popen([sys.executable, "-m", "happysad.cli", "submit",
-                                str(tmp_path / "incoming"), "--batch-size", "4", "--wait"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+def submit_wait(folder, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "happysad.cli", "submit", str(folder),
+                             "--batch-size", "4", "--wait", "--json"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_submit_wait_starts_its_local_workers_again_when_they_die(tmp_path, registered_model):
+    """It used to give up ("the local worker exited"), leaving its job half done."""
+    write_images(tmp_path / "incoming", 200)
+    waiting = submit_wait(tmp_path / "incoming", dict(os.environ, HAPPYSAD_WORKER_CONCURRENCY="1"))
     from worker.local import running_workers
 
     pids = wait_until(running_workers, "the local worker to start", timeout=120)
     for pid in pids:
         os.killpg(os.getpgid(pid), 9)
-    out, err = waiting.communicate(timeout=120)  # the liveness deadline: it must not hang
-    assert waiting.returncode == 1 and "Traceback" not in err
-    assert "local worker" in err and "exited" in err, err
+    out, err = waiting.communicate(timeout=600)  # the liveness deadline: it must not hang
+    assert waiting.returncode == 0 and "Traceback" not in err, err
+    assert "exited: started them again" in err, err
+    job = json.loads(out)
+    assert job["status"] == "done" and job["classified"] == 200
+    wait_until(lambda: not running_workers(), "the restarted workers to be stopped", timeout=60)
+
+
+def test_concurrent_waiters_share_their_local_workers(tmp_path, registered_model):
+    """Three `submit --wait` at once on the embedded default: the first to finish used to stop
+    the workers it had started, and the other two exited 1 with their jobs stuck `running`."""
+    from worker.local import running_workers
+
+    env = dict(os.environ, HAPPYSAD_WORKER_CONCURRENCY="1")
+    sizes = [12, 120, 240]  # the first finishes long before the others
+    waiters = []
+    for index, size in enumerate(sizes):
+        write_images(tmp_path / f"incoming-{index}", size)
+        waiters.append(submit_wait(tmp_path / f"incoming-{index}", env))
+    outcomes = [(waiter.wait(900), *waiter.communicate()) for waiter in waiters]
+    for (code, out, err), size in zip(outcomes, sizes):
+        assert code == 0 and "Traceback" not in err, err
+        job = json.loads(out)
+        assert job["status"] == "done" and job["classified"] == size, job
+    assert sum("starting 1 local worker" in err for _, _, err in outcomes) == 1
+    # The last one out stopped them: nothing is left running.
+    wait_until(lambda: not running_workers(), "the local workers to be stopped", timeout=60)
 
 
 def test_retrain_wait_beside_a_labelling_only_worker_ends(registered_model, start_worker):

@@ -3,7 +3,7 @@
 import os
 from collections.abc import Iterator
 
-from trainer.storage.base import Listing, StorageError
+from trainer.storage.base import Listing, StorageError, StoredReads
 
 
 _filesystems: dict[tuple, object] = {}
@@ -27,7 +27,7 @@ def s3_filesystem():
     return _filesystems[key]
 
 
-class BucketStorage:
+class BucketStorage(StoredReads):
     """Objects under an S3 prefix (AWS, MinIO, moto): s3://bucket/prefix."""
 
     def __init__(self, uri: str):

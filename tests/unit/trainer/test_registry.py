@@ -9,6 +9,7 @@ import numpy as np
 
 from tests.helpers.commands import happysad
 from tests.helpers.images import encode, solid_rgb
+from tests.helpers.records import rows
 
 
 def test_a_majority_class_model_is_registered_not_promoted(tiny_training):
@@ -53,3 +54,41 @@ def test_train_says_plainly_when_the_model_only_knows_the_majority(tmp_path):
     assert "warning: this model is no better than always answering" in " ".join(text.split())
     listed = json.loads(happysad("models", "list", "--json").stdout)
     assert [(m["version"], m["production"]) for m in listed] == [(1, False), (2, False)]
+
+
+def test_a_second_connection_writes_while_production_is_evaluated(tiny_training,
+                                                                  registered_model, monkeypatch):
+    """On SQLite (one writer at a time) the registry used to insert the new version's row and
+    then evaluate production inside that write transaction: every worker's writes waited for
+    the model. Now the evaluation runs with no transaction open."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from db import queries
+    from db.session import session_scope
+    from db.settings import get_settings
+    from trainer import promotion
+    from trainer.registry import register
+
+    url = get_settings().effective_database_url
+    assert url.startswith("sqlite")
+    # A writer that waits one second at most for the lock (a worker waits 30, then fails).
+    other = create_engine(url, connect_args={"timeout": 1})
+    written = []
+    real_evaluation = promotion.evaluate_version_on
+
+    def evaluate_while_another_writes(row, result):
+        with Session(other) as session:  # a job and its rows, as a worker would write them
+            job_id = queries.create_job(session, "/photos", registered_model, batch_size=1).id
+            queries.record_batch(session, job_id, 0, rows(job_id, ["/photos/a.jpg"]), "w")
+            session.commit()
+        written.append(job_id)
+        return real_evaluation(row, result)
+
+    monkeypatch.setattr(promotion, "evaluate_version_on", evaluate_while_another_writes)
+    registration = register(tiny_training, promote="auto")
+    other.dispose()
+    assert written and "vs production v1" in registration.reason
+    with session_scope() as session:
+        assert queries.job_counts(session, written[0])["classified"] == 1
+        assert queries.get_model_version(session, registration.version) is not None

@@ -94,3 +94,48 @@ def test_write_is_atomic_and_creates_folders(tmp_path):
     path = storage.write_bytes("x/y/z.bin", b"data")
     assert Path(path).read_bytes() == b"data"
     assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_fifos_sockets_and_links_to_them_are_skipped_with_their_reason_never_opened(tmp_path):
+    """A FIFO used to get no row and no count (one JPEG and one FIFO: total 1, skipped 0), and
+    a link named .jpg that led to one got a row whose worker blocked in open() for ever."""
+    import socket
+
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff a JPEG's first bytes")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    os.mkfifo(tmp_path / "pipe")
+    os.symlink("pipe.jpg", tmp_path / "link-to-pipe.jpg")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(tmp_path / "socket.png"))
+        _listed_and_refused(tmp_path)
+
+
+def _listed_and_refused(tmp_path):
+    from worker.listing import iter_batches
+
+    storage = open_storage(str(tmp_path))
+    problems = {Path(entry.uri).name: entry.problem for entry in storage.iter_files()}
+    assert problems["pipe.jpg"] == problems["pipe"] == problems["link-to-pipe.jpg"] == (
+        "not a regular file: a FIFO (named pipe) (skipped, never opened)")
+    assert problems["socket.png"].startswith("not a regular file: a socket")
+    skipped = [0]
+    batches = list(iter_batches(storage, 10, skipped))
+    assert batches == [[str(tmp_path / "photo.jpg")]] and skipped == [4]
+
+    # Read anyway (a FIFO put in a listed file's place), it is refused, not waited on.
+    import threading
+
+    outcome = []
+    reader = threading.Thread(target=lambda: outcome.append(_read(storage, tmp_path / "pipe.jpg")),
+                              daemon=True)
+    reader.start()
+    reader.join(60)
+    assert outcome == ["not a regular file: a FIFO (named pipe) (skipped, never opened)"]
+
+
+def _read(storage, path) -> str:
+    try:
+        storage.read_stored(str(path))
+    except StorageError as error:
+        return str(error)
+    return "read"

@@ -158,6 +158,8 @@ class Prediction(Base):
     label: Mapped[str | None] = mapped_column(String(255))
     confidence: Mapped[float | None] = mapped_column(Float)
     probabilities: Mapped[dict | None]
+    # How like the training images, in [0, 1] (1: like them); None for models without it.
+    familiarity: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     model_version: Mapped[int]
     worker_host: Mapped[str] = mapped_column(String(255))
@@ -168,6 +170,7 @@ class Prediction(Base):
         Index("ix_predictions_job_label_confidence", "job_id", "label", "confidence"),
         Index("ix_predictions_job_id_id", "job_id", "id"),
         Index("ix_predictions_job_confidence_id", "job_id", "confidence", "id"),
+        Index("ix_predictions_job_familiarity_id", "job_id", "familiarity", "id"),
     )
 
 

@@ -147,6 +147,11 @@ class BatchAttempt(Base):
     started_at: Mapped[datetime | None]  # the latest start: a batch running is not resent
 
 
+# Familiarity below this marks an image as unlike the training images: the job page's badge,
+# and the review queue's share of confident but unfamiliar images.
+UNFAMILIAR_BELOW = 0.5
+
+
 class Prediction(Base):
     """One image of a job: its label and every class's probability, or the error it met."""
 

@@ -10,9 +10,12 @@ from sqlalchemy.orm import Session
 
 from db.errors import InvalidInput
 from db.queries import NotFound, get_job, get_model_version, get_prediction
-from db.tables import Job, Prediction, Review, utc_now
+from db.tables import UNFAMILIAR_BELOW, Job, Prediction, Review, utc_now
 
 QUEUE_POOL_FACTOR = 4  # candidates per class, as a multiple of what is asked for
+# At most this share of the queue goes to unfamiliar images (however confident): a model is
+# often sure and wrong on what it was not trained on, and the margin alone never offers those.
+QUEUE_UNFAMILIAR_SHARE = 0.5
 
 
 class NotReviewable(InvalidInput):
@@ -121,25 +124,48 @@ def margin(probabilities: dict[str, float] | None) -> float:
 
 
 def review_queue(session: Session, job_id: int, limit: int = 20) -> list[Prediction]:
-    """The job's unreviewed images whose verdict should teach the model most: closest to the
-    decision boundary first (smallest margin), taken in turn from each predicted class so that
-    no class crowds out the others.
+    """The job's unreviewed images whose verdict should teach the model most, two kinds taken
+    in turn (least sure first):
+
+    - the least sure: closest to the decision boundary (smallest margin), in turn from each
+      predicted class so that no class crowds out the others;
+    - the most unfamiliar: familiarity below UNFAMILIAR_BELOW, lowest first, whatever their
+      confidence; at most QUEUE_UNFAMILIAR_SHARE of the queue. Images without a familiarity
+      (models that do not give it) are never among them: the queue is then the least sure only.
+    """
+    job = get_job(session, job_id)
+    unreviewed = ~exists().where(Review.prediction_id == Prediction.id,
+                                 Review.superseded_at.is_(None))
+    unfamiliar = session.scalars(  # on ix_predictions_job_familiarity_id
+        select(Prediction).where(Prediction.job_id == job.id, Prediction.label.is_not(None),
+                                 Prediction.familiarity < UNFAMILIAR_BELOW, unreviewed)
+        .order_by(Prediction.familiarity, Prediction.id)
+        .limit(int(limit * QUEUE_UNFAMILIAR_SHARE))).all()
+    eligible = unreviewed
+    if unfamiliar:  # an image is offered once, whichever kind it is
+        eligible = unreviewed & Prediction.id.not_in([row.id for row in unfamiliar])
+    least_sure = _least_sure(session, job.id, limit - len(unfamiliar), eligible)
+    queue: list[Prediction] = []
+    for index in range(max(len(least_sure), len(unfamiliar))):
+        queue += least_sure[index:index + 1] + unfamiliar[index:index + 1]
+    return queue[:limit]
+
+
+def _least_sure(session: Session, job_id: int, limit: int, eligible) -> list[Prediction]:
+    """Up to `limit` images by margin, in rounds over the predicted classes.
 
     Per class, the `limit x QUEUE_POOL_FACTOR` least confident images are the candidates (on
     the job/label/confidence index), ranked by margin; each round takes the next of every
     class, the round in margin order.
     """
-    job = get_job(session, job_id)
-    unreviewed = ~exists().where(Review.prediction_id == Prediction.id,
-                                 Review.superseded_at.is_(None))
     labels = session.scalars(select(Prediction.label).distinct()
-                             .where(Prediction.job_id == job.id, Prediction.label.is_not(None))
+                             .where(Prediction.job_id == job_id, Prediction.label.is_not(None))
                              ).all()
     per_label = []
     for label in sorted(labels):
         candidates = session.scalars(
-            select(Prediction).where(Prediction.job_id == job.id, Prediction.label == label,
-                                     Prediction.confidence.is_not(None), unreviewed)
+            select(Prediction).where(Prediction.job_id == job_id, Prediction.label == label,
+                                     Prediction.confidence.is_not(None), eligible)
             .order_by(Prediction.confidence, Prediction.id)
             .limit(limit * QUEUE_POOL_FACTOR)).all()
         per_label.append(sorted(candidates, key=lambda row: (margin(row.probabilities), row.id)))

@@ -149,6 +149,11 @@ class BatchAttempt(Base):
     started_at: Mapped[datetime | None]  # the latest start: a batch running is not resent
 
 
+# Familiarity below this marks an image as unlike the training images: the job page's badge,
+# and the review queue's share of confident but unfamiliar images.
+UNFAMILIAR_BELOW = 0.5
+
+
 class Prediction(Base):
     """One image of a job: its label and every class's probability, or the error it met."""
 
@@ -160,6 +165,8 @@ class Prediction(Base):
     label: Mapped[str | None] = mapped_column(String(255))
     confidence: Mapped[float | None] = mapped_column(Float)
     probabilities: Mapped[dict | None]
+    # How like the training images, in [0, 1] (1: like them); None for models without it.
+    familiarity: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     model_version: Mapped[int]
     worker_host: Mapped[str] = mapped_column(String(255))
@@ -170,6 +177,7 @@ class Prediction(Base):
         Index("ix_predictions_job_label_confidence", "job_id", "label", "confidence"),
         Index("ix_predictions_job_id_id", "job_id", "id"),
         Index("ix_predictions_job_confidence_id", "job_id", "confidence", "id"),
+        Index("ix_predictions_job_familiarity_id", "job_id", "familiarity", "id"),
     )
 
 

@@ -14,7 +14,6 @@ from db import queries
 from db.session import session_scope
 from db.settings import get_settings
 from trainer.images import ImageError, decode_pixels, input_scale
-from trainer.conversion import CLASS_OUTPUT
 from trainer.model import class_probabilities
 from trainer.model_store import load_model, verified_engine_files
 from trainer.storage import StorageError, open_storage
@@ -35,14 +34,27 @@ class LoadedModel:
     image_size: int
     infer: object  # callable: uint8 pixel batch -> {output name: array} (worker.engine.Engine)
 
-    def outputs(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
-        """Every named output of the model, the class probabilities as (n, classes)."""
-        outputs = dict(self.infer(pixels))
-        outputs[CLASS_OUTPUT] = class_probabilities(outputs[CLASS_OUTPUT], len(self.class_names))
-        return outputs
+    def outputs(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(class probabilities, familiarity or None) for a batch of pixels."""
+        return model_outputs(self.infer(pixels), len(self.class_names))
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        return self.outputs(pixels)[CLASS_OUTPUT]
+        return self.outputs(pixels)[0]
+
+
+def model_outputs(raw, class_count: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """An engine's outputs as (n, class_count) probabilities and n familiarities in [0, 1], or
+    None where the model has no "familiarity" output. Takes either one array of class
+    probabilities (models and engines before familiarity) or a dict by output name."""
+    if not isinstance(raw, dict):
+        return class_probabilities(np.asarray(raw), class_count), None
+    if "class_probabilities" not in raw:
+        raise ValueError(f"model outputs {sorted(raw)} have no 'class_probabilities'")
+    probabilities = class_probabilities(np.asarray(raw["class_probabilities"]), class_count)
+    familiarity = raw.get("familiarity")
+    if familiarity is None:
+        return probabilities, None
+    return probabilities, np.clip(np.asarray(familiarity, np.float64).reshape(-1), 0.0, 1.0)
 
 
 class ModelCache:
@@ -139,12 +151,14 @@ def read_one(storage, uri: str, image_size: int, max_pixels: int):
 
 
 def classify_images(storage, uris: list[str], model: LoadedModel, max_pixels: int,
-                    pool: ThreadPoolExecutor) -> tuple[list, list]:
-    """(probabilities or None, error or None) per URI. Every image is queued for decoding at
-    once; the model takes them a chunk at a time as they are ready, so decoding of the next
-    chunk overlaps inference on this one (TensorFlow and OpenCV both release the GIL)."""
+                    pool: ThreadPoolExecutor) -> tuple[list, list, list]:
+    """(probabilities or None, error or None, familiarity or None) per URI. Every image is
+    queued for decoding at once; the model takes them a chunk at a time as they are ready, so
+    decoding of the next chunk overlaps inference on this one (TensorFlow and OpenCV both
+    release the GIL)."""
     pending = [pool.submit(read_one, storage, uri, model.image_size, max_pixels) for uri in uris]
     probabilities, errors = [None] * len(uris), [None] * len(uris)
+    familiarity = [None] * len(uris)
     for start in range(0, len(uris), INFERENCE_CHUNK):
         good, pixels = [], []
         for index in range(start, min(start + INFERENCE_CHUNK, len(uris))):
@@ -153,24 +167,27 @@ def classify_images(storage, uris: list[str], model: LoadedModel, max_pixels: in
                 good.append(index)
                 pixels.append(image)
         if good:
-            outputs = model.outputs(np.stack(pixels))
+            chunk_probabilities, chunk_familiarity = model.outputs(np.stack(pixels))
             for position, index in enumerate(good):
-                probabilities[index] = outputs[CLASS_OUTPUT][position]
-                # Further outputs of the model (e.g. outputs.get("familiarity")) are stored
-                # here per image, beside its probabilities, once the database has a column.
-    return probabilities, errors
+                probabilities[index] = chunk_probabilities[position]
+                if chunk_familiarity is not None:
+                    familiarity[index] = float(chunk_familiarity[position])
+    return probabilities, errors, familiarity
 
 
 def prediction_rows(job_id: int, model: LoadedModel, uris: list[str], probabilities, errors,
-                    worker_host: str) -> list[dict]:
-    """One row per URI, all written in one bulk insert: a label or the reason there is none."""
+                    worker_host: str, familiarity: list | None = None) -> list[dict]:
+    """One row per URI, all written in one bulk insert: a label or the reason there is none,
+    and the familiarity where the model gives one."""
     rows = error_rows(job_id, model.version, uris, None, worker_host)
-    for row, error, class_probs in zip(rows, errors, probabilities):
+    familiarity = familiarity or [None] * len(uris)
+    for row, error, class_probs, familiar in zip(rows, errors, probabilities, familiarity):
         row["error"] = error
         if class_probs is not None:
             best = int(np.argmax(class_probs))
             row |= {"label": model.class_names[best], "confidence": float(class_probs[best]),
-                    "probabilities": dict(zip(model.class_names, map(float, class_probs)))}
+                    "probabilities": dict(zip(model.class_names, map(float, class_probs))),
+                    "familiarity": familiar}
     return rows
 
 
@@ -178,7 +195,7 @@ def error_rows(job_id: int, model_version: int, uris: list[str], error: str | No
                worker_host: str) -> list[dict]:
     return [{"job_id": job_id, "uri": uri, "model_version": model_version,
              "worker_host": worker_host, "label": None, "confidence": None,
-             "probabilities": None, "error": error} for uri in uris]
+             "probabilities": None, "familiarity": None, "error": error} for uri in uris]
 
 
 def classify_batch(job_id: int, batch_index: int, uris: list[str], cache: ModelCache,
@@ -190,9 +207,9 @@ def classify_batch(job_id: int, batch_index: int, uris: list[str], cache: ModelC
         source, model_version = job.source, job.model_version
     model = cache.get(model_version)
     storage = open_storage(source)
-    probabilities, errors = classify_images(storage, uris, model, get_settings().max_image_pixels,
-                                            cache.decode_pool)
-    rows = prediction_rows(job_id, model, uris, probabilities, errors, worker_host)
+    probabilities, errors, familiarity = classify_images(
+        storage, uris, model, get_settings().max_image_pixels, cache.decode_pool)
+    rows = prediction_rows(job_id, model, uris, probabilities, errors, worker_host, familiarity)
     return write_batch(job_id, batch_index, rows, worker_host)
 
 

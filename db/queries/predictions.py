@@ -18,8 +18,14 @@ class PredictionOrder(StrEnum):
 
 
 def _filtered(query: Select, label: str | None, min_confidence: float | None,
-              max_confidence: float | None) -> Select:
-    """The filters `happysad results` and the web app's job page share."""
+              max_confidence: float | None, min_familiarity: float | None = None,
+              max_familiarity: float | None = None) -> Select:
+    """The filters `happysad results` and the web app's job page share. A familiarity bound
+    leaves out rows without one (models that do not give it, images that failed)."""
+    if min_familiarity is not None:
+        query = query.where(Prediction.familiarity >= min_familiarity)
+    if max_familiarity is not None:
+        query = query.where(Prediction.familiarity <= max_familiarity)
     if label is not None:
         query = query.where(Prediction.label == label)
     if min_confidence is not None:
@@ -31,11 +37,12 @@ def _filtered(query: Select, label: str | None, min_confidence: float | None,
 
 def predictions_query(job_id: int, label: str | None = None, min_confidence: float | None = None,
                       errors_only: bool = False, after_id: int = 0,
-                      max_confidence: float | None = None) -> Select:
+                      max_confidence: float | None = None, min_familiarity: float | None = None,
+                      max_familiarity: float | None = None) -> Select:
     """The filtered, id-ordered predictions of a job; page with `after_id` (keyset paging)."""
     query = _filtered(select(Prediction).where(Prediction.job_id == job_id,
                                                Prediction.id > after_id),
-                      label, min_confidence, max_confidence)
+                      label, min_confidence, max_confidence, min_familiarity, max_familiarity)
     if errors_only:
         query = query.where(Prediction.error.is_not(None))
     return query.order_by(Prediction.id)
@@ -44,12 +51,14 @@ def predictions_query(job_id: int, label: str | None = None, min_confidence: flo
 def uncertain_first_query(job_id: int, label: str | None = None,
                           min_confidence: float | None = None,
                           max_confidence: float | None = None,
-                          after: tuple[float, int] | None = None) -> Select:
+                          after: tuple[float, int] | None = None,
+                          min_familiarity: float | None = None,
+                          max_familiarity: float | None = None) -> Select:
     """A job's classified images, least confident first (ties by id); page with `after`, the
     last row's (confidence, id): keyset paging on ix_predictions_job_confidence_id."""
     query = _filtered(select(Prediction).where(Prediction.job_id == job_id,
                                                Prediction.confidence.is_not(None)),
-                      label, min_confidence, max_confidence)
+                      label, min_confidence, max_confidence, min_familiarity, max_familiarity)
     if after is not None:
         query = query.where(tuple_(Prediction.confidence, Prediction.id) > tuple_(*after))
     return query.order_by(Prediction.confidence, Prediction.id)

@@ -28,6 +28,8 @@ def results_command(
     label: Annotated[str | None, typer.Option(help="Only this label (one of the job's classes).")] = None,
     min_confidence: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Only predictions at least this sure, in [0, 1].")] = None,
     max_confidence: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Only predictions at most this sure, in [0, 1].")] = None,
+    min_familiarity: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Only images at least this like the training images, in [0, 1] (rows without a familiarity are left out).")] = None,
+    max_familiarity: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Only images at most this like the training images, in [0, 1]: below 0.5 is unfamiliar.")] = None,
     errors: Annotated[bool, typer.Option("--errors", help="Only images that failed.")] = False,
     sort: Annotated[PredictionOrder, typer.Option(help="listing: as written; uncertain: least confident first (classified images only).")] = PredictionOrder.LISTING,
     format: Annotated[ResultsFormat, typer.Option(help="json: one array; jsonl: one object per line.")] = ResultsFormat.TABLE,
@@ -40,6 +42,9 @@ def results_command(
     if min_confidence is not None and max_confidence is not None and min_confidence > max_confidence:
         raise typer.BadParameter(f"{min_confidence} is above --max-confidence {max_confidence}",
                                  param_hint="--min-confidence")
+    if min_familiarity is not None and max_familiarity is not None and min_familiarity > max_familiarity:
+        raise typer.BadParameter(f"{min_familiarity} is above --max-familiarity {max_familiarity}",
+                                 param_hint="--min-familiarity")
     if errors and sort == PredictionOrder.UNCERTAIN:
         raise typer.BadParameter("an image that failed has no confidence to sort by",
                                  param_hint="--sort uncertain --errors")
@@ -53,9 +58,12 @@ def results_command(
         predictions = queries.iter_predictions(session, job, limit=limit, label=label,
                                                min_confidence=min_confidence,
                                                max_confidence=max_confidence, order=sort,
+                                               min_familiarity=min_familiarity,
+                                               max_familiarity=max_familiarity,
                                                **filters)
         rows = ({"id": p.id, "uri": p.uri, "label": p.label, "confidence": p.confidence,
-                 "probabilities": p.probabilities, "error": p.error,
+                 "probabilities": p.probabilities, "familiarity": p.familiarity,
+                 "error": p.error,
                  "model_version": p.model_version, "worker_host": p.worker_host,
                  "created_at": p.created_at, "reviewed_label": reviewed}
                 for p, reviewed in with_reviewed_labels(session, predictions))
@@ -68,11 +76,13 @@ def results_command(
             _write_csv(rows, class_names)
         else:
             output.print_table(f"job {job}", ["id", "uri", "label", "confidence",
-                                              "probabilities", "error", "reviewed_label"],
+                                              "probabilities", "familiarity", "error",
+                                              "reviewed_label"],
                                [[r["id"], r["uri"], r["label"],
                                  None if r["confidence"] is None else f"{r['confidence']:.3f}",
                                  None if r["probabilities"] is None else " ".join(
                                      f"{k}={v:.3f}" for k, v in r["probabilities"].items()),
+                                 None if r["familiarity"] is None else f"{r['familiarity']:.3f}",
                                  r["error"], r["reviewed_label"]] for r in rows])
 
 
@@ -92,8 +102,8 @@ def with_reviewed_labels(session, predictions, page_size: int = 1000):
 
 def _write_csv(rows, class_names: list[str]) -> None:
     """One p_<class> column per class of the job's model, whatever the first row holds."""
-    columns = ["id", "uri", "label", "confidence", "error", "model_version", "worker_host",
-               "created_at", "reviewed_label"] + [f"p_{name}" for name in class_names]
+    columns = ["id", "uri", "label", "confidence", "familiarity", "error", "model_version",
+               "worker_host", "created_at", "reviewed_label"] + [f"p_{name}" for name in class_names]
     writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:

@@ -55,7 +55,8 @@ def row_counts(session: Session, job: Job) -> tuple[dict[str, int], int]:
 def prediction_out(row: Prediction, review: Review | None = None) -> schemas.PredictionOut:
     return schemas.PredictionOut(
         id=row.id, uri=row.uri, label=row.label, confidence=row.confidence,
-        probabilities=row.probabilities, error=row.error, model_version=row.model_version,
+        probabilities=row.probabilities, familiarity=row.familiarity, error=row.error,
+        model_version=row.model_version,
         worker_host=row.worker_host, created_at=row.created_at,
         reviewed_label=review.reviewed_label if review else None)
 

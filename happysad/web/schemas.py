@@ -62,6 +62,9 @@ class PredictionOut(BaseModel):
     label: str | None
     confidence: float | None
     probabilities: dict[str, float] | None
+    familiarity: float | None = Field(None, description="How like the training images, in "
+                                      "[0, 1]; below 0.5 is unfamiliar; null for models "
+                                      "without it.")
     error: str | None
     model_version: int
     worker_host: str

@@ -19,9 +19,11 @@ def rows(job_id: int, uris: list[str]) -> list[dict]:
 
 
 def make_job(class_names: list[str], predictions: list[tuple[str, dict | None]],
-             source: str = "/photos", version: int | None = None) -> tuple[int, dict[str, int]]:
+             source: str = "/photos", version: int | None = None,
+             familiarity: dict[str, float] | None = None) -> tuple[int, dict[str, int]]:
     """A finished job whose rows are (name, probabilities), None for an unreadable image, on
-    a model version made for it (or `version`); returns its id and each name's prediction id."""
+    a model version made for it (or `version`); returns its id and each name's prediction id.
+    `familiarity` gives some names' familiarity (the others have none, as from older models)."""
     with session_scope() as session:
         if version is None:
             version = queries.next_model_version(session)
@@ -39,6 +41,7 @@ def make_job(class_names: list[str], predictions: list[tuple[str, dict | None]],
                          "confidence": probabilities[label] if label else None,
                          "probabilities": probabilities,
                          "error": None if probabilities else "not an image",
+                         "familiarity": (familiarity or {}).get(name),
                          "model_version": version, "worker_host": "test"})
         queries.record_batch(session, job_id, 0, rows, "test")
         queries.seal_job(session, job_id, len(rows), 1, 0)

@@ -1,4 +1,5 @@
-"""A job's predictions: keyset pages with the CLI's filters (label, confidence range, errors),
+"""A job's predictions: keyset pages with the CLI's filters (label, confidence and familiarity
+ranges, errors),
 most uncertain first if asked, a CSV download, and each image's thumbnail."""
 
 import csv
@@ -27,6 +28,10 @@ class PredictionFilters(BaseModel):
     label: Text | None = None
     min_confidence: float | None = Field(None, ge=0, le=1)
     max_confidence: float | None = Field(None, ge=0, le=1)
+    min_familiarity: float | None = Field(None, ge=0, le=1, description=(
+        "Only images at least this like the training images (rows without one are left out)."))
+    max_familiarity: float | None = Field(None, ge=0, le=1, description=(
+        "Only images at most this like the training images: below 0.5 is unfamiliar."))
     errors: bool = Field(False, description="Only images that failed.")
     sort: Literal["id", "uncertain"] = Field(
         "id", description="id: in the order written; uncertain: least confident first.")
@@ -35,10 +40,13 @@ class PredictionFilters(BaseModel):
 def filters_query(label: Annotated[Text | None, Query()] = None,
                   min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
                   max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+                  min_familiarity: Annotated[float | None, Query(ge=0, le=1)] = None,
+                  max_familiarity: Annotated[float | None, Query(ge=0, le=1)] = None,
                   errors: bool = False,
                   sort: Literal["id", "uncertain"] = "id") -> PredictionFilters:
     return PredictionFilters(label=label, min_confidence=min_confidence,
-                             max_confidence=max_confidence, errors=errors, sort=sort)
+                             max_confidence=max_confidence, min_familiarity=min_familiarity,
+                             max_familiarity=max_familiarity, errors=errors, sort=sort)
 
 
 FiltersDep = Annotated[PredictionFilters, Depends(filters_query)]
@@ -71,10 +79,12 @@ def page_of_predictions(session, job_id: int, filters: PredictionFilters, cursor
                          filters.errors else "id")
     if filters.sort == "uncertain" and not filters.errors:  # error rows have no confidence
         query = queries.uncertain_first_query(job_id, filters.label, filters.min_confidence,
-                                              filters.max_confidence, after)
+                                              filters.max_confidence, after,
+                                              filters.min_familiarity, filters.max_familiarity)
     else:
         query = queries.predictions_query(job_id, filters.label, filters.min_confidence,
-                                          filters.errors, after or 0, filters.max_confidence)
+                                          filters.errors, after or 0, filters.max_confidence,
+                                          filters.min_familiarity, filters.max_familiarity)
     rows = session.scalars(query.limit(limit + 1)).all()
     if len(rows) <= limit:
         return list(rows), None
@@ -110,8 +120,8 @@ def download_predictions(job_id: JobId, session: SessionDep, filters: FiltersDep
 def csv_lines(job_id: int, filters: PredictionFilters, class_names: list[str]) -> Iterator[str]:
     from db.reviews import current_reviews
 
-    columns = ["id", "uri", "label", "confidence", "error", "model_version", "worker_host",
-               "created_at", "reviewed_label"] + [f"p_{name}" for name in class_names]
+    columns = ["id", "uri", "label", "confidence", "familiarity", "error", "model_version",
+               "worker_host", "created_at", "reviewed_label"] + [f"p_{name}" for name in class_names]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
@@ -123,7 +133,8 @@ def csv_lines(job_id: int, filters: PredictionFilters, class_names: list[str]) -
             for row in rows:
                 review = reviews.get(row.id)
                 writer.writerow({"id": row.id, "uri": row.uri, "label": row.label,
-                                 "confidence": row.confidence, "error": row.error,
+                                 "confidence": row.confidence,
+                                 "familiarity": row.familiarity, "error": row.error,
                                  "model_version": row.model_version,
                                  "worker_host": row.worker_host,
                                  "created_at": row.created_at.isoformat(),

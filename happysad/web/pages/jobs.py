@@ -10,7 +10,7 @@ from db import queries, reviews
 from db.errors import InvalidInput
 from db.session import session_scope
 from db.settings import get_settings
-from db.tables import JOB_FINISHED, JOB_RUNNING
+from db.tables import JOB_FINISHED, JOB_RUNNING, UNFAMILIAR_BELOW
 from happysad.web import actions, records
 from happysad.web.api.predictions import PredictionFilters, page_of_predictions
 from happysad.web.errors import one_line, status_by_error
@@ -96,6 +96,7 @@ def job_page(request: Request, job_id: JobId):
                   label_counts=label_counts, filters=filters, filter_error=filter_error,
                   grid=grid, next_cursor=next_cursor, failed=failed, next_failed=next_failed,
                   query=query, finished=JOB_FINISHED, review_counts=review_counts,
+                  unfamiliar_below=UNFAMILIAR_BELOW,
                   plots=["labels.png", "probabilities.png", "contact_sheet.png"])
 
 

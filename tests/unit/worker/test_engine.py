@@ -206,8 +206,9 @@ def test_chunked_overlapped_classification_matches_one_model_call(decisive_model
     model = classify.LoadedModel(version=1, class_names=["happy", "sad"], image_size=SIZE,
                                  infer=load_engine(decisive_model, 2, "tensorflow"))
     with ThreadPoolExecutor(2) as pool:
-        probabilities, errors = classify.classify_images(open_storage(str(tmp_path)), uris,
-                                                         model, 10**8, pool)
+        probabilities, errors, familiarity = classify.classify_images(
+            open_storage(str(tmp_path)), uris, model, 10**8, pool)
+    assert familiarity == [None] * 11  # a model without the output
     assert [error is not None for error in errors] == [index == 5 for index in range(11)]
     assert probabilities[5] is None
     good = [index for index in range(11) if index != 5]

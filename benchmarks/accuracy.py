@@ -6,13 +6,14 @@ model registered as a version, then each test folder submitted as a job pinned t
 and labelled by real Celery workers on the embedded queue (the same decode, engine and SQL rows
 a user gets), and each row scored against its image's class sub-folder. Prints a JSON document
 (per-run figures; per direction and architecture, mean and standard deviation over seeds, the
-training time and the end-to-end labelling rate) and a Markdown table.
+training time and the end-to-end labelling rate), with, for trust, the expected calibration
+error, the accuracy and share of labels given with confidence >= 0.9 and the mean familiarity,
+and a Markdown table.
 
-    python -m benchmarks.accuracy --seeds 0 1 2 --architectures pretrained-faces pretrained baseline
+    python -m benchmarks.accuracy --seeds 0 1 2 --architectures pretrained-faces pretrained
 
-By default the directions are the three of ../shared/datasets/ (seed-photos -> more-photos,
-seed-photos -> extra-photos, more-photos -> seed-photos); `--direction TRAIN=TEST` (repeatable)
-names others; `--datasets` is where relative names are looked up. The folders are only read. Everything runs under a temporary HAPPYSAD_HOME.
+By default the directions are every one among the three photo sets of ../shared/datasets/ and
+from each of them to emoji-glyphs/; `--direction TRAIN=TEST` (repeatable) names others; `--datasets` is where relative names are looked up. The folders are only read. Everything runs under a temporary HAPPYSAD_HOME.
 """
 
 import argparse
@@ -26,14 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.model import ARCHITECTURES
+from trainer.model import ARCHITECTURES, DEFAULT_ARCHITECTURE
 
 METRICS = ("accuracy", "precision", "recall")
 
 
 def label_through_workers(test_folder: str, version: int, class_names: list[str], workers):
     """Submit the folder as a job pinned to `version`, wait for the workers, and return (true
-    class indices, probabilities, images that failed) for its rows."""
+    class indices, probabilities, familiarities (None for a model without), images that
+    failed) for its rows."""
     from db import queries
     from db.session import session_scope
     from scheduler.submit import submit_source
@@ -42,15 +44,15 @@ def label_through_workers(test_folder: str, version: int, class_names: list[str]
     while True:
         with session_scope() as session:
             if queries.get_job(session, submission.job_id).status == "done":
-                rows = [(row.uri, row.probabilities, row.error) for row in
+                rows = [(row.uri, row.probabilities, row.error, row.familiarity) for row in
                         queries.iter_predictions(session, submission.job_id)]
                 break
         if workers.poll() is not None:
             raise RuntimeError("the workers stopped: see worker.log in the run's HAPPYSAD_HOME")
         time.sleep(0.5)
     root = Path(submission.source)
-    truth, probabilities, failed = [], [], 0
-    for uri, class_probabilities, error in rows:
+    truth, probabilities, familiarities, failed = [], [], [], 0
+    for uri, class_probabilities, error, familiarity in rows:
         true_class = Path(uri).relative_to(root).parts[0]
         if true_class not in class_names:
             raise ValueError(f"{test_folder} has a class the model does not know: {true_class}")
@@ -59,7 +61,25 @@ def label_through_workers(test_folder: str, version: int, class_names: list[str]
             continue
         truth.append(class_names.index(true_class))
         probabilities.append([class_probabilities[name] for name in class_names])
-    return np.array(truth), np.array(probabilities), failed
+        familiarities.append(familiarity)
+    return np.array(truth), np.array(probabilities), familiarities, failed
+
+
+CONFIDENT = 0.9  # the "sure" labels a user would keep
+
+
+def trust_metrics(truth: np.ndarray, probabilities: np.ndarray, familiarities: list) -> dict:
+    """Whether confidence means what it says: the expected calibration error, and the accuracy
+    and share of the labels given with confidence >= CONFIDENT; the mean familiarity."""
+    from trainer.calibration import expected_calibration_error
+
+    confident = probabilities.max(axis=1) >= CONFIDENT
+    right = probabilities.argmax(axis=1) == truth
+    known = [value for value in familiarities if value is not None]
+    return {"ece": expected_calibration_error(probabilities, truth),
+            "confident_accuracy": float(right[confident].mean()) if confident.any() else None,
+            "confident_share": float(confident.mean()) if len(truth) else 0.0,
+            "mean_familiarity": float(np.mean(known)) if known else None}
 
 
 def run_once(train_folder: str, test_folders: list[str], architecture: str, seed: int,
@@ -76,8 +96,8 @@ def run_once(train_folder: str, test_folders: list[str], architecture: str, seed
     runs = []
     for test_folder in test_folders:
         started = time.perf_counter()
-        truth, probabilities, failed = label_through_workers(test_folder, version, class_names,
-                                                             workers)
+        truth, probabilities, familiarities, failed = label_through_workers(
+            test_folder, version, class_names, workers)
         seconds = time.perf_counter() - started
         metrics = classification_metrics(truth, probabilities, class_names)
         runs.append({
@@ -92,6 +112,7 @@ def run_once(train_folder: str, test_folders: list[str], architecture: str, seed
             "labelling_images_per_second": round((metrics["count"] + failed) / seconds, 1),
             "positive_class": class_names[1],
             **{name: metrics[name] for name in METRICS},
+            **trust_metrics(truth, probabilities, familiarities),
             "confusion_matrix": metrics["confusion_matrix"]})
     return runs
 
@@ -102,28 +123,37 @@ def summarize(runs: list[dict]) -> dict:
     for key in dict.fromkeys((run["direction"], run["architecture"]) for run in runs):
         mine = [run for run in runs if (run["direction"], run["architecture"]) == key]
         entry = {"direction": key[0], "architecture": key[1], "seeds": len(mine)}
-        for name in (*METRICS, "train_seconds", "labelling_images_per_second"):
-            values = [run[name] for run in mine]
+        for name in (*METRICS, *TRUST, "train_seconds", "labelling_images_per_second"):
+            values = [run[name] for run in mine if run[name] is not None]
+            if not values:
+                continue
             entry[f"{name}_mean"] = statistics.mean(values)
             entry[f"{name}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         summary[" | ".join(key)] = entry
     return summary
 
 
+TRUST = ("ece", "confident_accuracy", "confident_share", "mean_familiarity")
+
+
 def markdown_table(summary: dict) -> str:
-    lines = ["| direction | architecture | accuracy | precision | recall | train s/run "
-             "| labelling images/s |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| direction | architecture | accuracy | precision | recall | ECE "
+             f"| accuracy at >= {CONFIDENT} | share at >= {CONFIDENT} | mean familiarity "
+             "| train s/run | labelling images/s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for entry in summary.values():
         cells = [f"{100 * entry[f'{n}_mean']:.1f} ± {100 * entry[f'{n}_std']:.1f}%"
-                 for n in METRICS]
+                 if f"{n}_mean" in entry else "-" for n in (*METRICS, *TRUST)]
         lines.append(f"| {entry['direction']} | {entry['architecture']} | {' | '.join(cells)} "
                      f"| {entry['train_seconds_mean']:.0f} "
                      f"| {entry['labelling_images_per_second_mean']:.0f} |")
     return "\n".join(lines)
 
 
-DEFAULT_DIRECTIONS = ("seed-photos=more-photos", "seed-photos=extra-photos",
-                      "more-photos=seed-photos")
+PHOTO_SETS = ("seed-photos", "more-photos", "extra-photos")
+# Every direction among the photo sets, and from each to the emoji: another domain.
+DEFAULT_DIRECTIONS = tuple(f"{train}={test}" for train in PHOTO_SETS
+                           for test in (*PHOTO_SETS, "emoji-glyphs") if test != train)
 
 
 def directions_by_training_folder(directions: list[str], datasets: str) -> dict[str, list[str]]:
@@ -149,9 +179,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", default="../shared/datasets",
                         help="folder of the named photo sets (default: ../shared/datasets)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--architectures", nargs="+",
-                        default=["pretrained-faces", "pretrained", "baseline"],
-                        choices=list(ARCHITECTURES))
+    parser.add_argument("--architectures", nargs="+", default=[DEFAULT_ARCHITECTURE],
+                        choices=list(ARCHITECTURES),
+                        help="compared side by side (default: the default architecture)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="override every recipe's epochs (default: each recipe's own)")
     args = parser.parse_args(argv)

@@ -8,18 +8,19 @@ that same base model:
 
 - queue: a simulated reviewer (who knows each image's true folder label) reviews the images
   the review queue serves (`db.reviews.review_queue`, on a job of the pool labelled by the
-  newest model, skipping images already reviewed), until 25, 50, 100 are reviewed in all;
+  newest model, skipping images already reviewed), until 20, 40, 80 are reviewed in all;
 - random: the same numbers, drawn at random (seeded) from the pool.
 
 After each step the retrain runs as a forced retrain does (`worker.retrain.run_retrain`:
 HAPPYSAD_TRAIN_DATA = --seed-photos plus every reviewed image, on the production model's
 recipe), and the version it trained labels --test (never trained on, never reviewed) through
-the workers; its accuracy is reported per step, strategy and seed, with mean and standard
-deviation per step. Prints JSON.
+the workers, and so do the pool's images not yet reviewed (what a user who reviewed some of a
+folder gets on the rest of it); both accuracies are reported per step, strategy and seed, with
+mean, standard deviation and gain over no review per step. Prints JSON.
 
     nice -n 10 python -m benchmarks.active_learning --seed-photos ../shared/datasets/seed-photos \\
-        --pool ../shared/datasets/extra-photos --test ../shared/datasets/more-photos \\
-        --seeds 0 1 2 --steps 25 50 100
+        --pool ../shared/datasets/emoji-glyphs --test ../shared/datasets/more-photos \\
+        --seeds 0 1 2 --steps 20 40 80
 
 Every folder is only read. Everything runs under temporary HAPPYSAD_HOMEs (SQLite, embedded
 queue). A benchmark, not a test: it takes about 7 trainings per seed.
@@ -72,14 +73,17 @@ def true_label(folder: str, uri: str) -> str:
     return Path(uri).relative_to(folder).parts[0]
 
 
-def accuracy_on(folder: str, version: int, workers) -> float:
+def accuracy_on(folder: str, version: int, workers, leave_out: set[str] = frozenset()) -> float:
+    """The version's accuracy on the folder labelled as a job, the images in `leave_out` (those
+    already reviewed) not counted."""
     from db import queries
     from db.session import session_scope
 
     job_id = label(folder, version, workers)
     with session_scope() as session:
         rows = [(p.uri, p.label) for p in queries.iter_predictions(session, job_id)]
-    scored = [predicted == true_label(folder, uri) for uri, predicted in rows if predicted]
+    scored = [predicted == true_label(folder, uri) for uri, predicted in rows
+              if predicted and uri not in leave_out]
     return sum(scored) / len(scored)
 
 
@@ -131,7 +135,9 @@ def run_strategy(strategy: str, base, args, seed: int) -> list[dict]:
         try:
             version = register(base, promote="always").version
             steps.append({"reviewed": 0, "model_version": version,
-                          "accuracy": accuracy_on(args.test, version, workers)})
+                          "pool_unreviewed_accuracy": accuracy_on(args.pool, version, workers),
+                          "accuracy": accuracy_on(args.test, version, workers)
+                          if args.test else None})
             print(json.dumps({"seed": seed, "strategy": strategy} | steps[-1]),
                   file=sys.stderr, flush=True)
             rng = np.random.default_rng(seed)
@@ -159,7 +165,10 @@ def run_strategy(strategy: str, base, args, seed: int) -> list[dict]:
                               "reviewed_in_training": params["reviewed_images"],
                               "train_images": params["train_images"],
                               "promoted": run.promoted,
-                              "accuracy": accuracy_on(args.test, version, workers)})
+                              "pool_unreviewed_accuracy": accuracy_on(args.pool, version, workers,
+                                                                      reviewed),
+                              "accuracy": accuracy_on(args.test, version, workers)
+                              if args.test else None})
                 print(json.dumps({"seed": seed, "strategy": strategy} | steps[-1]),
                       file=sys.stderr, flush=True)
         finally:
@@ -168,15 +177,23 @@ def run_strategy(strategy: str, base, args, seed: int) -> list[dict]:
 
 
 def summarize(runs: list[dict], step_totals: list[int]) -> dict:
+    """Per strategy, step and measure (the pool's unreviewed images; --test): mean, standard
+    deviation, seeds, and the gain over no review."""
     summary = {}
     for strategy in STRATEGIES:
         per_step = {}
-        for total in [0, *step_totals]:
-            values = [step["accuracy"] for run in runs for step in run[strategy]
-                      if step["reviewed"] == total]
-            per_step[str(total)] = {"mean": statistics.mean(values),
-                                    "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                                    "seeds": len(values)}
+        for measure in ("pool_unreviewed_accuracy", "accuracy"):
+            before = None
+            for total in [0, *step_totals]:
+                values = [step[measure] for run in runs for step in run[strategy]
+                          if step["reviewed"] == total and step[measure] is not None]
+                if not values:
+                    continue
+                mean = statistics.mean(values)
+                before = mean if before is None else before
+                per_step.setdefault(str(total), {})[measure] = {
+                    "mean": mean, "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                    "seeds": len(values), "gain": mean - before}
         summary[strategy] = per_step
     return summary
 
@@ -188,9 +205,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed-photos", required=True, help="labelled folder: the base model")
     parser.add_argument("--pool", required=True,
                         help="labelled folder to label as a job and review from")
-    parser.add_argument("--test", required=True, help="labelled folder scored after each step")
+    parser.add_argument("--test", help="labelled folder also scored after each step (the pool's "
+                        "unreviewed images always are)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, nargs="+", default=[25, 50, 100],
+    parser.add_argument("--steps", type=int, nargs="+", default=[20, 40, 80],
                         help="reviewed images in all, after each step (increasing)")
     parser.add_argument("--architecture", choices=ARCHITECTURES, default=DEFAULT_ARCHITECTURE)
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
@@ -199,7 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.steps != sorted(set(args.steps)):
         parser.error("--steps must increase")
     for name in ("seed_photos", "pool", "test"):
-        setattr(args, name, os.path.abspath(getattr(args, name)))
+        if getattr(args, name):
+            setattr(args, name, os.path.abspath(getattr(args, name)))
     for name in [key for key in os.environ if key.startswith("HAPPYSAD_")]:
         del os.environ[name]  # no broker or database of yours: temporary homes only
     os.environ["HAPPYSAD_TRAIN_DATA"] = args.seed_photos

@@ -55,3 +55,29 @@ def confusion_matrix_plot(matrix: list[list[int]], class_names: list[str]) -> Fi
                   color="white" if value > threshold else "black")
     axes.set_title("Confusion matrix (test split)")
     return figure
+
+
+def reliability_diagram(bins: list[dict], ece: float) -> Figure:
+    """Accuracy against confidence per bin (trainer.calibration.reliability_bins), with the
+    diagonal a calibrated model follows and each bin's count."""
+    figure = Figure(figsize=(5, 4.5))
+    axes = figure.add_subplot(1, 1, 1)
+    filled = [row for row in bins if row["count"]]
+    low = bins[0]["low"] if bins else 0.5
+    axes.plot([low, 1], [low, 1], color="grey", linestyle="--", label="calibrated")
+    axes.bar([(row["low"] + row["high"]) / 2 for row in filled],
+             [row["accuracy"] for row in filled],
+             width=[0.9 * (row["high"] - row["low"]) for row in filled], color="teal",
+             alpha=0.7, label="accuracy")
+    axes.plot([row["confidence"] for row in filled], [row["accuracy"] for row in filled], "o",
+              color="orange", label="mean confidence")
+    for row in filled:
+        axes.text((row["low"] + row["high"]) / 2, 0.02, str(row["count"]), ha="center",
+                  fontsize=8)
+    axes.set_xlim(low, 1)
+    axes.set_ylim(0, 1.02)
+    axes.set_xlabel("confidence")
+    axes.set_ylabel("accuracy")
+    axes.set_title(f"Reliability (test split), ECE {100 * ece:.1f} points")
+    axes.legend(loc="upper left")
+    return figure

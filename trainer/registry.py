@@ -20,7 +20,8 @@ from db.settings import get_settings
 from db.tables import ModelVersion
 from trainer.formats import PREPROCESSING_VERSION
 from trainer.model_store import version_folder
-from trainer.plots import confusion_matrix_plot, figure_png, history_curves, sample_grid
+from trainer.plots import (confusion_matrix_plot, figure_png, history_curves,
+                           reliability_diagram, sample_grid)
 from trainer.promotion import (PromoteMode, majority_warning, production_version,
                                promotion_decision)
 from trainer.storage import open_storage
@@ -96,6 +97,10 @@ def _write_version_files(store: str, version: int, result: TrainingResult,
         "confusion_matrix.png": confusion_matrix_plot(result.metrics["confusion_matrix"],
                                                       data.class_names),
     }
+    calibration = result.metrics.get("calibration")
+    if calibration:
+        plots["reliability.png"] = reliability_diagram(calibration["reliability"],
+                                                       calibration["ece"])
     for name, figure in plots.items():
         storage.write_bytes(f"{folder}/plots/{name}", figure_png(figure))
     metadata = {

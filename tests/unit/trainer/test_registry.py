@@ -92,3 +92,20 @@ def test_a_second_connection_writes_while_production_is_evaluated(tiny_training,
     with session_scope() as session:
         assert queries.job_counts(session, written[0])["classified"] == 1
         assert queries.get_model_version(session, registration.version) is not None
+
+
+def test_a_version_carries_its_calibration_and_reliability_diagram(tiny_training):
+    """The default model's temperature, its test split's calibration error and reliability bins
+    and mean familiarity are in the version's metadata, and the diagram among its plots."""
+    from pathlib import Path
+
+    from trainer.registry import register
+
+    registration = register(tiny_training, promote="never")
+    folder = Path(registration.path).parent
+    calibration = json.loads((folder / "metadata.json").read_text())["metrics"]["calibration"]
+    assert 0 <= calibration["ece"] <= 1 and calibration["temperature"] > 0
+    assert 0 <= calibration["mean_familiarity"] <= 1
+    assert sum(row["count"] for row in calibration["reliability"]) == len(
+        tiny_training.split.test)
+    assert (folder / "plots" / "reliability.png").read_bytes().startswith(b"\x89PNG")

@@ -71,12 +71,3 @@ _JOB_LISTING_KEYS = 1 << 40  # job N's listing lock is this + N: clear of the fi
 def job_listing_lock(job_id: int) -> Lock:
     """Held by whoever lists a job's source: its submitter, or a resume."""
     return Lock(f"job-{job_id}-listing", _JOB_LISTING_KEYS + job_id)
-
-
-@contextlib.contextmanager
-def try_lock(lock: Lock) -> Iterator[bool]:
-    """`held_lock` on the configured database, never waiting: yields whether it is held."""
-    from db.session import get_engine
-
-    with held_lock(get_engine(), lock, wait=False) as held:
-        yield held

@@ -54,7 +54,7 @@ def fit_head(model, data, split, params, callbacks: list):
 
     from trainer.faces import IMAGE_INPUT, reads_faces
     from trainer.model import output_units
-    from trainer.train import class_weights
+    from trainer.dataset import class_weights
 
     recipe = RECIPES[params.architecture]
     class_count = len(data.class_names)

@@ -11,15 +11,11 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
 from db.settings import Settings, get_settings
-
-# Task and queue names, named once: senders (scheduler, CLI, beat) send by these names without
-# importing the tasks, so they never load TensorFlow.
-CLASSIFY_BATCH_TASK = "happysad.classify_batch"
-FINISH_JOB_TASK = "happysad.finish_job"
-RETRAIN_TASK = "happysad.retrain"
-LABELLING_QUEUE = "labelling"  # batches of a job: every worker
-TRAINING_QUEUE = "training"  # retrains: a worker with the memory and time to train
-ALL_QUEUES = f"{LABELLING_QUEUE},{TRAINING_QUEUE}"
+# The names live in worker.task_names (the modules this app's signals import use them); they
+# are importable from here too, as the senders have always done.
+from worker.task_names import (  # noqa: F401
+    ALL_QUEUES, CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, LABELLING_QUEUE, RETRAIN_TASK,
+    TRAINING_QUEUE)
 
 
 def celery_config(settings: Settings) -> dict:

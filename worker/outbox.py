@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from db import outbox, queries
 from db.session import session_scope
 from db.tables import JOB_ACTIVE
-from worker.celery_app import CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, LABELLING_QUEUE
+from worker.task_names import CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, LABELLING_QUEUE
 
 
 def send_batch(app, job_id: int, batch_index: int, uris: list[str]) -> None:

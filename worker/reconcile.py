@@ -14,11 +14,11 @@ import threading
 from datetime import timedelta
 
 from db import outbox
-from db.locks import RECONCILE_LOCK, try_lock
-from db.session import session_scope
+from db.locks import RECONCILE_LOCK
+from db.session import session_scope, try_lock
 from db.settings import get_settings
 from db.tables import utc_now
-from worker.celery_app import FINISH_JOB_TASK
+from worker.task_names import FINISH_JOB_TASK
 from worker.outbox import queued_messages, resend_batch
 
 logger = logging.getLogger(__name__)

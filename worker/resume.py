@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from db import outbox, queries
 from db.errors import InvalidInput
-from db.locks import job_listing_lock, try_lock
-from db.session import session_scope
+from db.locks import job_listing_lock
+from db.session import session_scope, try_lock
 from db.tables import utc_now
 from trainer.storage import StorageError, open_storage
-from worker.celery_app import CLASSIFY_BATCH_TASK
+from worker.task_names import CLASSIFY_BATCH_TASK
 from worker.listing import iter_batches
 from worker.outbox import queued_messages, resend_batch, seal_and_maybe_finish, send_batches
 

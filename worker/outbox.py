@@ -3,7 +3,9 @@ A message lost after that is found and sent again by the reconciler (worker.reco
 
 from collections.abc import Iterable
 
-from db import outbox, queries
+from db import queries
+
+from db.queries import outbox
 from db.session import session_scope
 from db.tables import JOB_ACTIVE
 from worker.task_names import CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, LABELLING_QUEUE

@@ -13,7 +13,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from db import outbox
+from db.queries import outbox
 from db.locks import RECONCILE_LOCK
 from db.session import session_scope, try_lock
 from db.settings import get_settings

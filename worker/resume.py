@@ -5,7 +5,9 @@ HAPPYSAD_LISTING_DEADLINE) both call `resume_job`."""
 
 from dataclasses import dataclass
 
-from db import outbox, queries
+from db import queries
+
+from db.queries import outbox
 from db.errors import InvalidInput
 from db.locks import job_listing_lock
 from db.session import session_scope, try_lock

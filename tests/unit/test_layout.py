@@ -109,6 +109,49 @@ def test_no_import_circles_among_our_modules():
     assert not cycles, "\n".join(cycles)
 
 
+# SQLAlchemy's statement builders, and the start of a raw statement in a string. PRAGMAs (the
+# SQLite connection's settings, db/session.py) configure a connection and query nothing.
+SQL_BUILDERS = {"select", "insert", "update", "delete", "text", "exists", "func", "and_", "or_",
+                "tuple_", "union", "literal_column"}
+RAW_SQL = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\s")
+# Where SQL may be written: the queries, the migrations, and the tables' own DDL (an index's
+# WHERE clause in db/tables.py).
+SQL_HOMES = [("db", "queries"), ("db", "migrations"), ("db", "tables.py")]
+
+
+def sql_outside_queries(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+            builders = {alias.name for alias in node.names} & SQL_BUILDERS
+            if builders or ".dialects" in node.module:
+                found.append(f"line {node.lineno} imports {sorted(builders) or node.module}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and RAW_SQL.match(node.value):
+            found.append(f"line {node.lineno} holds SQL {node.value[:40]!r}")
+    return found
+
+
+def test_sql_outside_queries_is_found(tmp_path):
+    module = tmp_path / "module.py"
+    module.write_text("from sqlalchemy import Engine, select\nQUERY = 'SELECT 1 FROM jobs'\n"
+                      "PRAGMA = 'PRAGMA journal_mode=WAL'\nWORD = 'Select a file'\n")
+    assert sql_outside_queries(module) == ["line 1 imports ['select']",
+                                           "line 2 holds SQL 'SELECT 1 FROM jobs'"]
+
+
+def test_every_query_is_in_db_queries():
+    """One home for SQL: db/queries/, one module per subject, each taking the caller's session
+    (or connection). No statement built anywhere else, and no query module beside it."""
+    for layer in LAYERS:
+        for path in (ROOT / layer).rglob("*.py"):
+            relative = path.relative_to(ROOT)
+            if any(relative.parts[:len(home)] == home for home in SQL_HOMES):
+                continue
+            found = sql_outside_queries(path)
+            assert not found, f"{relative}: SQL outside db/queries/: {'; '.join(found)}"
+
+
 def test_no_installed_distribution_claims_our_top_level_names():
     ours = set(LAYERS)
     for distribution in importlib.metadata.distributions():

@@ -107,9 +107,9 @@ def _before_fork(sender=None, **_kwargs) -> None:
 
     quiet_tensorflow_startup()
     concurrency = getattr(sender, "concurrency", None) or 1
-    if not int(os.environ.get("HAPPYSAD_INFERENCE_THREADS") or 0):
-        threads = max(1, (os.cpu_count() or 1) // concurrency)
-        os.environ["HAPPYSAD_INFERENCE_THREADS"] = str(threads)
+    # The children read their settings afresh (_in_child): the share is set for them as the
+    # setting itself, which they read through Settings like any other.
+    os.environ["HAPPYSAD_INFERENCE_THREADS"] = str(get_settings().threads_per_process(concurrency))
     from worker import local
 
     local.register_worker()

@@ -40,8 +40,8 @@ lock: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/happysad demo
 
-# Everything, in one pytest-xdist process per core (each with a database and a Redis db of its
-# own: tests/conftest.py); `make test-fast` first gives the unit tests' verdict in a minute.
+# Everything, in pytest-xdist processes (auto: one more than the cores, tests/conftest.py), each
+# with a database and a Redis db of its own; `make test-fast` first gives the unit tests' verdict.
 TEST_PROCESSES ?= auto
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadgroup

@@ -38,17 +38,18 @@ REDIS_TEST_URL = per_worker_redis(os.environ.get("HAPPYSAD_TEST_REDIS",
 
 
 def pytest_xdist_auto_num_workers(config):
-    """`-n auto`: one process more than the cores. The integration tests spend about half their
-    time waiting (for worker processes to start, for the reconciler's timers), so a process per
-    core leaves the cores idle half the time; measured on 2 cores (the README's Tests)."""
+    """`-n auto`: one process more than the cores. The integration tests mostly wait (for worker
+    processes to start, for the reconciler's timers): run one at a time on 2 cores, they and
+    their processes used about a third of one core (CPU time over wall time)."""
     return (os.cpu_count() or 1) + 1
 
 
 def pytest_collection_modifyitems(items):
-    """In parallel runs, the slow tests go out first and the quick ones fill the gaps at the end,
-    so no process is left alone with one long test while the other has finished."""
+    """In parallel runs, the slow and integration tests go out first and the quick ones fill the
+    gaps at the end, so no process is left alone with one long test while the others are done."""
     if XDIST_WORKER:  # the same stable order in every process, as xdist requires
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+        items.sort(key=lambda item: not (item.get_closest_marker("slow")
+                                         or item.get_closest_marker("integration")))
 
 
 @pytest.fixture(autouse=True)

@@ -40,8 +40,11 @@ lock: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/happysad demo
 
+# Everything, in pytest-xdist processes (auto: one more than the cores, tests/conftest.py), each
+# with a database and a Redis db of its own; `make test-fast` first gives the unit tests' verdict.
+TEST_PROCESSES ?= auto
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadgroup
 
 # The browser tests (tests/browser) drive Debian's chromium through Playwright; `playwright
 # install` would download a browser build of its own, which we never do. Installed when

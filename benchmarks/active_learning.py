@@ -7,8 +7,8 @@ Celery workers on the embedded queue; then, for each strategy, in a fresh HAPPYS
 that same base model:
 
 - queue: a simulated reviewer (who knows each image's true folder label) reviews the images
-  the review queue serves (`db.reviews.review_queue`, on a job of the pool labelled by the
-  newest model, skipping images already reviewed), until 20, 40, 80 are reviewed in all;
+  the review queue serves (`db.queries.reviews.review_queue`, on a job of the pool labelled
+  by the newest model, skipping images already reviewed), until 20, 40, 80 are reviewed in all;
 - random: the same numbers, drawn at random (seeded) from the pool.
 
 After each step the retrain runs as a forced retrain does (`worker.retrain.run_retrain`:
@@ -98,7 +98,7 @@ def predictions_by_uri(job_id: int) -> dict[str, int]:
 def review(prediction_ids: list[int], pool: str) -> None:
     """The simulated reviewer: each image's true label is its folder's name."""
     from db import queries
-    from db.reviews import review_prediction
+    from db.queries.reviews import review_prediction
     from db.session import session_scope
 
     with session_scope() as session:
@@ -109,7 +109,7 @@ def review(prediction_ids: list[int], pool: str) -> None:
 
 def choose_from_queue(job_id: int, reviewed: set[str], count: int) -> list[int]:
     """The next `count` images of the job's review queue not reviewed in an earlier job."""
-    from db.reviews import review_queue
+    from db.queries.reviews import review_queue
     from db.session import session_scope
 
     with session_scope() as session:

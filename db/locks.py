@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
+from db.queries.locks import release_advisory_lock, take_advisory_lock
 from db.settings import get_settings
 
 
@@ -38,16 +39,14 @@ def held_lock(engine: Engine, lock: Lock, wait: bool = True) -> Iterator[bool]:
     """Hold `lock` for the block; yields whether it is held. With `wait`, block until it is
     free (always True); without, yield False at once if another process holds it."""
     if engine.dialect.name == "postgresql":
-        function = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
         with engine.connect() as connection:
-            held = connection.execute(text(f"SELECT {function}(:key)"), {"key": lock.key}).scalar()
-            held = True if wait else bool(held)
+            held = take_advisory_lock(connection, lock.key, wait)
             connection.commit()  # the lock is the session's: no transaction stays open
             try:
                 yield held
             finally:
                 if held:
-                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lock.key})
+                    release_advisory_lock(connection, lock.key)
                     connection.commit()
         return
     path = lock_file(engine, lock)
@@ -71,12 +70,3 @@ _JOB_LISTING_KEYS = 1 << 40  # job N's listing lock is this + N: clear of the fi
 def job_listing_lock(job_id: int) -> Lock:
     """Held by whoever lists a job's source: its submitter, or a resume."""
     return Lock(f"job-{job_id}-listing", _JOB_LISTING_KEYS + job_id)
-
-
-@contextlib.contextmanager
-def try_lock(lock: Lock) -> Iterator[bool]:
-    """`held_lock` on the configured database, never waiting: yields whether it is held."""
-    from db.session import get_engine
-
-    with held_lock(get_engine(), lock, wait=False) as held:
-        yield held

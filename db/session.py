@@ -14,7 +14,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.errors import Unavailable
-from db.locks import MIGRATION_LOCK, held_lock
+from db.locks import MIGRATION_LOCK, Lock, held_lock
 from db.settings import get_settings, mask_url
 
 _engines: dict[tuple[int, str], Engine] = {}
@@ -93,6 +93,13 @@ def dispose_engines() -> None:
     for engine in _engines.values():
         engine.dispose()
     _engines.clear()
+
+
+@contextlib.contextmanager
+def try_lock(lock: Lock) -> Iterator[bool]:
+    """`held_lock` on the configured database, never waiting: yields whether it is held."""
+    with held_lock(get_engine(), lock, wait=False) as held:
+        yield held
 
 
 @contextlib.contextmanager

@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     promotion_margin: float = 0.0
 
     log_level: str = "INFO"
+    debug: bool = False
 
     api_token: SecretStr | None = None
     public_reads: bool = False
@@ -167,6 +168,11 @@ class Settings(BaseSettings):
     def concurrency(self) -> int:
         """Worker processes per machine: one per core unless told otherwise."""
         return self.worker_concurrency or max(1, os.cpu_count() or 1)
+
+    def threads_per_process(self, processes: int = 1) -> int:
+        """TensorFlow threads for each of a worker's processes: HAPPYSAD_INFERENCE_THREADS, or
+        the cores shared out among the processes."""
+        return self.inference_threads or max(1, (os.cpu_count() or 1) // max(1, processes))
 
 
 @functools.cache

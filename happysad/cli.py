@@ -2,7 +2,6 @@
 place where the project's errors become one-line messages. Thin: TensorFlow is imported only
 by the commands that train or classify in this process."""
 
-import os
 import sys
 from typing import Annotated
 
@@ -65,12 +64,12 @@ def main() -> None:
     except KeyboardInterrupt:
         output.fail("interrupted", code=130)
     except HappysadError as error:  # the project's own: one line; anything else is a bug
-        if os.environ.get("HAPPYSAD_DEBUG"):
+        if _debug():
             raise
         output.fail(one_line(error) if isinstance(error, DiskFull)  # names its job already
                     else _disk_full(error) or one_line(error))
     except Exception as error:  # a full disk is the machine's state, not a bug: one line too
-        if not os.environ.get("HAPPYSAD_DEBUG") and (full := _disk_full(error)):
+        if not _debug() and (full := _disk_full(error)):
             output.fail(full)
         raise
 
@@ -109,6 +108,18 @@ def _no_type_after_flags() -> None:
 
     display_type_rich.happysad_flags = True
     TyperOption.display_type_rich = display_type_rich
+
+
+def _debug() -> bool:
+    """HAPPYSAD_DEBUG: tracebacks for the project's errors too. Settings that do not validate
+    are themselves the error being reported: then no."""
+    from db.errors import SettingsError
+    from db.settings import get_settings
+
+    try:
+        return get_settings().debug
+    except SettingsError:
+        return False
 
 
 def _disk_full(error: BaseException) -> str | None:

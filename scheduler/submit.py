@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from db import queries
 from db.errors import InvalidInput, Unavailable, is_disk_full
-from db.locks import job_listing_lock, try_lock
-from db.session import session_scope
+from db.locks import job_listing_lock
+from db.session import session_scope, try_lock
 from db.settings import MAX_BATCH_SIZE, get_settings, mask_url
 from trainer.storage import StorageError, is_bucket_uri, open_storage
 from worker.listing import iter_batches

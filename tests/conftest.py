@@ -14,8 +14,42 @@ from tests.helpers.services import unavailable
 
 POSTGRES_ADMIN_URL = os.environ.get("HAPPYSAD_TEST_POSTGRES_ADMIN",
                                     "postgresql://postgres@127.0.0.1:5432/postgres")
-POSTGRES_TEST_DB = os.environ.get("HAPPYSAD_TEST_POSTGRES_DB", "happysad_test")
-REDIS_TEST_URL = os.environ.get("HAPPYSAD_TEST_REDIS", "redis://127.0.0.1:6379/11")
+# pytest-xdist runs the tests in several processes (gw0, gw1, ...): each gets a database and a
+# Redis db of its own, numbered from the configured ones (database happysad_test_gw1, db 12).
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+XDIST_INDEX = int(XDIST_WORKER.removeprefix("gw") or 0)
+
+
+def per_worker_database(name: str) -> str:
+    return f"{name}_{XDIST_WORKER}" if XDIST_WORKER else name
+
+
+def per_worker_redis(url: str) -> str:
+    """redis://host:port/N -> db N + the worker's index (redis://host:port is db 0)."""
+    head, _, number = url.partition("://")[2].partition("/")
+    scheme = url.partition("://")[0]
+    return f"{scheme}://{head}/{int(number or 0) + XDIST_INDEX}"
+
+
+POSTGRES_TEST_DB = per_worker_database(os.environ.get("HAPPYSAD_TEST_POSTGRES_DB",
+                                                      "happysad_test"))
+REDIS_TEST_URL = per_worker_redis(os.environ.get("HAPPYSAD_TEST_REDIS",
+                                                 "redis://127.0.0.1:6379/11"))
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one process more than the cores. The integration tests mostly wait (for worker
+    processes to start, for the reconciler's timers): run one at a time on 2 cores, they and
+    their processes used about a third of one core (CPU time over wall time)."""
+    return (os.cpu_count() or 1) + 1
+
+
+def pytest_collection_modifyitems(items):
+    """In parallel runs, the slow and integration tests go out first and the quick ones fill the
+    gaps at the end, so no process is left alone with one long test while the others are done."""
+    if XDIST_WORKER:  # the same stable order in every process, as xdist requires
+        items.sort(key=lambda item: not (item.get_closest_marker("slow")
+                                         or item.get_closest_marker("integration")))
 
 
 @pytest.fixture(autouse=True)

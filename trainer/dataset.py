@@ -151,3 +151,9 @@ def stratified_split(labels: np.ndarray, seed: int) -> Split:
         parts["validation"].append(members[n_test:n_test + n_validation])
         parts["train"].append(members[n_test + n_validation:])
     return Split(**{name: rng.permutation(np.concatenate(chunks)) for name, chunks in parts.items()})
+
+
+def class_weights(labels: np.ndarray, class_count: int) -> dict[int, float]:
+    """Balanced weights, so a class with fewer photos is not simply outvoted."""
+    counts = np.bincount(labels, minlength=class_count).astype(np.float64)
+    return {index: float(len(labels) / (class_count * count)) for index, count in enumerate(counts)}

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from db.errors import InvalidInput
-from trainer.dataset import LabelledImages, Split, load_labelled_images, stratified_split
+from trainer.dataset import LabelledImages, Split, class_weights, load_labelled_images
+from trainer.dataset import stratified_split
 from trainer.evaluate import classification_metrics
 from trainer.model import ARCHITECTURES, DEFAULT_ARCHITECTURE, RECIPES, build_model
 from trainer.model import class_probabilities
@@ -157,12 +158,6 @@ def calibration_record(model, labels: np.ndarray, probabilities: np.ndarray,
             "reliability": reliability_bins(probabilities, labels),
             "temperature": temperature,
             "mean_familiarity": None if familiarity is None else float(np.mean(familiarity))}
-
-
-def class_weights(labels: np.ndarray, class_count: int) -> dict[int, float]:
-    """Balanced weights, so a class with fewer photos is not simply outvoted."""
-    counts = np.bincount(labels, minlength=class_count).astype(np.float64)
-    return {index: float(len(labels) / (class_count * count)) for index, count in enumerate(counts)}
 
 
 def compile_model(model, params: TrainingParams, class_count: int, steps_per_epoch: int) -> None:

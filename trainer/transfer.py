@@ -48,7 +48,7 @@ def fit_linear(inputs, labels, validation, validation_labels, class_count: int, 
     penalty, balanced class weights. Returns (Keras History, [kernel, bias])."""
     import keras
 
-    from trainer.train import class_weights
+    from trainer.dataset import class_weights
 
     recipe = RECIPES[params.architecture]
     binary = class_count == 2

@@ -11,15 +11,11 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
 from db.settings import Settings, get_settings
-
-# Task and queue names, named once: senders (scheduler, CLI, beat) send by these names without
-# importing the tasks, so they never load TensorFlow.
-CLASSIFY_BATCH_TASK = "happysad.classify_batch"
-FINISH_JOB_TASK = "happysad.finish_job"
-RETRAIN_TASK = "happysad.retrain"
-LABELLING_QUEUE = "labelling"  # batches of a job: every worker
-TRAINING_QUEUE = "training"  # retrains: a worker with the memory and time to train
-ALL_QUEUES = f"{LABELLING_QUEUE},{TRAINING_QUEUE}"
+# The names live in worker.task_names (the modules this app's signals import use them); they
+# are importable from here too, as the senders have always done.
+from worker.task_names import (  # noqa: F401
+    ALL_QUEUES, CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, LABELLING_QUEUE, RETRAIN_TASK,
+    TRAINING_QUEUE)
 
 
 def celery_config(settings: Settings) -> dict:
@@ -116,9 +112,9 @@ def _before_fork(sender=None, **_kwargs) -> None:
 
     quiet_tensorflow_startup()
     concurrency = getattr(sender, "concurrency", None) or 1
-    if not int(os.environ.get("HAPPYSAD_INFERENCE_THREADS") or 0):
-        threads = max(1, (os.cpu_count() or 1) // concurrency)
-        os.environ["HAPPYSAD_INFERENCE_THREADS"] = str(threads)
+    # The children read their settings afresh (_in_child): the share is set for them as the
+    # setting itself, which they read through Settings like any other.
+    os.environ["HAPPYSAD_INFERENCE_THREADS"] = str(get_settings().threads_per_process(concurrency))
     from worker import local
 
     local.register_worker()

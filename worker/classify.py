@@ -4,7 +4,6 @@ chunks of the batch, then every row in one bulk insert and one transaction.
 Pure of Celery: the task hands over ids and URIs; tests call `classify_batch` directly.
 """
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -108,8 +107,7 @@ def engine_choice() -> str:
 
 def inference_threads() -> int:
     """TensorFlow threads for this process: the celery parent sets cores / processes."""
-    return get_settings().inference_threads or int(
-        os.environ.get("HAPPYSAD_INFERENCE_THREADS", "0")) or (os.cpu_count() or 1)
+    return get_settings().threads_per_process()
 
 
 def decode_threads() -> int:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from db.settings import get_settings
-from worker.celery_app import LABELLING_QUEUE
+from worker.task_names import LABELLING_QUEUE
 
 
 def worker_identity(node_name: str | None = None) -> str:

@@ -4,11 +4,12 @@ A message lost after that is found and sent again by the reconciler (worker.reco
 import logging
 from collections.abc import Iterable
 
-from db import outbox, queries
+from db import queries
 from db.errors import DiskFull, one_line
+from db.queries import outbox
 from db.session import session_scope
 from db.tables import JOB_ACTIVE
-from worker.celery_app import CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, LABELLING_QUEUE
+from worker.task_names import CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, LABELLING_QUEUE
 
 
 def send_batch(app, job_id: int, batch_index: int, uris: list[str]) -> None:

@@ -15,13 +15,13 @@ import logging
 import threading
 from datetime import timedelta
 
-from db import outbox
 from db.errors import DiskFull, one_line
-from db.locks import RECONCILE_LOCK, try_lock
-from db.session import session_scope
+from db.locks import RECONCILE_LOCK
+from db.queries import outbox
+from db.session import session_scope, try_lock
 from db.settings import get_settings
 from db.tables import utc_now
-from worker.celery_app import FINISH_JOB_TASK
+from worker.task_names import FINISH_JOB_TASK
 from worker.outbox import queued_messages, resend_batch
 
 logger = logging.getLogger(__name__)

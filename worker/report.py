@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from sqlalchemy import select
 
 from db import queries
 from db.session import session_scope
@@ -81,18 +80,10 @@ def build_report(job_id: int) -> str:
         version = queries.get_model_version(session, job.model_version)
         counts, totals = queries.label_counts(session, job_id), queries.job_counts(session, job_id)
         class_names = list(version.class_names)
-        probabilities = session.scalars(
-            select(Prediction.probabilities).where(Prediction.job_id == job_id,
-                                                   Prediction.label.is_not(None))).all()
-        extremes = {}
-        for name in class_names:
-            base = select(Prediction).where(Prediction.job_id == job_id, Prediction.label == name)
-            extremes[name] = {
-                "most confident": session.scalars(base.order_by(Prediction.confidence.desc())
-                                                  .limit(CONTACT_SHEET_IMAGES)).all(),
-                "most uncertain": session.scalars(base.order_by(Prediction.confidence.asc())
-                                                  .limit(CONTACT_SHEET_IMAGES)).all(),
-            }
+        probabilities = queries.classified_probabilities(session, job_id)
+        extremes = {name: queries.confidence_extremes(session, job_id, name,
+                                                      CONTACT_SHEET_IMAGES)
+                    for name in class_names}
         job_source, model_version = job.source, job.model_version
         submitted, finished = job.submitted_at, job.finished_at
     if len(class_names) == 2:

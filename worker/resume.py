@@ -5,13 +5,14 @@ HAPPYSAD_LISTING_DEADLINE) both call `resume_job`."""
 
 from dataclasses import dataclass
 
-from db import outbox, queries
+from db import queries
 from db.errors import InvalidInput, is_disk_full
-from db.locks import job_listing_lock, try_lock
-from db.session import session_scope
+from db.locks import job_listing_lock
+from db.queries import outbox
+from db.session import session_scope, try_lock
 from db.tables import utc_now
 from trainer.storage import StorageError, open_storage
-from worker.celery_app import CLASSIFY_BATCH_TASK
+from worker.task_names import CLASSIFY_BATCH_TASK
 from worker.listing import iter_batches
 from worker.outbox import (out_of_space, queued_messages, resend_batch, seal_and_maybe_finish,
                            send_batches)

@@ -109,7 +109,7 @@ def run_retrain(slot: str | None = None, force: bool = False) -> RetrainRun | No
 def train_and_register(run_id: int, slot: str, source: str, force: bool) -> RetrainRun:
     """The run itself: fingerprint (HAPPYSAD_TRAIN_DATA and the reviewed images), skip if
     unchanged, train, register behind the gate."""
-    from db.reviews import reviewed_images
+    from db.queries.reviews import reviewed_images
     from trainer.corrections import read_corrections, training_fingerprint
     from trainer.dataset import source_fingerprint
     from trainer.registry import register

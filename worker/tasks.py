@@ -29,7 +29,8 @@ def model_cache():
 @app.task(name=CLASSIFY_BATCH_TASK, bind=True, autoretry_for=(OperationalError,
           DatabaseUnavailable), retry_backoff=2, retry_backoff_max=60, max_retries=8)
 def classify_batch(self, job_id: int, batch_index: int, uris: list[str]) -> None:
-    from db import outbox, queries
+    from db import queries
+    from db.queries import outbox
     from db.session import session_scope
     from db.settings import get_settings
     from worker import classify

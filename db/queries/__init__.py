@@ -41,6 +41,8 @@ from db.queries.predictions import (
     uncertain_first_query,
     get_prediction,
     iter_predictions,
+    classified_probabilities,
+    confidence_extremes,
 )
 from db.queries.retrain_runs import (
     claim_retrain_slot,
@@ -59,6 +61,8 @@ __all__ = [
     "cancel_job",
     "claim_model_version",
     "claim_retrain_slot",
+    "classified_probabilities",
+    "confidence_extremes",
     "count_attempt",
     "create_job",
     "fail_running_retrain_runs",

@@ -91,3 +91,20 @@ def iter_predictions(session: Session, job_id: int, page_size: int = 1000,
         if len(page) < size:
             return
         last = (page[-1].confidence, page[-1].id)
+
+
+def classified_probabilities(session: Session, job_id: int) -> list[dict[str, float]]:
+    """Every classified image's class probabilities (the report's histogram)."""
+    return list(session.scalars(select(Prediction.probabilities).where(
+        Prediction.job_id == job_id, Prediction.label.is_not(None))))
+
+
+def confidence_extremes(session: Session, job_id: int, label: str,
+                        count: int) -> dict[str, list[Prediction]]:
+    """A label's `count` most confident and `count` most uncertain images (the report's
+    contact sheet)."""
+    query = select(Prediction).where(Prediction.job_id == job_id, Prediction.label == label)
+    return {"most confident": list(session.scalars(
+                query.order_by(Prediction.confidence.desc()).limit(count))),
+            "most uncertain": list(session.scalars(
+                query.order_by(Prediction.confidence.asc()).limit(count)))}

@@ -39,6 +39,7 @@ def _ensure_model(train_folder: Path) -> int:
     from db import queries
     from db.session import session_scope
     from db.settings import get_settings
+    from happysad.commands.train import training_lock
     from trainer.registry import register
     from trainer.dataset import source_fingerprint
     from trainer.train import TrainingParams, train
@@ -49,13 +50,14 @@ def _ensure_model(train_folder: Path) -> int:
         if production is not None and production.dataset_fingerprint == fingerprint:
             output.say(f"2/4 reusing model v{production.version} (same training data)")
             return production.version
-    # The tutorial's recipe: it learns the drawn faces in about a minute. The default recipe
-    # (`improved`) is regularised for a few hundred real photos, and its strong augmentation
-    # kept it near chance on the demo's drawings when tried.
+    # The tutorial's recipe: it learns the drawn faces in about a minute. The `improved` recipe
+    # is regularised for a few hundred real photos, and its strong augmentation kept it near
+    # chance on the demo's drawings when tried.
     output.say("2/4 training a model, architecture baseline (a minute or two)...")
-    result = train(str(train_folder), TrainingParams(architecture="baseline", seed=0),
-                   log_dir=get_settings().home_folder("tensorboard") / "demo")
-    registration = register(result, promote="always")
+    with training_lock():  # the lock `happysad train` and the scheduled retrain take
+        result = train(str(train_folder), TrainingParams(architecture="baseline", seed=0),
+                       log_dir=get_settings().home_folder("tensorboard") / "demo")
+        registration = register(result, promote="always")
     output.say(f"    model v{registration.version}: test accuracy "
                          f"{result.metrics['accuracy']:.3f} on {result.metrics['count']} images")
     return registration.version

@@ -90,7 +90,7 @@ def with_reviewed_labels(session, predictions, page_size: int = 1000):
     """(prediction, its reviewed label or None), the verdicts looked up a page at a time."""
     from itertools import islice
 
-    from db.reviews import current_reviews
+    from db.queries.reviews import current_reviews
 
     predictions = iter(predictions)
     while page := list(islice(predictions, page_size)):

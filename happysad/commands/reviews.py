@@ -29,7 +29,7 @@ def add(prediction: Annotated[int, typer.Argument(help="Prediction id (the `id` 
         json_output: JsonOption = False) -> None:
     """Confirm (the model's label) or correct (another class) one prediction."""
     from db import queries
-    from db.reviews import review_prediction
+    from db.queries.reviews import review_prediction
     from db.session import session_scope
 
     with session_scope() as session:
@@ -48,7 +48,7 @@ def list_reviews(job: Annotated[int | None, typer.Option(help="Only this job.")]
                  limit: Annotated[int, typer.Option(help="At most this many.")] = 1000,
                  json_output: JsonListOption = False) -> None:
     """The verdicts in the order they were given."""
-    from db import reviews
+    from db.queries import reviews
     from db.session import session_scope
 
     with session_scope() as session:
@@ -69,7 +69,7 @@ def export(dest: Annotated[Path, typer.Argument(help="A new or empty folder.")],
            json_output: JsonOption = False) -> None:
     """Copy every reviewed image into DEST/<reviewed label>/, one per image content (the
     latest verdict wins), read through each job's own storage."""
-    from db.reviews import reviewed_images
+    from db.queries.reviews import reviewed_images
     from db.session import session_scope
     from trainer.corrections import export_corrections, read_corrections
 

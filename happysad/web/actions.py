@@ -41,7 +41,7 @@ def start_retrain(force: bool) -> str:
 
 def review(prediction_id: int, label: str, reviewer: str):
     """Record a person's verdict on a prediction; the review as the API shows it."""
-    from db.reviews import review_prediction
+    from db.queries.reviews import review_prediction
     from happysad.web.records import review_out
 
     with session_scope() as session:

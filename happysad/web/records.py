@@ -63,7 +63,7 @@ def prediction_out(row: Prediction, review: Review | None = None) -> schemas.Pre
 
 def predictions_out(session: Session, rows) -> list[schemas.PredictionOut]:
     """Predictions with their current verdicts, looked up in one query."""
-    from db.reviews import current_reviews
+    from db.queries.reviews import current_reviews
 
     reviews = current_reviews(session, [row.id for row in rows])
     return [prediction_out(row, reviews.get(row.id)) for row in rows]

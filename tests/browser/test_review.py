@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from db import queries, reviews
+from db import queries
+
+from db.queries import reviews
 from db.session import session_scope
 from db.settings import reset_settings
 from db.tables import RetrainRun

@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from db.locks import RECONCILE_LOCK, try_lock
+from db.locks import RECONCILE_LOCK
+from db.session import try_lock
 from db.settings import reset_settings
 from tests.helpers.faults import report_rows
 from tests.helpers.images import write_images
@@ -151,7 +152,8 @@ def test_a_worker_host_cut_off_mid_job_the_other_finishes_it(tmp_path, monkeypat
 
 HOLD_RECONCILER_LOCK = """
 import time
-from db.locks import RECONCILE_LOCK, try_lock
+from db.locks import RECONCILE_LOCK
+from db.session import try_lock
 with try_lock(RECONCILE_LOCK) as held:
     print(held, flush=True)
     time.sleep(3600)

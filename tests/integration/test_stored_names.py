@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from db import queries, reviews
+from db import queries
+from db.queries import reviews
 from db.session import session_scope
 from scheduler.submit import submit_source
 from tests.helpers.images import encode, solid_rgb

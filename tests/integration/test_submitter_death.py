@@ -83,14 +83,16 @@ def labelling(postgres, redis_url, monkeypatch, registered_model, start_worker):
 def test_a_killed_submitter_is_resumed_by_jobs_resume(tmp_path, labelling, start_worker):
     workers = labelling(HAPPYSAD_RESEND_AFTER="5", HAPPYSAD_RECONCILE_INTERVAL="2",
                         HAPPYSAD_LISTING_DEADLINE="3600")  # no automatic resume here
-    uris = tiny_image_folder(tmp_path / "incoming", 4000)
+    # As many images as the automatic case: the kill after 40 of 300 batches lands mid-listing
+    # there too, and each image fewer is one fewer for the one worker to classify.
+    uris = tiny_image_folder(tmp_path / "incoming", 1500)
     job_id, fault_at = kill_submitter_mid_listing(tmp_path / "incoming")
     recorded_at_kill = recorded_batches(job_id)
     time.sleep(3)
     assert job_status(job_id) == "scanning" and recorded_batches(job_id) == recorded_at_kill
 
     resumed = happysad("jobs", "resume", str(job_id), "--json")
-    assert f'"new_batches": {800 - recorded_at_kill}' in resumed.stdout, resumed.stdout
+    assert f'"new_batches": {300 - recorded_at_kill}' in resumed.stdout, resumed.stdout
     ended_at = wait_restarting_workers(job_id, workers, start_worker, timeout=900)
     figures = report_rows("submitter SIGKILLed mid-listing, then `jobs resume`", job_id, uris,
                           fault_at, ended_at, batches_recorded_at_kill=recorded_at_kill)
@@ -99,7 +101,7 @@ def test_a_killed_submitter_is_resumed_by_jobs_resume(tmp_path, labelling, start
     assert sorted(figures["rows"]) == sorted(uris)
     with session_scope() as session:
         job = queries.get_job(session, job_id)
-        assert (job.total_images, job.batches_total) == (4000, 800)
+        assert (job.total_images, job.batches_total) == (1500, 300)
         assert "jobs resume" in job.status_reason
     assert "nothing to resume" in happysad("jobs", "resume", str(job_id), check=False).stderr
 
@@ -144,7 +146,7 @@ def test_jobs_resume_sends_a_batch_never_sent_whatever_the_queue_holds(tmp_path,
     submitter's last batch then waited for the queue to drain and HAPPYSAD_RESEND_AFTER)."""
     import redis
 
-    from db import outbox
+    from db.queries import outbox
     from trainer.storage import open_storage
     from worker.celery_app import sender_app
     from worker.listing import iter_batches

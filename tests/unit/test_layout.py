@@ -36,6 +36,122 @@ def test_imports_point_one_way():
             assert not wrong, f"{path.relative_to(ROOT)} imports {wrong} (against the layers)"
 
 
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_modules() -> dict[str, Path]:
+    return {module_name(path): path for layer in LAYERS for path in (ROOT / layer).rglob("*.py")}
+
+
+def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The project modules a module imports, at module level or inside a function: `from a
+    import b` is a.b when that is a module, else a; relative imports are resolved."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + [base] * bool(base))
+            for alias in node.names:
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+    return {module for module in found if module in modules and module != name}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every cycle's modules (the strongly connected components of more than one module, by
+    Tarjan's algorithm)."""
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(module: str) -> None:
+        order[module] = low[module] = len(order)
+        stack.append(module)
+        for imported in sorted(graph[module]):
+            if imported not in order:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in stack:
+                low[module] = min(low[module], order[imported])
+        if low[module] == order[module]:
+            component = stack[stack.index(module):]
+            del stack[stack.index(module):]
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in order:
+            visit(module)
+    return cycles
+
+
+def test_import_cycles_are_found():
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circles_among_our_modules():
+    """Not even through an import inside a function: a circle is two modules that cannot be
+    understood, moved or tested one without the other."""
+    modules = project_modules()
+    graph = {name: imported_modules(name, path, modules) for name, path in modules.items()}
+    assert "db.session" in graph["worker.reconcile"]  # the graph sees our imports
+    cycles = [" <-> ".join(cycle) + ": " + "; ".join(
+        f"{module} imports {', '.join(sorted(graph[module] & set(cycle)))}" for module in cycle)
+        for cycle in import_cycles(graph)]
+    assert not cycles, "\n".join(cycles)
+
+
+# SQLAlchemy's statement builders, and the start of a raw statement in a string. PRAGMAs (the
+# SQLite connection's settings, db/session.py) configure a connection and query nothing.
+SQL_BUILDERS = {"select", "insert", "update", "delete", "text", "exists", "func", "and_", "or_",
+                "tuple_", "union", "literal_column"}
+RAW_SQL = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\s")
+# Where SQL may be written: the queries, the migrations, and the tables' own DDL (an index's
+# WHERE clause in db/tables.py).
+SQL_HOMES = [("db", "queries"), ("db", "migrations"), ("db", "tables.py")]
+
+
+def sql_outside_queries(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+            builders = {alias.name for alias in node.names} & SQL_BUILDERS
+            if builders or ".dialects" in node.module:
+                found.append(f"line {node.lineno} imports {sorted(builders) or node.module}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and RAW_SQL.match(node.value):
+            found.append(f"line {node.lineno} holds SQL {node.value[:40]!r}")
+    return found
+
+
+def test_sql_outside_queries_is_found(tmp_path):
+    module = tmp_path / "module.py"
+    module.write_text("from sqlalchemy import Engine, select\nQUERY = 'SELECT 1 FROM jobs'\n"
+                      "PRAGMA = 'PRAGMA journal_mode=WAL'\nWORD = 'Select a file'\n")
+    assert sql_outside_queries(module) == ["line 1 imports ['select']",
+                                           "line 2 holds SQL 'SELECT 1 FROM jobs'"]
+
+
+def test_every_query_is_in_db_queries():
+    """One home for SQL: db/queries/, one module per subject, each taking the caller's session
+    (or connection). No statement built anywhere else, and no query module beside it."""
+    for layer in LAYERS:
+        for path in (ROOT / layer).rglob("*.py"):
+            relative = path.relative_to(ROOT)
+            if any(relative.parts[:len(home)] == home for home in SQL_HOMES):
+                continue
+            found = sql_outside_queries(path)
+            assert not found, f"{relative}: SQL outside db/queries/: {'; '.join(found)}"
+
+
 def test_no_installed_distribution_claims_our_top_level_names():
     ours = set(LAYERS)
     for distribution in importlib.metadata.distributions():

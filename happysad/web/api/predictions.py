@@ -118,7 +118,7 @@ def download_predictions(job_id: JobId, session: SessionDep, filters: FiltersDep
 
 
 def csv_lines(job_id: int, filters: PredictionFilters, class_names: list[str]) -> Iterator[str]:
-    from db.reviews import current_reviews
+    from db.queries.reviews import current_reviews
 
     columns = ["id", "uri", "label", "confidence", "familiarity", "error", "model_version",
                "worker_host", "created_at", "reviewed_label"] + [f"p_{name}" for name in class_names]

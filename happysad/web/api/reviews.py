@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
-from db import reviews
+from db.queries import reviews
 from happysad.web import actions, records, schemas
 from happysad.web.deps import SessionDep, WriterDep
 

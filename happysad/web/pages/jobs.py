@@ -6,7 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Path, Request
 from pydantic import ValidationError
 
-from db import queries, reviews
+from db import queries
+
+from db.queries import reviews
 from db.errors import InvalidInput
 from db.session import session_scope
 from db.settings import get_settings

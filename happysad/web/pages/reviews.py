@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import JSONResponse
 
-from db import reviews
+from db.queries import reviews
 from db.errors import InvalidInput
 from db.session import session_scope
 from happysad.web import actions

@@ -9,7 +9,8 @@ import os
 
 from fastapi.testclient import TestClient
 
-from db import queries, reviews
+from db import queries
+from db.queries import reviews
 from db.session import session_scope
 from tests.helpers.commands import happysad
 from tests.helpers.records import make_job

@@ -10,7 +10,9 @@ import os
 import pytest
 from fastapi.testclient import TestClient
 
-from db import queries, reviews
+from db import queries
+
+from db.queries import reviews
 from db.session import session_scope
 from db.tables import Prediction, Review
 from tests.helpers.commands import happysad

@@ -8,7 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from db import queries, reviews
+from db import queries
+
+from db.queries import reviews
 from db.session import session_scope
 from db.settings import reset_settings
 from tests.helpers.commands import happysad

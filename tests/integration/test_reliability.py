@@ -44,16 +44,22 @@ def test_pool_process_killed_mid_batch_is_redelivered(tmp_path, postgres, redis_
     assert "SIGKILL" in log_text(worker) and worker.process.poll() is None
 
 
-def test_whole_worker_killed_while_another_runs(tmp_path, postgres, redis_url, monkeypatch,
-                                                registered_model, start_worker):
-    # Redis hands an unacknowledged batch to another worker after the visibility timeout.
-    monkeypatch.setenv("HAPPYSAD_VISIBILITY_TIMEOUT", "10")
+def survivor_doomed_and_a_job(tmp_path, start_worker):
+    """Workers "survivor" and "doomed" (one process each), ready, and a job of 30 images in
+    batches of 5 submitted to them: (the image URIs, the two workers, the job's id)."""
     uris = write_images(tmp_path / "incoming", 30)
     survivor = start_worker("survivor", concurrency=1)
     doomed = start_worker("doomed", concurrency=1)
     survivor.wait_ready()
     doomed.wait_ready()
-    job_id = submit_source(str(tmp_path / "incoming"), batch_size=5).job_id
+    return uris, survivor, doomed, submit_source(str(tmp_path / "incoming"), batch_size=5).job_id
+
+
+def test_whole_worker_killed_while_another_runs(tmp_path, postgres, redis_url, monkeypatch,
+                                                registered_model, start_worker):
+    # Redis hands an unacknowledged batch to another worker after the visibility timeout.
+    monkeypatch.setenv("HAPPYSAD_VISIBILITY_TIMEOUT", "10")
+    uris, _survivor, doomed, job_id = survivor_doomed_and_a_job(tmp_path, start_worker)
     wait_until(lambda: "received" in log_text(doomed), "the doomed worker to take a batch")
     assert not any(host.startswith("doomed@") for host in batches_written(job_id).values())
     os.killpg(doomed.process.pid, signal.SIGKILL)  # the parent and its pool, no goodbye
@@ -78,12 +84,7 @@ def test_a_dead_workers_batch_is_sent_again_at_once(tmp_path, postgres, redis_ur
     for name, value in (("HAPPYSAD_VISIBILITY_TIMEOUT", "3600"),
                         ("HAPPYSAD_RESEND_AFTER", "3600"), ("HAPPYSAD_RECONCILE_INTERVAL", "2")):
         monkeypatch.setenv(name, value)
-    uris = write_images(tmp_path / "incoming", 30)
-    survivor = start_worker("survivor", concurrency=1)
-    doomed = start_worker("doomed", concurrency=1)
-    survivor.wait_ready()
-    doomed.wait_ready()
-    job_id = submit_source(str(tmp_path / "incoming"), batch_size=5).job_id
+    uris, survivor, doomed, job_id = survivor_doomed_and_a_job(tmp_path, start_worker)
     if kill_when == "holding":
         wait_until(lambda: any(host and host.startswith("doomed@")
                                for host in batch_holders(job_id).values()),

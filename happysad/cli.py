@@ -2,6 +2,7 @@
 place where the project's errors become one-line messages. Thin: TensorFlow is imported only
 by the commands that train or classify in this process."""
 
+import os
 import sys
 from typing import Annotated
 

@@ -13,6 +13,7 @@ from trainer.model import (EXPRESSION_LAYER, FACE_LOGITS_LAYER, FEATURES_LAYER,
                            IMAGE_LOGITS_LAYER, RECIPES, STYLE_LAYER, output_units)
 
 MIN_FACES_PER_CLASS = 3  # fewer photo faces of a class in training: the face part stays zero
+SPREAD_FLOOR = 0.1  # familiarity: the least spread of a principal component (features have 1)
 
 
 def tensor_runner(model, input_names: list[str], tensor, batch_size: int = 32):
@@ -144,6 +145,12 @@ def fit_familiarity(model, train_images: np.ndarray, validation_images: np.ndarr
     style = style_of(train_images)
     standardise = model.get_layer("style_standardisation")
     standardise.adapt(style)
+    # A statistic the training images barely vary in (a channel that is almost always zero)
+    # would divide rounding by almost nothing: its spread is floored at a tenth of the median's.
+    mean, variance, *rest = standardise.get_weights()
+    floor = (SPREAD_FLOOR ** 2) * float(np.median(variance))
+    standardise.set_weights([mean, np.maximum(variance, floor).astype(variance.dtype), *rest])
+    standardise.finalize_state()
     centred = np.asarray(standardise(style), np.float64)
     centred -= centred.mean(axis=0)
     _, singular, directions = np.linalg.svd(centred, full_matrices=False)
@@ -151,7 +158,9 @@ def fit_familiarity(model, train_images: np.ndarray, validation_images: np.ndarr
     width = projection.get_weights()[0].shape[1]
     kept = int(min(width, np.sum(singular > 1e-6 * max(singular.max(initial=0), 1e-12))))
     kernel = np.zeros((centred.shape[1], width))
-    spread = singular[:kept] / np.sqrt(max(len(centred) - 1, 1))
+    # Each component's spread, floored at a tenth of a standardised feature's own: a direction
+    # the training images barely vary in would otherwise turn rounding into distance.
+    spread = np.sqrt(singular[:kept] ** 2 / max(len(centred) - 1, 1) + SPREAD_FLOOR ** 2)
     kernel[:, :kept] = (directions[:kept] / spread[:, None]).T
     projection.set_weights([kernel.astype(np.float32)])
     averaging = np.zeros((width, 1), np.float32)

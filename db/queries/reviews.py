@@ -1,6 +1,7 @@
 """Query functions for reviews (a person's verdict on a prediction) and the review queue.
 Like db.queries: each takes the caller's session and never commits."""
 
+from itertools import zip_longest
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -141,13 +142,17 @@ def review_queue(session: Session, job_id: int, limit: int = 20) -> list[Predict
                                  Prediction.familiarity < UNFAMILIAR_BELOW, unreviewed)
         .order_by(Prediction.familiarity, Prediction.id)
         .limit(int(limit * QUEUE_UNFAMILIAR_SHARE))).all()
-    eligible = unreviewed
-    if unfamiliar:  # an image is offered once, whichever kind it is
-        eligible = unreviewed & Prediction.id.not_in([row.id for row in unfamiliar])
-    least_sure = _least_sure(session, job.id, limit - len(unfamiliar), eligible)
+    least_sure = _least_sure(session, job.id, limit, unreviewed)
+    # The two kinds in turn, an image offered once whichever kind it is. Each list is in its
+    # own fixed order, so a longer queue begins with the shorter one: the page asks for 20 and
+    # shows the first, the same first as a queue of 5.
     queue: list[Prediction] = []
-    for index in range(max(len(least_sure), len(unfamiliar))):
-        queue += least_sure[index:index + 1] + unfamiliar[index:index + 1]
+    offered: set[int] = set()
+    for pair in zip_longest(least_sure, unfamiliar):
+        for row in pair:
+            if row is not None and row.id not in offered:
+                offered.add(row.id)
+                queue.append(row)
     return queue[:limit]
 
 

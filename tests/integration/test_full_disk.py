@@ -86,7 +86,7 @@ def test_a_full_disk_loses_nothing(tmp_path, small_disk, postgres, monkeypatch,
     # which made a second job)
     assert_one_line_error(result, "no space left on device", "cannot write to the queue folder",
                           "No space left on device", f"job {job_id} is recorded",
-                          f"run `happysad jobs resume {job_id}`")
+                          f"jobs resume {job_id}`")
     assert "run it again" not in result.stderr
     assert not [name for name in os.listdir(queue) if name.endswith(".partial")]
     assert job_status(job_id) == "scanning"  # recorded in SQL, its first batch unsent

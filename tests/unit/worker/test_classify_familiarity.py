@@ -89,7 +89,7 @@ def test_a_single_output_model_stores_no_familiarity(database, tmp_path):
     from worker.engine import load_engine
 
     model = build_model("baseline", SIZE, 2)
-    _, stored = classify_and_store(tmp_path, load_engine(model, SIZE, 2, "fp32"))
+    _, stored = classify_and_store(tmp_path, load_engine(model, 2, "tensorflow"))
     assert {name: row[2] for name, row in stored.items()} == dict.fromkeys(stored, None)
     assert all(row[0] in ("happy", "sad") for name, row in stored.items() if name != "9.png")
 

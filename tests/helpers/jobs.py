@@ -35,9 +35,11 @@ def job_rows(job_id: int) -> dict:
     return by_uri
 
 
-def assert_each_image_once(job_id: int, uris: list[str], timeout: float = 300) -> dict:
-    """Wait for the job to end; every image must have exactly one row, none missing."""
-    job = wait_for_job_done(job_id, timeout)
+def assert_each_image_once(job_id: int, uris: list[str], timeout: float = 300,
+                           status: str = "done") -> dict:
+    """Wait for the job to end (`status`: "failed" where every image fails); every image must
+    have exactly one row, none missing."""
+    job = wait_for_job_done(job_id, timeout, status)
     rows = job_rows(job_id)
     assert sorted(rows) == sorted(uris)
     assert job["total"] == len(uris) == job["classified"] + job["failed"]

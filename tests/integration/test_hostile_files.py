@@ -294,7 +294,8 @@ def test_model_tampered_after_submission_gives_error_rows(tmp_path, postgres, re
         _tamper(Path(queries.get_model_version(session, registered_model).path))
     start_worker("refuses").wait_ready()
 
-    rows = assert_each_image_once(submission.job_id, [str(p) for p in sorted(folder.iterdir())])
+    rows = assert_each_image_once(submission.job_id, [str(p) for p in sorted(folder.iterdir())],
+                                  status="failed")  # every image failed: the job says so
     for row in rows.values():
         assert row.label is None and "does not match its recorded hash" in row.error
 

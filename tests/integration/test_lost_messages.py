@@ -48,7 +48,9 @@ def test_redis_killed_mid_job_the_job_still_finishes(tmp_path, postgres, monkeyp
                               fault_at, ended_at, batches=250,
                               batches_written_at_fault=written_at_fault)
         assert figures["written"] == figures["distinct"] == len(uris)
-        assert figures["batches_resent"] > 0  # the reconciler brought lost batches back
+        if persistence == "none":  # every queued batch died with Redis: the reconciler
+            assert figures["batches_resent"] > 0  # brought them back (with persistence the
+            # queue may survive whole: one batch a worker at a time is taken since issue 24)
         assert sorted(figures["rows"]) == sorted(uris)
         assert all(row.error is None for row in figures["rows"].values())
     finally:

@@ -75,15 +75,22 @@ def results_command(
         elif format == ResultsFormat.CSV:
             _write_csv(rows, class_names)
         else:
-            output.print_table(f"job {job}", ["id", "uri", "label", "confidence",
-                                              "probabilities", "familiarity", "error",
-                                              "reviewed_label"],
-                               [[r["id"], r["uri"], r["label"],
-                                 None if r["confidence"] is None else f"{r['confidence']:.3f}",
-                                 None if r["probabilities"] is None else " ".join(
-                                     f"{k}={v:.3f}" for k, v in r["probabilities"].items()),
-                                 None if r["familiarity"] is None else f"{r['familiarity']:.3f}",
-                                 r["error"], r["reviewed_label"]] for r in rows])
+            _print_table(job, list(rows))
+
+
+def _print_table(job: int, rows: list[dict]) -> None:
+    """The rows as a table; the familiarity column only where a row has one (a model version
+    without it leaves the room to the file names)."""
+    familiar = any(row["familiarity"] is not None for row in rows)
+    headers = ["id", "uri", "label", "confidence", "probabilities",
+               *(["familiarity"] if familiar else []), "error", "reviewed_label"]
+    output.print_table(f"job {job}", headers, [
+        [r["id"], r["uri"], r["label"],
+         None if r["confidence"] is None else f"{r['confidence']:.3f}",
+         None if r["probabilities"] is None else " ".join(
+             f"{k}={v:.3f}" for k, v in r["probabilities"].items()),
+         *([None if r["familiarity"] is None else f"{r['familiarity']:.3f}"] if familiar else []),
+         r["error"], r["reviewed_label"]] for r in rows])
 
 
 def with_reviewed_labels(session, predictions, page_size: int = 1000):

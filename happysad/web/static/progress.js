@@ -47,7 +47,9 @@
           if (!reloadWhenDone && finished(job.status)) { window.clearInterval(timer); }
           if (reloadWhenDone && settled(job)) {
             window.clearInterval(timer);
-            window.location.reload();
+            var card = document.getElementById("review-card");
+            // Never under a person reviewing: the reload would take their image away.
+            if (!card || card.hidden) { window.location.reload(); }
           }
         })
         .catch(function () { /* the server is restarting: try again on the next tick */ });

@@ -174,7 +174,6 @@ def build_pretrained(image_size: int, class_count: int, backbone: str = PRETRAIN
 # weights and each normalisation are set from the training data, the rest are fixed.
 IMAGE_LOGITS_LAYER = "image_logits"  # the photo's features -> one score per class
 FACE_LOGITS_LAYER = "face_logits"  # the face's expression scores -> one score per class
-EXPRESSION_LAYER = "expression_scores"
 STYLE_LAYER = "style"  # per-channel mean and mean absolute deviation of the first layer
 
 

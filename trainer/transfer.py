@@ -9,8 +9,8 @@ validation split. What is saved is the whole graph.
 
 import numpy as np
 
-from trainer.model import (EXPRESSION_LAYER, FACE_LOGITS_LAYER, FEATURES_LAYER,
-                           IMAGE_LOGITS_LAYER, RECIPES, STYLE_LAYER, output_units)
+from trainer.model import (FACE_LOGITS_LAYER, FEATURES_LAYER, IMAGE_LOGITS_LAYER, RECIPES,
+                           STYLE_LAYER, output_units)
 
 MIN_FACES_PER_CLASS = 3  # fewer photo faces of a class in training: the face part stays zero
 SPREAD_FLOOR = 0.1  # familiarity: the least spread of a principal component (features have 1)

@@ -137,31 +137,3 @@ def fail(message: str, code: int = 1):
     # The message often holds a user's path or file name: printed as written, never as markup.
     error_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise SystemExit(code)
-
-
-def model_version_record(row) -> dict:
-    return {"version": row.version, "created_at": row.created_at, "production": row.is_production,
-            "architecture": row.architecture, "class_names": row.class_names,
-            "image_size": row.image_size, "preprocessing_version": row.preprocessing_version,
-            "dataset_source": row.dataset_source, "dataset_fingerprint": row.dataset_fingerprint,
-            "metrics": row.metrics, "params": row.params, "path": row.path,
-            "model_sha256": row.model_sha256}
-
-
-def job_record(job, counts: dict[str, int]) -> dict:
-    return {"job_id": job.id, "status": job.status, "status_reason": job.status_reason,
-            "source": job.source,
-            "model_version": job.model_version, "total": job.total_images,
-            "classified": counts["classified"], "failed": counts["failed"],
-            "skipped_files": job.skipped_files, "batches_total": job.batches_total,
-            "batches_done": job.batches_done, "submitted_at": job.submitted_at,
-            "finished_at": job.finished_at, "report": job.report_path,
-            "cancelled_at": job.cancelled_at, "cancelled_by": job.cancelled_by,
-            "cancel_reason": job.cancel_reason, "waiting_for_worker": _waiting_reason(job.status)}
-
-
-def _waiting_reason(status: str) -> str | None:
-    from worker.presence import job_waiting_reason
-
-    return job_waiting_reason(status, program())
-

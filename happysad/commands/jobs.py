@@ -16,10 +16,11 @@ jobs_app = typer.Typer(help="Batch-labelling jobs: `happysad jobs` lists, `jobs 
 def _job_record(job_id: int) -> dict:
     from db import queries
     from db.session import session_scope
+    from happysad.records import job_record, row_counts
 
     with session_scope() as session:
-        return output.job_record(queries.get_job(session, job_id),
-                                 queries.job_counts(session, job_id))
+        job = queries.get_job(session, job_id)
+        return job_record(job, row_counts(session, job), output.program())
 
 
 def submit_command(
@@ -136,9 +137,10 @@ def jobs(ctx: typer.Context, json_output: JsonListOption = False,
         return
     from db import queries
     from db.session import session_scope
+    from happysad.records import job_record, row_counts
 
     with session_scope() as session:
-        records = [output.job_record(job, queries.job_counts(session, job.id))
+        records = [job_record(job, row_counts(session, job), output.program())
                    for job in queries.list_jobs(session, limit)]
     if json_output:
         output.print_json(records)

@@ -15,9 +15,10 @@ def models_list(json_output: JsonListOption = False) -> None:
     """Every model version, oldest first."""
     from db import queries
     from db.session import session_scope
+    from happysad.records import model_version_record
 
     with session_scope() as session:
-        rows = [output.model_version_record(r) for r in queries.list_model_versions(session)]
+        rows = [model_version_record(r) for r in queries.list_model_versions(session)]
     if json_output:
         output.print_json(rows)
         return
@@ -42,6 +43,7 @@ def models_show(version: Annotated[str, typer.Argument(help="A version number or
     """One model version in full."""
     from db import queries
     from db.session import session_scope
+    from happysad.records import model_version_record
 
     with session_scope() as session:
         if version == "production":
@@ -50,7 +52,7 @@ def models_show(version: Annotated[str, typer.Argument(help="A version number or
                 output.fail("no production model yet: train one first (`happysad train FOLDER`)")
         else:
             row = queries.get_model_version(session, _version_number(version))
-        record = output.model_version_record(row)
+        record = model_version_record(row)
     if json_output:
         output.print_json(record)
         return
@@ -78,10 +80,12 @@ def _version_number(text: str) -> int:
 def models_promote(version: Annotated[str, typer.Argument(help="The version to make production.")],
                    reason: Annotated[str, typer.Option(help="Recorded in the history.")] = "manual promotion") -> None:
     """Make a version production: the manual override, and the rollback."""
-    from trainer.promotion import promote_version
+    from db.session import session_scope
+    from happysad.promotions import promote
 
     number = _version_number(version)
-    previous = promote_version(number, reason)
+    with session_scope() as session:
+        previous = promote(session, number, reason)["previous_version"]
     was = f"was v{previous}" if previous is not None else "there was none"
     output.console.print(f"model v{number} is production ({was})")
 
@@ -91,10 +95,10 @@ def models_history(json_output: JsonListOption = False) -> None:
     """Every promotion and rollback, with time and reason."""
     from db import queries
     from db.session import session_scope
+    from happysad.records import promotion_record
 
     with session_scope() as session:
-        rows = [{"at": p.at, "version": p.version, "previous_version": p.previous_version,
-                 "kind": p.kind, "reason": p.reason} for p in queries.promotion_history(session)]
+        rows = [promotion_record(p) for p in queries.promotion_history(session)]
     if json_output:
         output.print_json(rows)
         return

@@ -1,6 +1,5 @@
 """`happysad results` and `happysad report`: a job's predictions, and its report rebuilt."""
 
-import csv
 import json
 import sys
 from enum import StrEnum
@@ -38,6 +37,7 @@ def results_command(
     """A job's predictions: label, per-class probabilities, or the error."""
     from db import queries
     from db.session import session_scope
+    from happysad.predictions import PredictionFilters, csv_chunks, prediction_pages
 
     if min_confidence is not None and max_confidence is not None and min_confidence > max_confidence:
         raise typer.BadParameter(f"{min_confidence} is above --max-confidence {max_confidence}",
@@ -48,34 +48,29 @@ def results_command(
     if errors and sort == PredictionOrder.UNCERTAIN:
         raise typer.BadParameter("an image that failed has no confidence to sort by",
                                  param_hint="--sort uncertain --errors")
-    filters = {"errors_only": True} if errors else {}
     with session_scope() as session:
         pinned = queries.get_job(session, job).model_version
         class_names = list(queries.get_model_version(session, pinned).class_names)
-        if label is not None and label not in class_names:
-            raise typer.BadParameter(f"{label!r} is not a class of job {job} (its classes: "
-                                     f"{', '.join(class_names)})", param_hint="--label")
-        predictions = queries.iter_predictions(session, job, limit=limit, label=label,
-                                               min_confidence=min_confidence,
-                                               max_confidence=max_confidence, order=sort,
-                                               min_familiarity=min_familiarity,
-                                               max_familiarity=max_familiarity,
-                                               **filters)
-        rows = ({"id": p.id, "uri": p.uri, "label": p.label, "confidence": p.confidence,
-                 "probabilities": p.probabilities, "familiarity": p.familiarity,
-                 "error": p.error,
-                 "model_version": p.model_version, "worker_host": p.worker_host,
-                 "created_at": p.created_at, "reviewed_label": reviewed}
-                for p, reviewed in with_reviewed_labels(session, predictions))
+    if label is not None and label not in class_names:
+        raise typer.BadParameter(f"{label!r} is not a class of job {job} (its classes: "
+                                 f"{', '.join(class_names)})", param_hint="--label")
+    filters = PredictionFilters(label=label, min_confidence=min_confidence,
+                                max_confidence=max_confidence, min_familiarity=min_familiarity,
+                                max_familiarity=max_familiarity, errors=errors, sort=sort)
+    pages = prediction_pages(session_scope, job, filters, limit=limit)
+    if format == ResultsFormat.CSV:
+        for chunk in csv_chunks(pages, class_names):
+            sys.stdout.write(chunk)
+    elif format == ResultsFormat.JSONL:
+        for page in pages:
+            sys.stdout.write("".join(json.dumps(row, default=output.json_default) + "\n"
+                                     for row in page))
+    else:
+        rows = [row for page in pages for row in page]
         if format == ResultsFormat.JSON:
-            output.print_json(list(rows))
-        elif format == ResultsFormat.JSONL:
-            for row in rows:
-                sys.stdout.write(json.dumps(row, default=output.json_default) + "\n")
-        elif format == ResultsFormat.CSV:
-            _write_csv(rows, class_names)
+            output.print_json(rows)
         else:
-            _print_table(job, list(rows))
+            _print_table(job, rows)
 
 
 def _print_table(job: int, rows: list[dict]) -> None:
@@ -91,31 +86,6 @@ def _print_table(job: int, rows: list[dict]) -> None:
              f"{k}={v:.3f}" for k, v in r["probabilities"].items()),
          *([None if r["familiarity"] is None else f"{r['familiarity']:.3f}"] if familiar else []),
          r["error"], r["reviewed_label"]] for r in rows])
-
-
-def with_reviewed_labels(session, predictions, page_size: int = 1000):
-    """(prediction, its reviewed label or None), the verdicts looked up a page at a time."""
-    from itertools import islice
-
-    from db.queries.reviews import current_reviews
-
-    predictions = iter(predictions)
-    while page := list(islice(predictions, page_size)):
-        reviews = current_reviews(session, [p.id for p in page])
-        for prediction in page:
-            review = reviews.get(prediction.id)
-            yield prediction, review.reviewed_label if review else None
-
-
-def _write_csv(rows, class_names: list[str]) -> None:
-    """One p_<class> column per class of the job's model, whatever the first row holds."""
-    columns = ["id", "uri", "label", "confidence", "familiarity", "error", "model_version",
-               "worker_host", "created_at", "reviewed_label"] + [f"p_{name}" for name in class_names]
-    writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        probabilities = row.pop("probabilities") or {}
-        writer.writerow(row | {f"p_{name}": value for name, value in probabilities.items()})
 
 
 def report_command(job: Annotated[int, typer.Argument(help="Job id.")]) -> None:

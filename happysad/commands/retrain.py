@@ -23,6 +23,7 @@ def retrain(ctx: typer.Context,
     if ctx.invoked_subcommand:
         return
     from happysad.local_workers import local_workers_for
+    from happysad.records import retrain_run_record
     from scheduler.retrain import request_retrain, wait_for_run
 
     slot = request_retrain(force)
@@ -31,7 +32,7 @@ def retrain(ctx: typer.Context,
         return
     with local_workers_for(TRAINING_QUEUE) as watch:
         run = wait_for_run(slot, timeout, check_workers=watch.check)
-    record = _run_record(run)
+    record = retrain_run_record(run)
     if json_output:
         output.print_json(record)
     else:
@@ -40,21 +41,15 @@ def retrain(ctx: typer.Context,
         output.say(f"retrain {slot}: {run.status}, {version}: {run.reason}")
 
 
-def _run_record(run) -> dict:
-    return {"id": run.id, "slot": run.slot, "status": run.status, "source": run.source,
-            "started_at": run.started_at, "finished_at": run.finished_at,
-            "dataset_fingerprint": run.dataset_fingerprint, "model_version": run.model_version,
-            "promoted": run.promoted, "reason": run.reason}
-
-
 @retrain_app.command("list")
 def retrain_list(json_output: JsonListOption = False) -> None:
     """Recent retrain runs: status, times, resulting version, why (not) promoted."""
     from db import queries
     from db.session import session_scope
+    from happysad.records import retrain_run_record
 
     with session_scope() as session:
-        rows = [_run_record(r) for r in queries.list_retrain_runs(session)]
+        rows = [retrain_run_record(r) for r in queries.list_retrain_runs(session)]
     if json_output:
         output.print_json(rows)
         return

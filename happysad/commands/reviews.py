@@ -14,13 +14,6 @@ reviews_app = typer.Typer(help="People's verdicts on predictions: the next retra
                                "them.", no_args_is_help=True)
 
 
-def review_record(row, uri: str) -> dict:
-    return {"id": row.id, "prediction_id": row.prediction_id, "job_id": row.job_id,
-            "uri": uri, "model_label": row.model_label, "reviewed_label": row.reviewed_label,
-            "confirmed": row.model_label == row.reviewed_label, "reviewer": row.reviewer,
-            "reviewed_at": row.reviewed_at, "superseded_at": row.superseded_at}
-
-
 @reviews_app.command("add")
 def add(prediction: Annotated[int, typer.Argument(help="Prediction id (the `id` column of "
                                                        "`results JOB`, in every format).")],
@@ -31,6 +24,7 @@ def add(prediction: Annotated[int, typer.Argument(help="Prediction id (the `id` 
     from db import queries
     from db.queries.reviews import review_prediction
     from db.session import session_scope
+    from happysad.records import review_record
 
     with session_scope() as session:
         row = review_prediction(session, prediction, label, reviewer or getpass.getuser())
@@ -50,6 +44,7 @@ def list_reviews(job: Annotated[int | None, typer.Option(help="Only this job.")]
     """The verdicts in the order they were given."""
     from db.queries import reviews
     from db.session import session_scope
+    from happysad.records import review_record
 
     with session_scope() as session:
         rows = reviews.list_reviews(session, job, history, limit=limit)

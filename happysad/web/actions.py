@@ -4,7 +4,6 @@ transaction committed before the answer goes out."""
 from db import queries
 from db.session import session_scope
 from db.settings import get_settings
-from db.tables import Promotion
 
 
 def submit(source: str, model_version: int | None, batch_size: int | None) -> int:
@@ -20,17 +19,20 @@ def cancel(job_id: int, cancelled_by: str, reason: str) -> None:
         queries.cancel_job(session, job_id, cancelled_by=cancelled_by, reason=reason)
 
 
-def promote(version: int, reason: str) -> Promotion:
-    from trainer.promotion import promote_version
+def promote(version: int, reason: str) -> dict:
+    """Make a version production as `happysad models promote` does; the promotion this call
+    wrote (never another caller's: happysad.promotions)."""
+    from happysad import promotions
 
-    promote_version(version, reason)
     with session_scope() as session:
-        return queries.promotion_history(session)[-1]
+        return promotions.promote(session, version, reason)
 
 
-def rollback(reason: str) -> Promotion:
+def rollback(reason: str) -> dict:
+    from happysad import promotions
+
     with session_scope() as session:
-        return queries.rollback_production(session, reason)
+        return promotions.roll_back(session, reason)
 
 
 def start_retrain(force: bool) -> str:
@@ -39,11 +41,11 @@ def start_retrain(force: bool) -> str:
     return request_retrain(force)
 
 
-def review(prediction_id: int, label: str, reviewer: str):
-    """Record a person's verdict on a prediction; the review as the API shows it."""
+def review(prediction_id: int, label: str, reviewer: str) -> dict:
+    """Record a person's verdict on a prediction; the review's record."""
     from db.queries.reviews import review_prediction
-    from happysad.web.records import review_out
+    from happysad.records import review_record
 
     with session_scope() as session:
         row = review_prediction(session, prediction_id, label, reviewer)
-        return review_out(row, queries.get_prediction(session, prediction_id).uri)
+        return review_record(row, queries.get_prediction(session, prediction_id).uri)

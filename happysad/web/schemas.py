@@ -1,4 +1,5 @@
-"""What the API takes and answers: pydantic models, so /docs describes every field."""
+"""What the API takes and answers: pydantic models, so /docs describes every field. The answers
+are happysad.records' records, the ones the CLI prints; a model here picks what HTTP shows."""
 
 from datetime import datetime
 from typing import Annotated
@@ -79,6 +80,9 @@ class PredictionPage(BaseModel):
 
 
 class ModelOut(BaseModel):
+    """happysad.records.model_version_record, but for the version's file `path`: a server's
+    path, of no use to a caller (its plots are served under /models/{version}/plots)."""
+
     version: int
     created_at: datetime
     production: bool
@@ -87,8 +91,10 @@ class ModelOut(BaseModel):
     image_size: int
     preprocessing_version: int
     dataset_source: str
+    dataset_fingerprint: str = Field(description="What the version was trained on, hashed.")
     metrics: dict
     params: dict
+    model_sha256: str = Field(description="The SHA-256 of the version's model file.")
 
 
 class PromotionOut(BaseModel):
@@ -107,6 +113,7 @@ class RetrainRunOut(BaseModel):
     source: str
     started_at: datetime
     finished_at: datetime | None
+    dataset_fingerprint: str | None = Field(None, description="What the run trained on, hashed.")
     model_version: int | None
     promoted: bool
     reason: str | None

@@ -7,7 +7,8 @@ from fastapi import APIRouter, Path, Query, Response
 
 from db import queries
 from db.settings import get_settings
-from happysad.web import actions, records, schemas
+from happysad.records import job_record, row_counts
+from happysad.web import actions, schemas
 from happysad.web.deps import SessionDep, WriterDep
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -20,19 +21,25 @@ def submit_job(body: schemas.JobSubmit, session: SessionDep, _writer: WriterDep)
     """Submit a source as `happysad submit` does; it must lie under HAPPYSAD_ALLOWED_SOURCES."""
     job_id = actions.submit(body.source, body.model_version, body.batch_size)
     session.expire_all()
-    return records.job_out(queries.get_job(session, job_id), session)
+    return job_with_counts(session, job_id)
+
+
+def job_with_counts(session, job_id: int) -> dict:
+    """One job, with how many images are classified and how many failed so far."""
+    job = queries.get_job(session, job_id)
+    return job_record(job, row_counts(session, job))
 
 
 @router.get("", response_model=list[schemas.JobOut])
 def list_jobs(session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 50):
     """Recent jobs, newest first; progress from their batch counts."""
-    return [records.job_out(job) for job in queries.list_jobs(session, limit)]
+    return [job_record(job) for job in queries.list_jobs(session, limit)]
 
 
 @router.get("/{job_id}", response_model=schemas.JobOut)
 def show_job(job_id: JobId, session: SessionDep):
     """One job, with how many images are classified and how many failed so far."""
-    return records.job_out(queries.get_job(session, job_id), session)
+    return job_with_counts(session, job_id)
 
 
 @router.post("/{job_id}/cancel", response_model=schemas.JobOut)
@@ -41,7 +48,7 @@ def cancel_job(job_id: JobId, session: SessionDep, _writer: WriterDep,
     """Workers skip the job's remaining batches; the rows written so far stay."""
     actions.cancel(job_id, "api", (body or schemas.CancelRequest()).reason)
     session.expire_all()
-    return records.job_out(queries.get_job(session, job_id), session)
+    return job_with_counts(session, job_id)
 
 
 @router.get("/{job_id}/plots/{name}", response_class=Response,

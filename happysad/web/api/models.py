@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Response
 
 from db import queries
-from happysad.web import actions, records, schemas
+from happysad.records import model_version_record, promotion_record
+from happysad.web import actions, schemas
 from happysad.web.deps import SessionDep, WriterDep
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -17,30 +18,30 @@ MODEL_PLOTS = Literal["history.png", "confusion_matrix.png", "samples.png"]
 @router.get("", response_model=list[schemas.ModelOut])
 def list_models(session: SessionDep):
     """Every model version, oldest first, with its test metrics."""
-    return [records.model_out(row) for row in queries.list_model_versions(session)]
+    return [model_version_record(row) for row in queries.list_model_versions(session)]
 
 
 @router.get("/promotions", response_model=list[schemas.PromotionOut])
 def promotion_history(session: SessionDep):
     """Every change of the production version: automatic, manual or a rollback."""
-    return [records.promotion_out(row) for row in queries.promotion_history(session)]
+    return [promotion_record(row) for row in queries.promotion_history(session)]
 
 
 @router.post("/rollback", response_model=schemas.PromotionOut)
 def rollback(_writer: WriterDep, body: schemas.RollbackRequest | None = None):
     """Make the version that was production before the latest change production again."""
-    return records.promotion_out(actions.rollback((body or schemas.RollbackRequest()).reason))
+    return actions.rollback((body or schemas.RollbackRequest()).reason)
 
 
 @router.get("/{version}", response_model=schemas.ModelOut)
 def show_model(version: Version, session: SessionDep):
-    return records.model_out(queries.get_model_version(session, version))
+    return model_version_record(queries.get_model_version(session, version))
 
 
 @router.post("/{version}/promote", response_model=schemas.PromotionOut)
 def promote(version: Version, _writer: WriterDep, body: schemas.PromoteRequest | None = None):
     """Make a version production, as `happysad models promote` does."""
-    return records.promotion_out(actions.promote(version, (body or schemas.PromoteRequest()).reason))
+    return actions.promote(version, (body or schemas.PromoteRequest()).reason)
 
 
 @router.get("/{version}/plots/{name}", response_class=Response,

@@ -5,7 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from db import queries
-from happysad.web import actions, records, schemas
+from happysad.records import retrain_run_record
+from happysad.web import actions, schemas
 from happysad.web.deps import SessionDep, WriterDep
 
 router = APIRouter(prefix="/retrain-runs", tags=["retrain"])
@@ -14,7 +15,7 @@ router = APIRouter(prefix="/retrain-runs", tags=["retrain"])
 @router.get("", response_model=list[schemas.RetrainRunOut])
 def list_runs(session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 50):
     """Recent runs: status, times, the version made, why it was (not) promoted."""
-    return [records.retrain_run_out(run) for run in queries.list_retrain_runs(session, limit)]
+    return [retrain_run_record(run) for run in queries.list_retrain_runs(session, limit)]
 
 
 @router.post("", status_code=202, response_model=schemas.RetrainQueued)

@@ -6,7 +6,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query
 
 from db.queries import reviews
-from happysad.web import actions, records, schemas
+from happysad.records import prediction_records, review_record
+from happysad.web import actions, schemas
 from happysad.web.deps import SessionDep, WriterDep
 
 router = APIRouter(tags=["reviews"])
@@ -41,7 +42,7 @@ def list_reviews(session: SessionDep,
     rows = reviews.list_reviews(session, job_id, history, after, limit + 1)
     uris = reviews.prediction_uris(session, [row.prediction_id for row in rows[:limit]])
     next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
-    return schemas.ReviewPage(items=[records.review_out(row, uris[row.prediction_id])
+    return schemas.ReviewPage(items=[review_record(row, uris[row.prediction_id])
                                      for row in rows[:limit]], next_cursor=next_cursor)
 
 
@@ -50,4 +51,4 @@ def review_queue(job_id: DatabaseId, session: SessionDep,
                  limit: Annotated[int, Query(ge=1, le=500)] = 20):
     """"Review next": unreviewed images closest to the decision boundary first (smallest
     margin between the two most probable classes), taken in turn from each predicted class."""
-    return records.predictions_out(session, reviews.review_queue(session, job_id, limit))
+    return prediction_records(session, reviews.review_queue(session, job_id, limit))

@@ -13,8 +13,9 @@ from db.errors import InvalidInput
 from db.session import session_scope
 from db.settings import get_settings
 from db.tables import JOB_FINISHED, JOB_RUNNING, UNFAMILIAR_BELOW
-from happysad.web import actions, records
-from happysad.web.api.predictions import PredictionFilters, page_of_predictions
+from happysad.predictions import PredictionFilters, page_of_predictions
+from happysad.records import job_record, prediction_record, prediction_records, row_counts
+from happysad.web import actions
 from happysad.web.errors import one_line, status_by_error
 from happysad.web.pages.common import redirect, render, require_page_writer
 from worker.presence import job_waiting_reason
@@ -38,7 +39,7 @@ def render_jobs(request: Request, form_error: str | None = None, typed: dict | N
                 status_code: int = 200):
     """The jobs; a refused submission comes back here with its error and what was typed."""
     with session_scope() as session:
-        jobs = [records.job_out(job) for job in queries.list_jobs(session, 100)]
+        jobs = [job_record(job) for job in queries.list_jobs(session, 100)]
         production = queries.production_model_version(session)
         production = production.version if production else None
     return render(request, "jobs.html", status_code=status_code, jobs=jobs,
@@ -83,15 +84,15 @@ def job_page(request: Request, job_id: JobId):
     cursor, failed_cursor = params.get("cursor") or None, params.get("failed_after") or None
     with session_scope() as session:
         job = queries.get_job(session, job_id)
-        label_counts: dict[str, int] = {}
-        record = records.job_out(job, session, label_counts)
+        counts = row_counts(session, job)
+        record, label_counts = job_record(job, counts), counts[0]
         class_names = list(queries.get_model_version(session, job.model_version).class_names)
         grid, next_cursor = page_of_predictions(session, job_id, filters, cursor, GRID_PAGE)
         failed, next_failed = page_of_predictions(
             session, job_id, PredictionFilters(errors=True), failed_cursor, FAILED_PAGE)
-        grid = records.predictions_out(session, grid)
+        grid = prediction_records(session, grid)
         review_counts = reviews.review_counts(session, job_id)
-        failed = [records.prediction_out(row) for row in failed]
+        failed = [prediction_record(row) for row in failed]
     query = {key: value for key, value in params.items()
              if key in PredictionFilters.model_fields and value != ""}
     return render(request, "job.html", job=record, class_names=class_names,

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Form, Path, Request
 from db import queries
 from db.session import session_scope
 from db.settings import get_settings
-from happysad.web import actions, records
+from happysad.records import model_version_record, promotion_record, retrain_run_record
+from happysad.web import actions
 from happysad.web.errors import one_line
 from happysad.web.pages.common import redirect, render, require_page_writer
 from happysad.web.pages.jobs import user_errors
@@ -19,11 +20,11 @@ router = APIRouter()
 @router.get("/models")
 def models_page(request: Request, version: int | None = None):
     with session_scope() as session:
-        models = [records.model_out(row) for row in queries.list_model_versions(session)]
-        history = [records.promotion_out(row) for row in reversed(queries.promotion_history(session))]
-        runs = [records.retrain_run_out(run) for run in queries.list_retrain_runs(session, 20)]
-    production = next((m for m in models if m.production), None)
-    shown = next((m for m in models if m.version == version), None) or production or (
+        models = [model_version_record(row) for row in queries.list_model_versions(session)]
+        history = [promotion_record(row) for row in reversed(queries.promotion_history(session))]
+        runs = [retrain_run_record(run) for run in queries.list_retrain_runs(session, 20)]
+    production = next((m for m in models if m["production"]), None)
+    shown = next((m for m in models if m["version"] == version), None) or production or (
         models[-1] if models else None)
     return render(request, "models.html", models=models, history=history, runs=runs,
                   shown=shown, production=production,
@@ -32,7 +33,7 @@ def models_page(request: Request, version: int | None = None):
 
 def rollback_blocked(history: list) -> str | None:
     """Why "Roll back the last change" cannot work now (history is newest first), or None."""
-    if not history or history[0].previous_version is None:
+    if not history or history[0]["previous_version"] is None:
         return "nothing to roll back to: there was no production model before this one"
     return None
 
@@ -63,7 +64,7 @@ def rollback_form(request: Request, csrf: Annotated[str, Form()]):
         promotion = actions.rollback("rolled back from the models page")
     except user_errors() as error:
         return redirect("/models", f"not rolled back: {one_line(error)}", request, kind="error")
-    return redirect("/models", f"rolled back to model v{promotion.version}", request)
+    return redirect("/models", f"rolled back to model v{promotion['version']}", request)
 
 
 @router.post("/retrain")

@@ -4,6 +4,7 @@ and CSRF token, as every form) and gets JSON back, so the next image follows wit
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from db.queries import reviews
@@ -33,4 +34,4 @@ def review_form(request: Request, job_id: DatabaseId, csrf: Annotated[str, Form(
         return JSONResponse({"detail": one_line(error)}, status_code=400)
     with session_scope() as session:
         counts = reviews.review_counts(session, job_id)
-    return JSONResponse(review.model_dump(mode="json") | {"counts": counts})
+    return JSONResponse(jsonable_encoder(review) | {"counts": counts})

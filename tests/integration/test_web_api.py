@@ -37,8 +37,22 @@ def wait_for(api: TestClient, job_id: int, status: str, timeout: float = 300) ->
     raise AssertionError(f"job {job_id} not {status} within {timeout}s: {job}")
 
 
+def cli_stdout(monkeypatch, capsysbinary, *args: str) -> bytes:
+    """What `happysad ARGS` writes to stdout, in this process (the same database)."""
+    import sys
+
+    from happysad.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["happysad", *args])
+    try:
+        main()
+    except SystemExit as exit:
+        assert not exit.code, capsysbinary.readouterr().err
+    return capsysbinary.readouterr().out
+
+
 def test_submit_follow_page_download_and_thumbnails(api, isolated_env, registered_model,
-                                                   start_worker):
+                                                   start_worker, monkeypatch, capsysbinary):
     folder = isolated_env / "incoming"
     write_sample_dataset(folder, per_class=12, image_size=48, seed=5, labelled=False)
     (folder / "broken.jpg").write_text("not a jpeg")
@@ -85,6 +99,19 @@ def test_submit_follow_page_download_and_thumbnails(api, isolated_env, registere
     assert download.headers["content-type"].startswith("text/csv")
     table = list(csv.DictReader(io.StringIO(download.text)))
     assert len(table) == 25 and {"p_happy", "p_sad", "uri", "error"} <= set(table[0])
+    # One CSV writer for both faces: the CLI's CSV of this job is the API's, byte for byte,
+    # whatever the filters and however the download is paged.
+    monkeypatch.setattr("happysad.web.api.predictions.CSV_PAGE", 7)
+    for params, options in [({}, []), ({"sort": "uncertain"}, ["--sort", "uncertain"]),
+                            ({"errors": "true"}, ["--errors"]),
+                            ({"label": label, "min_confidence": "0.5"},
+                             ["--label", label, "--min-confidence", "0.5"])]:
+        served = api.get(f"/api/v1/jobs/{job_id}/predictions.csv", params=params).content
+        cli = cli_stdout(monkeypatch, capsysbinary, "results", str(job_id), "--format", "csv",
+                         *options)
+        assert served == cli, options
+    assert cli_stdout(monkeypatch, capsysbinary, "results", str(job_id), "--format",
+                      "csv") == download.content
 
     good = next(p for p in seen if p["label"])
     thumbnail = api.get(f"/api/v1/predictions/{good['id']}/thumbnail")

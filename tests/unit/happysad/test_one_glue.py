@@ -56,7 +56,8 @@ def job() -> int:
     (["--sort", "uncertain"], {"sort": "uncertain"}),
     (["--errors"], {"errors": "true"}),
     (["--label", "sad", "--min-confidence", "0.6"], {"label": "sad", "min_confidence": "0.6"}),
-    (["--max-familiarity", "0.5"], {"max_familiarity": "0.5"})])
+    (["--max-familiarity", "0.5"], {"max_familiarity": "0.5"}),
+    (["--min-familiarity", "0.95"], {"min_familiarity": "0.95"})])  # no row: the header alone
 def test_the_clis_csv_is_the_apis_csv_byte_for_byte(monkeypatch, capsysbinary, api, job,
                                                    options, params):
     monkeypatch.setattr("happysad.web.api.predictions.CSV_PAGE", 2)  # several pages
@@ -66,7 +67,9 @@ def test_the_clis_csv_is_the_apis_csv_byte_for_byte(monkeypatch, capsysbinary, a
     assert served.content == cli
     lines = cli.decode().splitlines()
     assert lines[0].startswith("id,uri,label,confidence,familiarity,error,")
-    assert "T" in lines[1].split(",")[8]  # created_at as ISO 8601: 2026-12-06T06:23:21+00:00
+    for line in lines[1:]:  # created_at as ISO 8601: 2026-12-06T06:23:21+00:00
+        assert datetime.fromisoformat(line.split(",")[8]).tzinfo is not None
+        assert "T" in line.split(",")[8]
 
 
 def same(cli: dict, served: dict) -> None:

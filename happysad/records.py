@@ -34,6 +34,13 @@ def job_record(job: Job, counts: tuple[dict[str, int], int] | None = None,
             "waiting_for_worker": job_waiting_reason(job.status, program)}
 
 
+def counted_job_record(session: Session, job_id: int, program: str = "happysad") -> dict:
+    """One job with how many of its images are classified and how many failed so far (`jobs
+    show`, GET /jobs/{id}); a list of jobs leaves the counts out (each reads the job's rows)."""
+    job = queries.get_job(session, job_id)
+    return job_record(job, row_counts(session, job), program)
+
+
 _done_job_counts: dict[tuple, tuple[dict[str, int], int]] = {}
 DONE_JOBS_KEPT = 256
 

@@ -14,13 +14,11 @@ jobs_app = typer.Typer(help="Batch-labelling jobs: `happysad jobs` lists, `jobs 
 
 
 def _job_record(job_id: int) -> dict:
-    from db import queries
     from db.session import session_scope
-    from happysad.records import job_record, row_counts
+    from happysad.records import counted_job_record
 
     with session_scope() as session:
-        job = queries.get_job(session, job_id)
-        return job_record(job, row_counts(session, job), output.program())
+        return counted_job_record(session, job_id, output.program())
 
 
 def submit_command(

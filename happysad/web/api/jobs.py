@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from db import queries
 from db.settings import get_settings
-from happysad.records import job_record, row_counts
+from happysad.records import counted_job_record, job_record
 from happysad.web import actions, schemas
 from happysad.web.deps import SessionDep, WriterDep
 
@@ -21,13 +21,7 @@ def submit_job(body: schemas.JobSubmit, session: SessionDep, _writer: WriterDep)
     """Submit a source as `happysad submit` does; it must lie under HAPPYSAD_ALLOWED_SOURCES."""
     job_id = actions.submit(body.source, body.model_version, body.batch_size)
     session.expire_all()
-    return job_with_counts(session, job_id)
-
-
-def job_with_counts(session, job_id: int) -> dict:
-    """One job, with how many images are classified and how many failed so far."""
-    job = queries.get_job(session, job_id)
-    return job_record(job, row_counts(session, job))
+    return counted_job_record(session, job_id)
 
 
 @router.get("", response_model=list[schemas.JobOut])
@@ -39,7 +33,7 @@ def list_jobs(session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 
 @router.get("/{job_id}", response_model=schemas.JobOut)
 def show_job(job_id: JobId, session: SessionDep):
     """One job, with how many images are classified and how many failed so far."""
-    return job_with_counts(session, job_id)
+    return counted_job_record(session, job_id)
 
 
 @router.post("/{job_id}/cancel", response_model=schemas.JobOut)
@@ -48,7 +42,7 @@ def cancel_job(job_id: JobId, session: SessionDep, _writer: WriterDep,
     """Workers skip the job's remaining batches; the rows written so far stay."""
     actions.cancel(job_id, "api", (body or schemas.CancelRequest()).reason)
     session.expire_all()
-    return job_with_counts(session, job_id)
+    return counted_job_record(session, job_id)
 
 
 @router.get("/{job_id}/plots/{name}", response_class=Response,

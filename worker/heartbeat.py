@@ -2,7 +2,9 @@
 (worker.local.holder_gone). With a broker server every worker's parent also keeps a key alive
 in Redis (a beat every HAPPYSAD_RECONCILE_INTERVAL, expiring after NODE_TTL_BEATS of them): a
 batch held by a process whose node's key expired (the worker killed, its host down or cut
-off) is sent again at once by any reconciler (worker.reconcile).
+off) is sent again at once by any reconciler (worker.reconcile). A live worker taken for
+gone (Redis back from an outage longer than a key's lifetime, before its next beat) costs a
+batch done twice, never a row twice: the writes are idempotent.
 """
 
 import threading

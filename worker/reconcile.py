@@ -2,11 +2,13 @@
 
 Every worker (a timer thread in its parent process) and beat run `reconcile_once` every
 HAPPYSAD_RECONCILE_INTERVAL seconds, one at a time by a lock. It sends again at once the
-batches whose worker process is known to be gone (it ran on this host and its pid is dead),
+batches whose worker process is known to be gone (it ran on this host and its pid is dead, or
+on another host whose worker's heartbeat in Redis stopped: worker.heartbeat),
 and the batches that are neither written nor plausibly in flight (sent more than HAPPYSAD_RESEND_AFTER seconds ago,
 not started since, and nothing waiting in the labelling queue that could be them), finishes
 jobs whose every batch is written, and resumes listings whose submitter stopped more than
-HAPPYSAD_LISTING_DEADLINE seconds ago, or at once when it stopped for lack of disk space (or
+HAPPYSAD_LISTING_DEADLINE seconds ago (a live submitter holds the listing lock: resume_job
+leaves its job alone), or at once when it stopped for lack of disk space (or
 fails them, with the reason, if the source is gone).
 Writes are idempotent, so a batch sent twice is written once.
 """
@@ -74,13 +76,16 @@ def reconcile_once(app) -> dict:
 
 def _resend_from_gone_holders(app) -> int:
     """Batches whose worker process is known to be gone (killed, its host's worker stopped)
-    are sent again now, whatever the queue holds, not after HAPPYSAD_RESEND_AFTER."""
+    are sent again now, whatever the queue holds, not after HAPPYSAD_RESEND_AFTER: on this
+    host its pid is dead; on another, its node's heartbeat stopped (worker.heartbeat)."""
     from worker.local import holder_gone
+    from worker.heartbeat import gone_nodes
 
     with session_scope() as session:
         held = outbox.held_batches(session, RESEND_PER_PASS)
+    dead_nodes = gone_nodes({holder.rpartition(":")[0] for _, _, _, holder in held})
     gone = [(job_id, index, uris, holder) for job_id, index, uris, holder in held
-            if holder_gone(holder)]
+            if holder_gone(holder) or holder.rpartition(":")[0] in dead_nodes]
     for job_id, batch_index, uris, holder in gone:
         resend_batch(app, job_id, batch_index, uris)
         logger.warning("reconciler: job %s batch %s sent again: its worker %s is gone", job_id,
@@ -132,16 +137,27 @@ class Reconciler(threading.Thread):
 
 
 _thread: Reconciler | None = None
+_node_beat = None  # worker.heartbeat.NodeBeat, with a broker server
 
 
 def start_reconciler(app, node_name: str | None = None) -> None:
-    global _thread, _node_name
+    """The reconciler's thread and, with a broker server, the node's heartbeat (so
+    reconcilers on other hosts can tell when this worker is gone)."""
+    global _thread, _node_name, _node_beat
     _node_name = node_name
     if _thread is None or not _thread.is_alive():
         _thread = Reconciler(app, get_settings().reconcile_interval)
         _thread.start()
+    if node_name and not get_settings().embedded_broker and _node_beat is None:
+        from worker.heartbeat import NodeBeat
+
+        _node_beat = NodeBeat(node_name).start()
 
 
 def stop_reconciler() -> None:
+    global _node_beat
     if _thread is not None:
         _thread.stopped.set()
+    if _node_beat is not None:
+        _node_beat.stop()
+        _node_beat = None

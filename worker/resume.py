@@ -1,7 +1,8 @@
 """Resume a job whose listing stopped (its submitter was killed, its disk filled): list the
 source again and send only what is not yet recorded, then send again any recorded batch that
 is still unwritten. `happysad jobs resume N` and the reconciler (after
-HAPPYSAD_LISTING_DEADLINE) both call `resume_job`."""
+HAPPYSAD_LISTING_DEADLINE without progress) both call `resume_job`; the job's listing lock,
+held by whoever lists it, keeps a live submitter's job from being listed twice."""
 
 from dataclasses import dataclass
 

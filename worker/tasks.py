@@ -26,8 +26,15 @@ def model_cache():
     return _model_cache
 
 
+# The database away: tried again at most DATABASE_RETRY_MAX seconds apart (jittered), so a
+# batch goes on within seconds of its return, for a few minutes of retries; after that the
+# reconciler sends the batch again.
+DATABASE_RETRY_MAX = 10
+
+
 @app.task(name=CLASSIFY_BATCH_TASK, bind=True, autoretry_for=(OperationalError,
-          DatabaseUnavailable), retry_backoff=2, retry_backoff_max=60, max_retries=8)
+          DatabaseUnavailable), retry_backoff=2, retry_backoff_max=DATABASE_RETRY_MAX,
+          max_retries=30)
 def classify_batch(self, job_id: int, batch_index: int, uris: list[str]) -> None:
     from db import queries
     from db.queries import outbox

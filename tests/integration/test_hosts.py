@@ -59,3 +59,29 @@ def test_a_bucket_is_listed_page_by_page(moto_bucket):  # noqa: F811
     rest = [item.uri for item in listing]
     assert [first.uri, *rest] == [f"s3://photos/incoming/{i:02d}.jpg" for i in range(25)]
     assert len(pages) == 3  # 10 + 10 + 5, the sibling prefix not included
+
+
+def test_a_node_is_gone_once_its_heartbeat_stops_and_redis_can_tell(redis_url, monkeypatch):
+    """Workers on another host are known gone by their heartbeat in Redis: a node that beats
+    is alive, one that stopped beating is gone, and nothing is said while Redis cannot tell
+    (its keys lost less than a key's lifetime ago)."""
+    import redis
+
+    from db.settings import reset_settings
+    from worker.heartbeat import PRESENCE_SINCE_KEY, forget_node, gone_nodes, mark_node_alive
+
+    monkeypatch.setenv("HAPPYSAD_RECONCILE_INTERVAL", "1")  # keys live 3 s
+    reset_settings()
+    mark_node_alive("alive@b")
+    mark_node_alive("stopped@c")
+    forget_node("stopped@c")
+    nodes = {"alive@b", "stopped@c", "never@d"}
+    assert gone_nodes(nodes) == set()  # the beats began just now: Redis cannot tell yet
+    client = redis.Redis.from_url(redis_url)
+    client.set(PRESENCE_SINCE_KEY, "0")  # as if beating for long
+    assert gone_nodes(nodes) == {"stopped@c", "never@d"}
+    wait_until(lambda: gone_nodes({"alive@b"}) == {"alive@b"}, "the unrenewed key to expire",
+               timeout=30, poll=0.5)
+    client.flushdb()  # Redis restarted without its data: the beats start again
+    mark_node_alive("alive@b")
+    assert gone_nodes(nodes) == set()

@@ -180,7 +180,7 @@ def summarize(runs: list[dict], step_totals: list[int]) -> dict:
     """Per strategy, step and measure (the pool's unreviewed images; --test): mean, standard
     deviation, seeds, and the gain over no review."""
     summary = {}
-    for strategy in STRATEGIES:
+    for strategy in [name for name in STRATEGIES if runs and name in runs[0]]:
         per_step = {}
         for measure in ("pool_unreviewed_accuracy", "accuracy"):
             before = None
@@ -213,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--architecture", choices=ARCHITECTURES, default=DEFAULT_ARCHITECTURE)
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     parser.add_argument("--workers", type=int, default=1, help="labelling worker processes")
+    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES),
+                        help="which reviewers to simulate (random is the comparison)")
     args = parser.parse_args(argv)
     if args.steps != sorted(set(args.steps)):
         parser.error("--steps must increase")
@@ -232,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
             base = train(args.seed_photos, TrainingParams(architecture=args.architecture,
                                                           seed=seed, epochs=args.epochs))
             runs.append({"seed": seed} | {strategy: run_strategy(strategy, base, args, seed)
-                                          for strategy in STRATEGIES})
+                                          for strategy in args.strategies})
     print(json.dumps({"seed_photos": args.seed_photos, "pool": args.pool, "test": args.test,
                       "architecture": args.architecture, "epochs": args.epochs,
                       "seeds": args.seeds, "steps": args.steps, "runs": runs,

@@ -18,15 +18,17 @@ def probabilities_from_logits(logits: np.ndarray, temperature: float = 1.0) -> n
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature that minimises the negative log-likelihood of `labels` (class indices)
-    under softened or sharpened scores; 1 when there is nothing to fit it on."""
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, lowest: float = 0.0) -> float:
+    """The temperature, at least `lowest`, that minimises the negative log-likelihood of
+    `labels` (class indices) under softened or sharpened scores; 1 when there is nothing to fit
+    it on."""
     if len(labels) == 0:
         return 1.0
     labels = np.asarray(labels, np.int64)
+    searched = np.unique(np.maximum(TEMPERATURES, lowest))
     losses = [-np.mean(np.log(np.clip(probabilities_from_logits(logits, temperature)[
-        np.arange(len(labels)), labels], 1e-12, 1))) for temperature in TEMPERATURES]
-    return float(TEMPERATURES[int(np.argmin(losses))])
+        np.arange(len(labels)), labels], 1e-12, 1))) for temperature in searched]
+    return float(searched[int(np.argmin(losses))])
 
 
 def reliability_bins(probabilities: np.ndarray, labels: np.ndarray,

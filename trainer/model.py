@@ -34,6 +34,10 @@ class Recipe:
     # components, 1 up to the `familiar_quantile` of the validation images' distances and 0 from
     # `familiar_span` times that.
     face_weight: float = 0.0
+    drawn_weight: float = 0.0  # the same for a drawn face (trainer.faces finds it)
+    # The most an unfamiliar image's face alone may make the model sure of a class (before the
+    # temperature, which only softens): expression scores of a drawing are no photo's evidence.
+    unfamiliar_confidence: float = 1.0
     familiarity_components: int = 32
     familiar_quantile: float = 0.9
     familiar_span: float = 1.5
@@ -55,8 +59,12 @@ _PRETRAINED = Recipe(image_size=260, learning_rate=0.01, weight_decay=0.0, epoch
 
 # The same, plus the largest face's expression scores and familiarity (build_pretrained_faces).
 # A face's score counts twice the image's: of 1, 2 and 3, 2 and 3 were level and ahead of 1 in
-# the six directions among the photo sets (docs/research.md).
-_PRETRAINED_FACES = replace(_PRETRAINED, face_weight=2.0)
+# the six directions among the photo sets. A drawn face's counts once: web "photo" sets hold
+# clip art, and the drawn finder's box there is often a whole figure, not a head; of 0, 1, 2
+# and 4, 1 was ahead on the drawn sets from every training set for the least cost on photos
+# (docs/research.md).
+_PRETRAINED_FACES = replace(_PRETRAINED, face_weight=2.0, drawn_weight=1.0,
+                            unfamiliar_confidence=0.85)
 
 RECIPES = {
     "baseline": Recipe(image_size=256, learning_rate=1e-3, weight_decay=0.0, epochs=20, patience=5),
@@ -209,6 +217,17 @@ def familiarity_output(style, components: int):
     return layers.ReLU(max_value=1.0, name="familiarity")(ramp)
 
 
+def score_limit(confidence: float, class_count: int) -> float:
+    """The bound on every class's score that keeps the top probability at or below
+    `confidence` (< 1): a sigmoid's single score, or a softmax's, one class at the bound and
+    every other at minus it."""
+    import math
+
+    if class_count == 2:
+        return math.log(confidence / (1 - confidence))
+    return 0.5 * math.log(confidence * (class_count - 1) / (1 - confidence))
+
+
 def build_pretrained_faces(image_size: int, class_count: int,
                            backbone: str = PRETRAINED_BACKBONE):
     """`pretrained`, reading faces and knowing what it has not seen. Inputs: the image; the
@@ -217,12 +236,14 @@ def build_pretrained_faces(image_size: int, class_count: int,
     and the image's familiarity.
 
     Scores per class (logits) come from two linear parts: one on the image's standardised
-    features (all images), one on the face's expression scores from fer's network (fitted on
-    photo faces). A photo's score is the image's plus FACE_GAIN times the face's where there is
-    a face: no face adds nothing, so a missing face is no evidence for any class. The final
+    features (all images), one on the probabilities of the face's expressions from fer's
+    network (fitted on photo faces). A photo's score is the image's plus the recipe's
+    face_weight times the face's where there is a photo's face (drawn_weight times it for a
+    drawn face): no face adds nothing, so a missing face is no evidence for any class. The final
     score weighs that photo score by familiarity and the face's score by the rest: a drawing
-    unlike the training photos is read by what knows expressions, and an unfamiliar image
-    without a face gets a score near zero, a probability near 1/classes, never a confident one.
+    unlike the training photos is read by what knows expressions, within the recipe's
+    unfamiliar_confidence, and an unfamiliar image without a face gets a score near zero, a
+    probability near 1/classes: an unfamiliar image never gets a confident label.
     A temperature fitted on the validation split calibrates the scores."""
     import keras
     from keras import layers
@@ -246,19 +267,31 @@ def build_pretrained_faces(image_size: int, class_count: int,
     expression = expression_scores_model()
     expression.trainable = False
     scores = expression(layers.Rescaling(1 / 127.5, offset=-1.0, name="face_normalisation")(face))
+    # Probabilities, not raw scores: an expression photos rarely show (disgust, say) has a raw
+    # score that barely varies on photo faces, so standardised it swings wildly on a drawing;
+    # as a probability it stays in [0, 1] (docs/research.md).
     face_logits = layers.Dense(units, name=FACE_LOGITS_LAYER)(
-        layers.Normalization(name="face_standardisation")(scores))
+        layers.Normalization(name="face_standardisation")(
+            layers.Softmax(name="expression_probabilities")(scores)))
 
-    photo_logits = layers.Add(name="photo_logits")([image_logits, layers.Rescaling(
-        recipe.face_weight, name="face_gain")(layers.Multiply(name="face_logits_if_found")(
-            [face_logits, found]))])
+    photo_logits = layers.Add(name="photo_logits")([
+        image_logits,
+        layers.Rescaling(recipe.face_weight, name="face_gain")(
+            layers.Multiply(name="face_logits_if_found")([face_logits, found])),
+        layers.Rescaling(recipe.drawn_weight, name="drawn_gain")(
+            layers.Multiply(name="face_logits_if_drawn")([face_logits, drawn]))])
     familiarity = familiarity_output(_style_statistics(
         backbone_part.get_layer("stem_relu6").output), recipe.familiarity_components)
     unfamiliarity = layers.Rescaling(-1.0, offset=1.0, name="unfamiliarity")(familiarity)
     any_face = layers.Add(name="any_face")([found, drawn])
+    limit = score_limit(recipe.unfamiliar_confidence, class_count)
+    limited_face_logits = layers.Rescaling(1.0, offset=-limit, name="face_logits_limited")(
+        layers.ReLU(max_value=2 * limit, name="face_logits_clipped")(
+            layers.Rescaling(1.0, offset=limit, name="face_logits_raised")(face_logits)))
     logits = layers.Add(name="logits")([
         layers.Multiply(name="familiar_photo_logits")([photo_logits, familiarity]),
-        layers.Multiply(name="unfamiliar_face_logits")([face_logits, any_face, unfamiliarity])])
+        layers.Multiply(name="unfamiliar_face_logits")(
+            [limited_face_logits, any_face, unfamiliarity])])
     calibrated = layers.Rescaling(1.0, name="temperature")(logits)
     probabilities = layers.Activation("sigmoid" if class_count == 2 else "softmax",
                                       name="class_probabilities")(calibrated)

@@ -23,6 +23,16 @@ def test_a_known_over_confidence_is_undone():
     assert abs(fit_temperature(0.5 * three_classes, sampled(three_classes, 2)) - 0.5) < 0.06
 
 
+def test_a_temperature_kept_to_softening_never_sharpens():
+    """An under-confident model asks for a temperature below 1; kept at 1 or above (what the
+    default model's fitting does), it gets exactly 1, and an over-confident one is still undone."""
+    rng = np.random.default_rng(5)
+    true_logits = rng.normal(0, 2, (4000, 1))
+    labels = sampled(true_logits, 6)
+    assert fit_temperature(0.5 * true_logits, labels, lowest=1.0) == 1.0
+    assert abs(fit_temperature(3 * true_logits, labels, lowest=1.0) - 3) < 0.3
+
+
 def test_calibration_error_is_near_zero_when_confidence_matches_accuracy():
     logits = np.random.default_rng(3).normal(0, 2, (5000, 1))
     labels = sampled(logits, 4)

@@ -143,6 +143,14 @@ def test_a_missing_face_is_no_evidence_for_any_class():
     np.testing.assert_allclose(logits[found], (image[found] + gain * face[found])
                                * familiarity[found] + face[found] * (1 - familiarity[found]),
                                rtol=1e-4, atol=1e-5)
+    # A drawn face (no photo face) counts with the recipe's drawn weight where the image is
+    # familiar, and alone where it is not.
+    drawn_inputs = dict(blanked, **{FACE_INPUT: inputs[FACE_INPUT],
+                                    DRAWN_INPUT: np.ones_like(inputs[DRAWN_INPUT])})
+    drawn_logits, _, drawn_face, _ = scores(drawn_inputs)
+    drawn_gain = RECIPES["pretrained-faces"].drawn_weight
+    np.testing.assert_allclose(drawn_logits, (image + drawn_gain * drawn_face) * familiarity
+                               + drawn_face * (1 - familiarity), rtol=1e-4, atol=1e-5)
 
 
 def test_an_image_unlike_the_training_images_is_unfamiliar_and_gets_no_confident_label():
@@ -166,6 +174,20 @@ def test_an_image_unlike_the_training_images_is_unfamiliar_and_gets_no_confident
     assert np.asarray(strange["familiarity"]).max() < 0.2
     probabilities = np.asarray(strange["class_probabilities"])
     assert np.abs(probabilities - 0.5).max() < 0.4
+    # Even a face part sure of its reading gives an unfamiliar drawing at most the recipe's
+    # unfamiliar confidence, and still the face's own label.
+    from trainer.model import FACE_LOGITS_LAYER, RECIPES
+
+    face_head = model.get_layer(FACE_LOGITS_LAYER)
+    face_kernel, face_bias = face_head.get_weights()
+    face_head.set_weights([face_kernel * 50, face_bias * 50 + 3])  # sure the face is class 1
+    drawn = dict(blank, **{FACE_INPUT: np.full((10, FACE_SIZE, FACE_SIZE, 1), 128, np.float32),
+                           DRAWN_INPUT: np.ones((10, 1), np.float32)})
+    sure = np.asarray(model({"image": drawings, **drawn})["class_probabilities"])
+    familiarity = np.asarray(model({"image": drawings, **drawn})["familiarity"])
+    ceiling = RECIPES["pretrained-faces"].unfamiliar_confidence
+    assert np.all(sure[familiarity[:, 0] == 0] <= ceiling + 1e-5)
+    assert np.all(sure[familiarity[:, 0] == 0] > 0.5)
 
 
 @pytest.mark.parametrize("mood", ["happy", "sad"])

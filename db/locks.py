@@ -63,7 +63,7 @@ def held_lock(engine: Engine, lock: Lock, wait: bool = True) -> Iterator[bool]:
             fcntl.flock(file, fcntl.LOCK_UN)
 
 
-RECONCILE_LOCK = Lock("reconcile", 72419)  # one reconciler pass at a time (worker.reconcile)
+RECONCILE_LOCK = Lock("reconcile", 72419)  # one reconciler pass at a time (scheduler.reconcile)
 _JOB_LISTING_KEYS = 1 << 40  # job N's listing lock is this + N: clear of the fixed ids above
 
 

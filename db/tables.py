@@ -133,7 +133,7 @@ class JobBatch(Base):
     sent_at: Mapped[datetime | None]  # the latest send: committed before the message goes
     sends: Mapped[int] = mapped_column(default=0, server_default="0")
     # Who wrote it; until then, who holds it (the latest start), so a batch whose process is
-    # gone is sent again at once (worker.reconcile).
+    # gone is sent again at once (scheduler.reconcile).
     worker_host: Mapped[str | None] = mapped_column(String(255))
     finished_at: Mapped[datetime | None]  # None: not written yet
 

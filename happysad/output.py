@@ -161,7 +161,7 @@ def job_record(job, counts: dict[str, int]) -> dict:
 
 
 def _waiting_reason(status: str) -> str | None:
-    from worker.presence import job_waiting_reason
+    from scheduler.presence import job_waiting_reason
 
     return job_waiting_reason(status, program())
 

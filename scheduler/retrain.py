@@ -11,8 +11,9 @@ from db.tables import RetrainRun
 
 def request_retrain(force: bool = False) -> str:
     """Send a retrain for a slot of its own; returns the slot name to follow."""
+    from scheduler.celery_app import sender_app
     from scheduler.submit import check_broker
-    from worker.celery_app import RETRAIN_TASK, TRAINING_QUEUE, sender_app
+    from worker.task_names import RETRAIN_TASK, TRAINING_QUEUE
 
     app = sender_app()
     check_broker(app)

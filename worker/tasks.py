@@ -1,16 +1,18 @@
 """Thin Celery tasks: ids and URIs in, a plain function called, the outcome recorded.
 
-Nothing heavy is imported here at module level: TensorFlow loads in a worker's child process
+Shared tasks: they import no app, so the app that loads them (scheduler.worker_app, by name)
+may sit above this package. Nothing heavy is imported here at module level: TensorFlow loads in a worker's child process
 on its first batch, never in the parent before the fork.
 """
 
 import logging
 
+from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
 from db.session import DatabaseUnavailable
 from db.tables import JOB_DONE
-from worker.celery_app import CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, RETRAIN_TASK, app
+from worker.task_names import CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, RETRAIN_TASK
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ def model_cache():
     return _model_cache
 
 
-@app.task(name=CLASSIFY_BATCH_TASK, bind=True, autoretry_for=(OperationalError,
+@shared_task(name=CLASSIFY_BATCH_TASK, bind=True, autoretry_for=(OperationalError,
           DatabaseUnavailable), retry_backoff=2, retry_backoff_max=60, max_retries=8)
 def classify_batch(self, job_id: int, batch_index: int, uris: list[str]) -> None:
     from db import queries
@@ -34,7 +36,7 @@ def classify_batch(self, job_id: int, batch_index: int, uris: list[str]) -> None
     from db.session import session_scope
     from db.settings import get_settings
     from worker import classify
-    from worker.local import worker_identity
+    from worker.identity import worker_identity
 
     worker_host = worker_identity(self.request.hostname)
     with session_scope() as session:  # committed before work starts: a crash still counts
@@ -95,7 +97,7 @@ def record_batch_error(job_id: int, batch_index: int, uris: list[str], worker_ho
     return classify.write_batch(job_id, batch_index, rows, worker_host)
 
 
-@app.task(name=FINISH_JOB_TASK, bind=True, autoretry_for=(OperationalError,
+@shared_task(name=FINISH_JOB_TASK, bind=True, autoretry_for=(OperationalError,
           DatabaseUnavailable), retry_backoff=2, max_retries=8)
 def finish_job(self, job_id: int) -> None:
     """Used when the submitter sees the job complete (every batch done before it sealed it)."""
@@ -119,7 +121,7 @@ def complete_job(job_id: int) -> None:
         queries.set_report_path(session, job_id, path)
 
 
-@app.task(name=RETRAIN_TASK, bind=True, autoretry_for=(OperationalError,
+@shared_task(name=RETRAIN_TASK, bind=True, autoretry_for=(OperationalError,
           DatabaseUnavailable), retry_backoff=10, retry_backoff_max=300, max_retries=5)
 def retrain(self, slot: str | None = None, force: bool = False) -> None:
     """The scheduled retrain (beat names its slot) or a forced one (`happysad retrain`).

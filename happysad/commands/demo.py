@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from happysad import output
-from worker.celery_app import LABELLING_QUEUE
+from worker.task_names import LABELLING_QUEUE
 
 TRAIN_PER_CLASS = 100
 INCOMING_PER_CLASS = 50

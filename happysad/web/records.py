@@ -5,7 +5,7 @@ from sqlalchemy.orm import Session
 from db import queries
 from db.tables import JOB_DONE, Job, ModelVersion, Prediction, Promotion, RetrainRun, Review
 from happysad.web import schemas
-from worker.presence import job_waiting_reason
+from scheduler.presence import job_waiting_reason
 
 
 def job_out(job: Job, session: Session | None = None,

@@ -17,7 +17,7 @@ from happysad.web import actions, records
 from happysad.web.api.predictions import PredictionFilters, page_of_predictions
 from happysad.web.errors import one_line, status_by_error
 from happysad.web.pages.common import redirect, render, require_page_writer
-from worker.presence import job_waiting_reason
+from scheduler.presence import job_waiting_reason
 
 router = APIRouter()
 GRID_PAGE = 60

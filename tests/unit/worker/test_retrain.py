@@ -13,7 +13,7 @@ from db.locks import RETRAIN_LOCK, held_lock
 from db.session import get_engine, session_scope
 from db.settings import reset_settings
 from tests.helpers.commands import happysad
-from worker.celery_app import CLASSIFY_BATCH_TASK, RETRAIN_TASK
+from worker.task_names import CLASSIFY_BATCH_TASK, RETRAIN_TASK
 from worker.retrain import cron_slot, previous_fire_time, run_retrain
 
 UTC = ZoneInfo("UTC")

@@ -11,11 +11,11 @@ from db.locks import job_listing_lock
 from db.queries import outbox
 from db.session import session_scope, try_lock
 from db.tables import utc_now
+from scheduler.listing import iter_batches
+from scheduler.outbox import (out_of_space, queued_messages, resend_batch, seal_and_maybe_finish,
+                              send_batches)
 from trainer.storage import StorageError, open_storage
 from worker.task_names import CLASSIFY_BATCH_TASK
-from worker.listing import iter_batches
-from worker.outbox import (out_of_space, queued_messages, resend_batch, seal_and_maybe_finish,
-                           send_batches)
 
 
 class ResumeError(InvalidInput):

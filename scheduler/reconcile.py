@@ -21,8 +21,10 @@ from db.queries import outbox
 from db.session import session_scope, try_lock
 from db.settings import get_settings
 from db.tables import utc_now
+from scheduler.outbox import queued_messages, resend_batch
+from scheduler.resume import ResumeError, resume_job
+from worker.identity import holder_gone, worker_identity
 from worker.task_names import FINISH_JOB_TASK
-from worker.outbox import queued_messages, resend_batch
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ def reconcile_once(app) -> dict:
         done["resent"] = _resend_from_gone_holders(app)
         if queued_messages(app) == 0:
             # On Redis a worker takes a batch only when a process is free and records its start
-            # first (prefetch 1, worker.celery_app): with the queue empty, a batch not started
+            # first (prefetch 1, scheduler.celery_app): with the queue empty, a batch not started
             # UNSTARTED_GRACE seconds after it was sent is lost (Redis restarted without it, or
             # its worker died before starting it). The queue folder keeps a batch waiting
             # reserved behind a running one, so there only HAPPYSAD_RESEND_AFTER tells.
@@ -75,8 +77,6 @@ def reconcile_once(app) -> dict:
 def _resend_from_gone_holders(app) -> int:
     """Batches whose worker process is known to be gone (killed, its host's worker stopped)
     are sent again now, whatever the queue holds, not after HAPPYSAD_RESEND_AFTER."""
-    from worker.local import holder_gone
-
     with session_scope() as session:
         held = outbox.held_batches(session, RESEND_PER_PASS)
     gone = [(job_id, index, uris, holder) for job_id, index, uris, holder in held
@@ -89,9 +89,6 @@ def _resend_from_gone_holders(app) -> int:
 
 
 def _resume_stalled(app, job_id: int, deadline: int, done: dict) -> None:
-    from worker.local import worker_identity
-    from worker.resume import ResumeError, resume_job
-
     reason = (f"listing stopped for more than {deadline} s (its submitter died?): resumed "
               f"automatically by {worker_identity(_node_name)}")
     try:

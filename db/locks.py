@@ -23,7 +23,9 @@ class Lock:
 
 
 MIGRATION_LOCK = Lock("migrate", 72417)  # one process migrates the schema at a time
-RETRAIN_LOCK = Lock("retrain", 72418)  # one retrain trains at a time
+# One training at a time, whoever asks (trainer.training). The name and key predate `train`
+# and the demo taking it too, and stay: a process of the previous release must still agree.
+TRAINING_LOCK = Lock("retrain", 72418)
 
 
 def lock_file(engine: Engine, lock: Lock) -> Path:

@@ -13,6 +13,7 @@ from celery.signals import beat_init, before_task_publish
 
 from db.settings import get_settings
 from scheduler.celery_app import app
+from worker.retrain import cron_slot, retrain_crontab
 from worker.task_names import RETRAIN_TASK, TRAINING_QUEUE
 
 # Beat wakes at least this often. redbeat renews its lock on every wake-up, so the lock's
@@ -22,15 +23,10 @@ MAX_LOOP_SECONDS = 60
 
 
 def retrain_schedule() -> dict:
-    from celery.schedules import crontab
-
-    settings = get_settings()
-    minute, hour, day_of_month, month, day_of_week = settings.retrain_cron.split()
     return {
         "nightly-retrain": {
             "task": RETRAIN_TASK,
-            "schedule": crontab(minute=minute, hour=hour, day_of_month=day_of_month,
-                                month_of_year=month, day_of_week=day_of_week),
+            "schedule": retrain_crontab(get_settings().retrain_cron),
             "options": {"queue": TRAINING_QUEUE},
         }
     }
@@ -42,8 +38,6 @@ def stamp_slot(body=None, headers=None, **_kwargs) -> None:
         return
     kwargs = body[1]  # message protocol 2: (args, kwargs, embed)
     if kwargs.get("slot") is None:
-        from worker.retrain import cron_slot
-
         settings = get_settings()
         kwargs["slot"] = cron_slot(settings.retrain_cron, settings.timezone)
 

@@ -1,8 +1,8 @@
 """Thin Celery tasks: ids and URIs in, a plain function called, the outcome recorded.
 
 Shared tasks: they import no app, so the app that loads them (scheduler.worker_app, by name)
-may sit above this package. Nothing heavy is imported here at module level: TensorFlow loads in a worker's child process
-on its first batch, never in the parent before the fork.
+may sit above this package. Nothing heavy is imported here at module level: TensorFlow loads
+in a worker's child process on its first batch, never in the parent before the fork.
 """
 
 import logging
@@ -11,7 +11,7 @@ from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
 from db.session import DatabaseUnavailable
-from db.tables import JOB_DONE
+from db.tables import JOB_ACTIVE, JOB_DONE
 from worker.task_names import CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, RETRAIN_TASK
 
 logger = logging.getLogger(__name__)
@@ -41,9 +41,9 @@ def classify_batch(self, job_id: int, batch_index: int, uris: list[str]) -> None
     worker_host = worker_identity(self.request.hostname)
     with session_scope() as session:  # committed before work starts: a crash still counts
         status, written = outbox.batch_state(session, job_id, batch_index)
-        if status in outbox.ACTIVE_STATUSES and not written:
+        if status in JOB_ACTIVE and not written:
             attempts = queries.count_attempt(session, job_id, batch_index, worker_host)
-    if status not in outbox.ACTIVE_STATUSES:
+    if status not in JOB_ACTIVE:
         logger.info("job %s is %s: batch %s skipped", job_id, status, batch_index)
         return
     if written:  # a copy sent again by the reconciler, or a redelivery: nothing to redo

@@ -196,9 +196,9 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["HAPPYSAD_HOME"] = home
         os.chdir(home)  # nor a ./.env
         from db.settings import get_settings
-        from worker import local
+        from scheduler.workers import start_local_workers, stop_local_workers
 
-        workers = local.start_local_workers(get_settings().concurrency(),
+        workers = start_local_workers(get_settings().concurrency(),
                                             Path(home) / "worker.log")
         runs = []
         try:
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
                             print(json.dumps(run), file=sys.stderr, flush=True)  # progress
                             runs.append(run)
         finally:
-            local.stop_local_workers(workers)
+            stop_local_workers(workers)
     summary = summarize(runs)
     print(json.dumps({"directions": directions, "seeds": args.seeds,
                       "runs": runs, "summary": summary}, indent=2))

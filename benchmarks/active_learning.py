@@ -125,13 +125,13 @@ def run_strategy(strategy: str, base, args, seed: int) -> list[dict]:
     from db import queries
     from db.session import session_scope
     from trainer.registry import register
-    from worker import local
+    from scheduler.workers import start_local_workers, stop_local_workers
     from worker.retrain import run_retrain
 
     steps = []
     with tempfile.TemporaryDirectory(prefix=f"happysad-al-{strategy}-") as home:
         use_home(home)
-        workers = local.start_local_workers(args.workers, Path(home) / "worker.log")
+        workers = start_local_workers(args.workers, Path(home) / "worker.log")
         try:
             version = register(base, promote="always").version
             steps.append({"reviewed": 0, "model_version": version,
@@ -172,7 +172,7 @@ def run_strategy(strategy: str, base, args, seed: int) -> list[dict]:
                 print(json.dumps({"seed": seed, "strategy": strategy} | steps[-1]),
                       file=sys.stderr, flush=True)
         finally:
-            local.stop_local_workers(workers)
+            stop_local_workers(workers)
     return steps
 
 

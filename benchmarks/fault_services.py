@@ -120,12 +120,12 @@ class Postgres:
 
 
 class Worker:
-    """A real `celery -A worker.celery_app worker` (one process) in its own process group."""
+    """A real `celery -A scheduler.worker_app worker` (one process) in its own process group."""
 
     def __init__(self, name: str, env: dict, log_dir: Path):
         log_dir.mkdir(parents=True, exist_ok=True)
         self.name, self.env, self.log_path = name, env, log_dir / f"{name}.log"
-        command = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+        command = [sys.executable, "-m", "celery", "-A", "scheduler.worker_app", "worker",
                    f"--hostname={name}@%h", "--concurrency=1", "--queues=labelling",
                    "--loglevel=INFO", "--without-mingle", "--without-gossip"]
         with open(self.log_path, "ab") as log:

@@ -103,7 +103,7 @@ def wait_done(pg, job_id: int, timeout: float = 1800) -> int:
 def start_worker(processes: int, log: Path) -> subprocess.Popen:
     env = dict(os.environ, PGAPPNAME=WORKER_APP_NAME, HAPPYSAD_INFERENCE_THREADS="1")
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+        [sys.executable, "-m", "celery", "-A", "scheduler.worker_app", "worker",
          f"--concurrency={processes}", "--queues=labelling", "--loglevel=INFO",
          f"--hostname=bench{processes}@%h", "--without-mingle", "--without-gossip"],
         stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)

@@ -23,7 +23,9 @@ class Lock:
 
 
 MIGRATION_LOCK = Lock("migrate", 72417)  # one process migrates the schema at a time
-RETRAIN_LOCK = Lock("retrain", 72418)  # one retrain trains at a time
+# One training at a time, whoever asks (trainer.training). The name and key predate `train`
+# and the demo taking it too, and stay: a process of the previous release must still agree.
+TRAINING_LOCK = Lock("retrain", 72418)
 
 
 def lock_file(engine: Engine, lock: Lock) -> Path:
@@ -63,7 +65,7 @@ def held_lock(engine: Engine, lock: Lock, wait: bool = True) -> Iterator[bool]:
             fcntl.flock(file, fcntl.LOCK_UN)
 
 
-RECONCILE_LOCK = Lock("reconcile", 72419)  # one reconciler pass at a time (worker.reconcile)
+RECONCILE_LOCK = Lock("reconcile", 72419)  # one reconciler pass at a time (scheduler.reconcile)
 _JOB_LISTING_KEYS = 1 << 40  # job N's listing lock is this + N: clear of the fixed ids above
 
 

@@ -133,7 +133,7 @@ class JobBatch(Base):
     sent_at: Mapped[datetime | None]  # the latest send: committed before the message goes
     sends: Mapped[int] = mapped_column(default=0, server_default="0")
     # Who wrote it; until then, who holds it (the latest start), so a batch whose process is
-    # gone is sent again at once (worker.reconcile).
+    # gone is sent again at once (scheduler.reconcile).
     worker_host: Mapped[str | None] = mapped_column(String(255))
     finished_at: Mapped[datetime | None]  # None: not written yet
 
@@ -209,6 +209,9 @@ class Review(Base):
     )
 
 
+RUN_RUNNING, RUN_DONE, RUN_SKIPPED, RUN_FAILED = "running", "done", "skipped", "failed"
+
+
 class RetrainRun(Base):
     """One retrain: scheduled or forced, its outcome and why it was or was not promoted."""
 
@@ -216,7 +219,7 @@ class RetrainRun(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slot: Mapped[str] = mapped_column(String(64), unique=True)  # one run per scheduled slot
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running|done|skipped|failed
+    status: Mapped[str] = mapped_column(String(16), default=RUN_RUNNING)  # RUN_*
     source: Mapped[str] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(default=utc_now)
     finished_at: Mapped[datetime | None]

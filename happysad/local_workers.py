@@ -66,7 +66,7 @@ class SharedWorkers:
             return None
 
     def _pid_alive(self, pid: int | None) -> bool:
-        from worker.local import process_alive
+        from worker.identity import process_alive
 
         if pid is None:
             return False
@@ -75,10 +75,10 @@ class SharedWorkers:
         return process_alive(pid)
 
     def alive(self) -> bool:
-        from worker import local
+        from scheduler import workers
 
         ours_gone = self.process is not None and self.process.poll() is not None
-        others = [pid for pid in local.running_workers(self.queue)
+        others = [pid for pid in workers.running_workers(self.queue)
                   if not (ours_gone and pid == self.process.pid)]  # a zombie still "runs"
         return bool(others) or self._pid_alive(self._started_pid())
 
@@ -87,11 +87,11 @@ class SharedWorkers:
 
     def _ensure_running(self) -> bool:
         """Start workers unless some consume the queue (or are starting); under the lock."""
-        from worker import local
+        from scheduler import workers
 
         if self.alive():
             return False
-        self.process = local.start_local_workers(self.concurrency, self.log_path, self.queue)
+        self.process = workers.start_local_workers(self.concurrency, self.log_path, self.queue)
         self._path("started-Q.pid").write_text(str(self.process.pid))
         return True
 
@@ -107,7 +107,7 @@ class SharedWorkers:
 
     def leave(self) -> None:
         """Give the lease back; the last waiter out stops the workers started for waiters."""
-        from worker.local import process_alive
+        from worker.identity import process_alive
 
         with self._locked():
             self._lease.unlink(missing_ok=True)
@@ -124,7 +124,7 @@ class SharedWorkers:
 
     def _stop(self, pid: int, timeout: float = 30) -> None:
         """Warm shutdown (finish the current batch), then force if it does not stop in time."""
-        from worker.local import stop_local_workers
+        from scheduler.workers import stop_local_workers
 
         if self.process is not None and self.process.pid == pid:
             return stop_local_workers(self.process, timeout)
@@ -165,7 +165,7 @@ def local_workers_for(queues: str) -> Iterator[WorkerWatch]:
     """On the embedded queue, share local workers on `queues` with the other waiters for the
     duration, starting them if nobody consumes it; with a broker server, the operator's
     workers do the work."""
-    from worker.celery_app import TRAINING_QUEUE
+    from worker.task_names import TRAINING_QUEUE
 
     settings = get_settings()
     if not settings.embedded_broker:

@@ -15,7 +15,7 @@ def job_record(job: Job, counts: tuple[dict[str, int], int] | None = None,
     """A job with its progress from its batch counts; with `counts` (row_counts: images per
     label, failed), how many images are classified and failed. `program` is how the
     "waiting for a worker" hint spells the command (the CLI's may be a path)."""
-    from worker.presence import job_waiting_reason
+    from scheduler.presence import job_waiting_reason
 
     if job.status == JOB_DONE:
         progress = 1.0

@@ -1,6 +1,6 @@
 """The retrain schedule for Celery beat: HAPPYSAD_RETRAIN_CRON in HAPPYSAD_TIMEZONE.
 
-With Redis, beat uses celery-redbeat (configured in worker.celery_app): the schedule below is
+With Redis, beat uses celery-redbeat (configured in scheduler.celery_app): the schedule below is
 stored in Redis, and a lock lets exactly one of several beat processes send; the others wait
 for the lock and take over if its holder dies. On the embedded queue, beat keeps its state in
 a file under HAPPYSAD_HOME.
@@ -12,7 +12,9 @@ slot claim holds even for a message that waits in the queue past the next fire t
 from celery.signals import beat_init, before_task_publish
 
 from db.settings import get_settings
-from worker.celery_app import RETRAIN_TASK, TRAINING_QUEUE, app
+from scheduler.celery_app import app
+from worker.retrain import cron_slot, retrain_crontab
+from worker.task_names import RETRAIN_TASK, TRAINING_QUEUE
 
 # Beat wakes at least this often. redbeat renews its lock on every wake-up, so the lock's
 # timeout (redbeat_lock_timeout, 300 s) must be well above it, or a standby beat could take
@@ -21,15 +23,10 @@ MAX_LOOP_SECONDS = 60
 
 
 def retrain_schedule() -> dict:
-    from celery.schedules import crontab
-
-    settings = get_settings()
-    minute, hour, day_of_month, month, day_of_week = settings.retrain_cron.split()
     return {
         "nightly-retrain": {
             "task": RETRAIN_TASK,
-            "schedule": crontab(minute=minute, hour=hour, day_of_month=day_of_month,
-                                month_of_year=month, day_of_week=day_of_week),
+            "schedule": retrain_crontab(get_settings().retrain_cron),
             "options": {"queue": TRAINING_QUEUE},
         }
     }
@@ -41,8 +38,6 @@ def stamp_slot(body=None, headers=None, **_kwargs) -> None:
         return
     kwargs = body[1]  # message protocol 2: (args, kwargs, embed)
     if kwargs.get("slot") is None:
-        from worker.retrain import cron_slot
-
         settings = get_settings()
         kwargs["slot"] = cron_slot(settings.retrain_cron, settings.timezone)
 
@@ -58,9 +53,9 @@ def configure_beat() -> None:
 
 
 def _start_reconciler(**_kwargs) -> None:
-    """Beat runs the reconciler too (worker.reconcile), so lost batches are sent again even
+    """Beat runs the reconciler too (scheduler.reconcile), so lost batches are sent again even
     while every worker is between restarts; the lock keeps passes one at a time."""
-    from worker.reconcile import start_reconciler
+    from scheduler.reconcile import start_reconciler
 
     start_reconciler(app)
 

@@ -1,7 +1,7 @@
 """What `celery -A scheduler.beat_app beat` loads: the shared app with the retrain schedule."""
 
 from scheduler.beat import configure_beat
-from worker.celery_app import app
+from scheduler.celery_app import app
 
 configure_beat()
 

@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 from db import queries
 from db.errors import WaitTimeout
 from db.session import session_scope
-from db.tables import RetrainRun
+from db.tables import RUN_RUNNING, RetrainRun
 
 
 def request_retrain(force: bool = False) -> str:
     """Send a retrain for a slot of its own; returns the slot name to follow."""
+    from scheduler.celery_app import sender_app
     from scheduler.submit import check_broker
-    from worker.celery_app import RETRAIN_TASK, TRAINING_QUEUE, sender_app
+    from worker.task_names import RETRAIN_TASK, TRAINING_QUEUE
 
     app = sender_app()
     check_broker(app)
@@ -28,7 +29,7 @@ def wait_for_run(slot: str, timeout: float | None = None, poll: float = 1.0,
     while True:
         with session_scope() as session:
             run = queries.retrain_run_for_slot(session, slot)
-            if run is not None and run.status != "running":
+            if run is not None and run.status != RUN_RUNNING:
                 return run
         if deadline is not None and time.monotonic() > deadline:
             raise WaitTimeout(f"retrain {slot} did not finish within {timeout:.0f}s")

@@ -13,9 +13,9 @@ from db.errors import InvalidInput, Unavailable, is_disk_full
 from db.locks import job_listing_lock
 from db.session import session_scope, try_lock
 from db.settings import MAX_BATCH_SIZE, get_settings, mask_url
+from scheduler.listing import iter_batches
+from scheduler.outbox import out_of_space, seal_and_maybe_finish, send_batches
 from trainer.storage import StorageError, is_bucket_uri, open_storage
-from worker.listing import iter_batches
-from worker.outbox import out_of_space, seal_and_maybe_finish, send_batches
 
 
 class SubmitError(InvalidInput):
@@ -100,7 +100,7 @@ def submit_source(source: str, model_version: int | None = None,
     """Make the job, then list the source and record and send each batch (the outbox), holding
     the job's listing lock: if this process dies, `jobs resume` or the reconciler goes on.
     `allowed_roots` (the web app passes them) confines where a caller may send the workers."""
-    from worker.celery_app import sender_app
+    from scheduler.celery_app import sender_app
 
     batch_size = checked_batch_size(batch_size)
     storage = open_storage(source)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.faces import IMAGE_INPUT
+from trainer.inputs import IMAGE_INPUT
 
 CLASS_OUTPUT = "class_probabilities"  # every model's labels (trainer.model's head layer)
 OPENVINO_FILES = ("model.openvino.xml", "model.openvino.bin")  # beside model.keras

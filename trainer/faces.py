@@ -28,11 +28,9 @@ from functools import lru_cache
 
 import numpy as np
 
-IMAGE_INPUT = "image"  # the model input names: every model's image; a face-reading model's
-FACE_INPUT = "face"  # face crop, whether it is a photo's face, and whether a drawn one
-FOUND_INPUT = "face_found"
-DRAWN_INPUT = "drawn_found"
-FACE_SIZE = 64  # the expression network's input: 64x64 grey
+from trainer.inputs import (DRAWN_INPUT, FACE_INPUT, FACE_SIZE, FOUND_INPUT, IMAGE_INPUT,
+                            reads_faces)
+
 DETECTION_SIZE = 200
 MIN_FACE_PIXELS = 20  # at DETECTION_SIZE: MTCNN's own default
 MIN_CONFIDENCE = 0.9
@@ -47,11 +45,6 @@ DRAWN_SHAPE_FILL = 0.45  # of its box (a disc fills 0.79 of it)
 DRAWN_RADII = (0.15, 0.55)  # of the image's side
 DRAWN_FLATNESS = 0.7  # the share of the inside within DRAWN_TOLERANCE of its median colour
 DRAWN_TOLERANCE = 20  # per RGB channel, of 255
-
-
-def reads_faces(model) -> bool:
-    """Whether a Keras model takes a face crop beside the image."""
-    return any(tensor.name == FACE_INPUT for tensor in model.inputs)
 
 
 @lru_cache(maxsize=1)

@@ -94,7 +94,7 @@ def image_input(image_size: int):
     """(the model's input, the pixels scaled to [0, 1] for the layers after it)."""
     import keras
 
-    from trainer.faces import IMAGE_INPUT
+    from trainer.inputs import IMAGE_INPUT
 
     inputs = keras.Input(shape=(image_size, image_size, 3), name=IMAGE_INPUT)
     return inputs, keras.layers.Rescaling(1 / 255, name="unit_range")(inputs)
@@ -167,7 +167,7 @@ def build_pretrained(image_size: int, class_count: int, backbone: str = PRETRAIN
 
     from trainer.backbones.efficientnet_lite import (efficientnet_lite_features,
                                                      load_pretrained_weights)
-    from trainer.faces import IMAGE_INPUT
+    from trainer.inputs import IMAGE_INPUT
 
     inputs = keras.Input(shape=(image_size, image_size, 3), name=IMAGE_INPUT)
     features = efficientnet_lite_features(inputs, backbone)
@@ -251,7 +251,7 @@ def build_pretrained_faces(image_size: int, class_count: int,
     from trainer.backbones.efficientnet_lite import (efficientnet_lite_features,
                                                      load_pretrained_weights)
     from trainer.backbones.expression import expression_scores_model
-    from trainer.faces import DRAWN_INPUT, FACE_INPUT, FACE_SIZE, FOUND_INPUT, IMAGE_INPUT
+    from trainer.inputs import DRAWN_INPUT, FACE_INPUT, FACE_SIZE, FOUND_INPUT, IMAGE_INPUT
 
     recipe = RECIPES["pretrained-faces"]
     image = keras.Input(shape=(image_size, image_size, 3), name=IMAGE_INPUT)

@@ -74,7 +74,7 @@ def fit_linear(inputs, labels, validation, validation_labels, class_count: int, 
 def fit_head(model, data, split, params, callbacks: list):
     """Fit `model`'s trained parts on its frozen networks' outputs for the training split;
     returns the Keras History of the image part's epochs (validated on the validation split)."""
-    from trainer.faces import IMAGE_INPUT, reads_faces
+    from trainer.inputs import IMAGE_INPUT, reads_faces
 
     class_count = len(data.class_names)
     images, labels = data.images[split.train], data.labels[split.train]
@@ -103,7 +103,8 @@ def fit_faces(model, data, split, params) -> None:
     """The face part: a linear map from the expression network's scores to the classes, fitted
     on the faces found in the training photos (and their mirror images), validated on the
     validation split's. With too few faces of a class it stays zero: faces then add nothing."""
-    from trainer.faces import FACE_INPUT, FOUND_INPUT, face_inputs
+    from trainer.faces import face_inputs
+    from trainer.inputs import FACE_INPUT, FOUND_INPUT
 
     class_count = len(data.class_names)
     scores_of = tensor_runner(model, [FACE_INPUT],
@@ -138,7 +139,7 @@ def fit_familiarity(model, train_images: np.ndarray, validation_images: np.ndarr
     """Familiarity's standardisation and projection from the training images' style statistics
     (whitened principal components), and its ramp from the validation images' distances: 1 up
     to the recipe's quantile of them, 0 from its span times that."""
-    from trainer.faces import IMAGE_INPUT
+    from trainer.inputs import IMAGE_INPUT
 
     recipe = RECIPES["pretrained-faces"]
     style_of = layer_runner(model, [IMAGE_INPUT], STYLE_LAYER)

@@ -1,1 +1,2 @@
-"""Celery workers: the app every process uses, thin tasks, batched classification, job reports."""
+"""What runs a task: thin Celery tasks, batched classification, the engine, finishing a job
+and its report, the scheduled retrain."""

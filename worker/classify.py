@@ -17,7 +17,7 @@ from trainer.model import class_probabilities
 from trainer.model_store import load_model, verified_engine_files
 from trainer.storage import StorageError, open_storage
 from worker.engine import load_engine, openvino_candidates
-from worker.local import worker_identity
+from worker.identity import worker_identity
 
 # Images per model call. Small enough that the rest of the batch decodes while a chunk is
 # classified, and that TensorFlow's activation memory (megabytes an image at 256 px) stays the

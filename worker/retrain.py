@@ -2,7 +2,7 @@
 skipped when the data has not changed, gated on promotion by champion against challenger
 (trainer.promotion.promotion_decision). The task in worker.tasks calls `run_retrain`.
 
-Imports stay light (no NumPy, OpenCV or TensorFlow) because beat imports `cron_slot` from here.
+Imports stay light (no NumPy, OpenCV or TensorFlow): beat imports the cron parser from here.
 """
 
 import logging
@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 from db import queries
 from db.errors import InvalidInput
-from db.locks import RETRAIN_LOCK, held_lock
-from db.session import get_engine, session_scope
+from db.session import session_scope
 from db.settings import get_settings
-from db.tables import RetrainRun
+from db.tables import RUN_DONE, RUN_FAILED, RUN_SKIPPED, RetrainRun
+from trainer.training import Training, training_lock
 
 logger = logging.getLogger(__name__)
 
@@ -23,17 +23,20 @@ ABANDONED_REASON = ("the run stopped without an outcome (its worker died); one r
                     "not rerun")
 
 
-def previous_fire_time(cron: str, timezone: str, now: datetime | None = None) -> datetime:
-    """The latest time at or before `now` that the five-field cron expression names.
-
-    Parsed by Celery's own crontab, so it agrees with beat on every field (including Celery's
-    AND of day-of-month and day-of-week).
-    """
+def retrain_crontab(cron: str):
+    """HAPPYSAD_RETRAIN_CRON's five fields as Celery's crontab: the one parse of the cron text,
+    for beat's schedule (scheduler.beat) and for the slots below, so the two always agree
+    (including Celery's AND of day-of-month and day-of-week)."""
     from celery.schedules import crontab
 
     minute, hour, day_of_month, month, day_of_week = cron.split()
-    schedule = crontab(minute=minute, hour=hour, day_of_month=day_of_month,
-                       month_of_year=month, day_of_week=day_of_week)
+    return crontab(minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month,
+                   day_of_week=day_of_week)
+
+
+def previous_fire_time(cron: str, timezone: str, now: datetime | None = None) -> datetime:
+    """The latest time at or before `now` that the five-field cron expression names."""
+    schedule = retrain_crontab(cron)
     zone = ZoneInfo(timezone)
     now = (now or datetime.now(zone)).astimezone(zone).replace(second=0, microsecond=0)
     for days_back in range(0, 366 * 4 + 1):  # 29 February recurs within four years
@@ -89,34 +92,33 @@ def run_retrain(slot: str | None = None, force: bool = False) -> RetrainRun | No
     settings = get_settings()
     slot = slot or cron_slot(settings.retrain_cron, settings.timezone)
     source = settings.train_data or ""
-    with held_lock(get_engine(), RETRAIN_LOCK, wait=False) as held:
+    with training_lock(wait=False) as training:
         with session_scope() as session:
             run = queries.claim_retrain_slot(session, slot, source)
             run_id = run.id if run is not None else None
             if run_id is None:
                 logger.info("retrain slot %s already has a run: duplicate delivery ignored", slot)
-                if held:  # a redelivery after its worker died: say so on the row
+                if training.held:  # a redelivery after its worker died: say so on the row
                     close_abandoned_runs(session, slot=slot)
                 return None
-            if held:
+            if training.held:
                 close_abandoned_runs(session, before_id=run_id)
-        if not held:
-            return finish_run(run_id, "skipped", "another retrain is running (at most one at "
+        if not training.held:
+            return finish_run(run_id, RUN_SKIPPED, "another retrain is running (at most one at "
                               "a time)")
-        return train_and_register(run_id, slot, source, force)
+        return train_and_register(training, run_id, slot, source, force)
 
 
-def train_and_register(run_id: int, slot: str, source: str, force: bool) -> RetrainRun:
+def train_and_register(training: Training, run_id: int, slot: str, source: str,
+                       force: bool) -> RetrainRun:
     """The run itself: fingerprint (HAPPYSAD_TRAIN_DATA and the reviewed images), skip if
     unchanged, train, register behind the gate."""
     from db.queries.reviews import reviewed_images
     from trainer.corrections import read_corrections, training_fingerprint
     from trainer.dataset import source_fingerprint
-    from trainer.registry import register
-    from trainer.train import train
 
     if not source:
-        return finish_run(run_id, "failed", "HAPPYSAD_TRAIN_DATA is not set: nothing to train on")
+        return finish_run(run_id, RUN_FAILED, "HAPPYSAD_TRAIN_DATA is not set: nothing to train on")
     try:
         with session_scope() as session:
             reviewed = reviewed_images(session)
@@ -130,12 +132,12 @@ def train_and_register(run_id: int, slot: str, source: str, force: bool) -> Retr
             latest = versions[-1].dataset_fingerprint if versions else None
             params = retrain_params(session)
         if not force and fingerprint == latest:
-            return finish_run(run_id, "skipped", "training data and reviews unchanged since the "
+            return finish_run(run_id, RUN_SKIPPED, "training data and reviews unchanged since the "
                               f"last version (v{versions[-1].version})", fingerprint=fingerprint)
-        result = train(source, params, corrections=corrections)
-        registration = register(result, promote="auto")
+        trained = training.train_and_register(source, params, "auto", corrections=corrections)
+        result, registration = trained.result, trained.registration
     except Exception as error:  # recorded on the run: the operator reads why in `retrain list`
         logger.exception("retrain %s failed", slot)
-        return finish_run(run_id, "failed", f"{type(error).__name__}: {error}")
-    return finish_run(run_id, "done", registration.reason, fingerprint=result.data.fingerprint,
+        return finish_run(run_id, RUN_FAILED, f"{type(error).__name__}: {error}")
+    return finish_run(run_id, RUN_DONE, registration.reason, fingerprint=result.data.fingerprint,
                       model_version=registration.version, promoted=registration.promoted)

@@ -1,16 +1,18 @@
 """Thin Celery tasks: ids and URIs in, a plain function called, the outcome recorded.
 
-Nothing heavy is imported here at module level: TensorFlow loads in a worker's child process
-on its first batch, never in the parent before the fork.
+Shared tasks: they import no app, so the app that loads them (scheduler.worker_app, by name)
+may sit above this package. Nothing heavy is imported here at module level: TensorFlow loads
+in a worker's child process on its first batch, never in the parent before the fork.
 """
 
 import logging
 
+from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
 from db.session import DatabaseUnavailable
-from db.tables import JOB_DONE
-from worker.celery_app import CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, RETRAIN_TASK, app
+from db.tables import JOB_ACTIVE, JOB_DONE
+from worker.task_names import CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, RETRAIN_TASK
 
 logger = logging.getLogger(__name__)
 
@@ -32,23 +34,23 @@ def model_cache():
 DATABASE_RETRY_MAX = 10
 
 
-@app.task(name=CLASSIFY_BATCH_TASK, bind=True, autoretry_for=(OperationalError,
-          DatabaseUnavailable), retry_backoff=2, retry_backoff_max=DATABASE_RETRY_MAX,
-          max_retries=30)
+@shared_task(name=CLASSIFY_BATCH_TASK, bind=True, autoretry_for=(OperationalError,
+             DatabaseUnavailable), retry_backoff=2, retry_backoff_max=DATABASE_RETRY_MAX,
+             max_retries=30)
 def classify_batch(self, job_id: int, batch_index: int, uris: list[str]) -> None:
     from db import queries
     from db.queries import outbox
     from db.session import session_scope
     from db.settings import get_settings
     from worker import classify
-    from worker.local import worker_identity
+    from worker.identity import worker_identity
 
     worker_host = worker_identity(self.request.hostname)
     with session_scope() as session:  # committed before work starts: a crash still counts
         status, written = outbox.batch_state(session, job_id, batch_index)
-        if status in outbox.ACTIVE_STATUSES and not written:
+        if status in JOB_ACTIVE and not written:
             attempts = queries.count_attempt(session, job_id, batch_index, worker_host)
-    if status not in outbox.ACTIVE_STATUSES:
+    if status not in JOB_ACTIVE:
         logger.info("job %s is %s: batch %s skipped", job_id, status, batch_index)
         return
     if written:  # a copy sent again by the reconciler, or a redelivery: nothing to redo
@@ -102,7 +104,7 @@ def record_batch_error(job_id: int, batch_index: int, uris: list[str], worker_ho
     return classify.write_batch(job_id, batch_index, rows, worker_host)
 
 
-@app.task(name=FINISH_JOB_TASK, bind=True, autoretry_for=(OperationalError,
+@shared_task(name=FINISH_JOB_TASK, bind=True, autoretry_for=(OperationalError,
           DatabaseUnavailable), retry_backoff=2, max_retries=8)
 def finish_job(self, job_id: int) -> None:
     """Used when the submitter sees the job complete (every batch done before it sealed it)."""
@@ -126,7 +128,7 @@ def complete_job(job_id: int) -> None:
         queries.set_report_path(session, job_id, path)
 
 
-@app.task(name=RETRAIN_TASK, bind=True, autoretry_for=(OperationalError,
+@shared_task(name=RETRAIN_TASK, bind=True, autoretry_for=(OperationalError,
           DatabaseUnavailable), retry_backoff=10, retry_backoff_max=300, max_retries=5)
 def retrain(self, slot: str | None = None, force: bool = False) -> None:
     """The scheduled retrain (beat names its slot) or a forced one (`happysad retrain`).

@@ -12,14 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.throughput.common import rss_mb, use_env
-from worker.celery_app import LABELLING_QUEUE
+from worker.task_names import LABELLING_QUEUE
 
 
 class Workers:
-    """A real `celery -A worker.celery_app worker` with `processes` pool processes."""
+    """A real `celery -A scheduler.worker_app worker` with `processes` pool processes."""
 
     def __init__(self, processes: int, env: dict, log_path: Path):
-        from worker.local import worker_command
+        from scheduler.workers import worker_command
 
         self.log_path = log_path
         command = worker_command(processes, LABELLING_QUEUE, "INFO") + ["--without-mingle",
@@ -42,7 +42,7 @@ class Workers:
         return re.findall(r"inference engine (\w+) chosen", self.log_path.read_text())
 
     def stop(self) -> None:
-        from worker.local import stop_local_workers
+        from scheduler.workers import stop_local_workers
 
         stop_local_workers(self.process, timeout=60)
 

@@ -123,15 +123,16 @@ def count_attempt(session: Session, job_id: int, batch_index: int,
     ).scalar_one()
 
 
-def finish_job(session: Session, job_id: int, report_path: str | None = None) -> str | None:
+def finish_job(session: Session, job_id: int) -> str | None:
     """End the job: `done`, or `failed` with the reason when every image failed (a job with
     no result is no success). Returns the status for the one caller that made the change,
-    None for any other (a cancelled job stays cancelled)."""
+    None for any other (a cancelled job stays cancelled). The report comes after, written outside
+    any transaction (set_report_path)."""
     reason = every_image_failed(session, job_id)
     status = JOB_FAILED if reason else JOB_DONE
     changed = session.execute(
         update(Job).where(Job.id == job_id, Job.status.not_in(JOB_FINISHED))
-        .values(status=status, finished_at=utc_now(), report_path=report_path,
+        .values(status=status, finished_at=utc_now(),
                 status_reason=reason if reason else Job.status_reason)
     ).rowcount
     return status if changed else None

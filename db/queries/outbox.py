@@ -16,7 +16,6 @@ from db.queries.dialect import dialect_insert
 from db.tables import JOB_ACTIVE, JOB_FAILED, JOB_RUNNING, JOB_SCANNING
 from db.tables import BatchAttempt, Job, JobBatch, Prediction, utc_now
 
-ACTIVE_STATUSES = JOB_ACTIVE  # done, failed, cancelled: nothing more is sent
 
 
 def record_batch_to_send(session: Session, job_id: int, batch_index: int,
@@ -88,7 +87,7 @@ def batches_to_resend(session: Session, older_than: datetime, limit: int,
         .join(Job, Job.id == JobBatch.job_id)
         .outerjoin(BatchAttempt, and_(BatchAttempt.job_id == JobBatch.job_id,
                                       BatchAttempt.batch_index == JobBatch.batch_index))
-        .where(Job.status.in_(ACTIVE_STATUSES), JobBatch.finished_at.is_(None),
+        .where(Job.status.in_(JOB_ACTIVE), JobBatch.finished_at.is_(None),
                JobBatch.uris.is_not(None), lost)
         .order_by(JobBatch.job_id, JobBatch.batch_index).limit(limit)
     )
@@ -105,7 +104,7 @@ def held_batches(session: Session, limit: int) -> list[tuple[int, int, list[str]
         .join(Job, Job.id == JobBatch.job_id)
         .join(BatchAttempt, and_(BatchAttempt.job_id == JobBatch.job_id,
                                  BatchAttempt.batch_index == JobBatch.batch_index))
-        .where(Job.status.in_(ACTIVE_STATUSES), JobBatch.finished_at.is_(None),
+        .where(Job.status.in_(JOB_ACTIVE), JobBatch.finished_at.is_(None),
                JobBatch.uris.is_not(None), JobBatch.worker_host.is_not(None),
                JobBatch.sent_at < BatchAttempt.started_at)
         .order_by(JobBatch.job_id, JobBatch.batch_index).limit(limit)).all()]
@@ -168,7 +167,7 @@ def note_listing(session: Session, job_id: int, reason: str) -> None:
 def fail_job(session: Session, job_id: int, reason: str) -> bool:
     """End an active job as failed, with why; True if this call made the change."""
     return bool(session.execute(
-        update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES))
+        update(Job).where(Job.id == job_id, Job.status.in_(JOB_ACTIVE))
         .values(status=JOB_FAILED, status_reason=reason, finished_at=utc_now())
     ).rowcount)
 

@@ -7,14 +7,14 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.queries.dialect import dialect_insert
-from db.tables import RetrainRun, utc_now
+from db.tables import RUN_FAILED, RUN_RUNNING, RetrainRun, utc_now
 
 
 def claim_retrain_slot(session: Session, slot: str, source: str) -> RetrainRun | None:
     """Start the run for a slot, or None if that slot already has one (a duplicate delivery)."""
     claimed = session.execute(
         dialect_insert(session, RetrainRun)
-        .values(slot=slot, source=source, status="running", started_at=utc_now(), promoted=False)
+        .values(slot=slot, source=source, status=RUN_RUNNING, started_at=utc_now(), promoted=False)
         .on_conflict_do_nothing().returning(RetrainRun.id)
     ).scalar()
     if claimed is None:
@@ -45,12 +45,12 @@ def fail_running_retrain_runs(session: Session, reason: str, slot: str | None = 
                               before_id: int | None = None) -> Sequence[tuple[int, str]]:
     """Mark runs still "running" as failed (of one slot, or older than a run); returns the
     (id, slot) of each. Only for the holder of the retrain lock: no other run is in progress."""
-    query = update(RetrainRun).where(RetrainRun.status == "running")
+    query = update(RetrainRun).where(RetrainRun.status == RUN_RUNNING)
     if slot is not None:
         query = query.where(RetrainRun.slot == slot)
     if before_id is not None:
         query = query.where(RetrainRun.id < before_id)
     return session.execute(
-        query.values(status="failed", reason=reason, finished_at=utc_now())
+        query.values(status=RUN_FAILED, reason=reason, finished_at=utc_now())
         .returning(RetrainRun.id, RetrainRun.slot)
     ).all()

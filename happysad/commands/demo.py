@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from happysad import output
-from worker.celery_app import LABELLING_QUEUE
+from worker.task_names import LABELLING_QUEUE
 
 TRAIN_PER_CLASS = 100
 INCOMING_PER_CLASS = 50
@@ -39,10 +39,10 @@ def _ensure_model(train_folder: Path) -> int:
     from db import queries
     from db.session import session_scope
     from db.settings import get_settings
-    from happysad.commands.train import training_lock
-    from trainer.registry import register
+    from happysad.commands.train import say_waiting
     from trainer.dataset import source_fingerprint
-    from trainer.train import TrainingParams, train
+    from trainer.train import TrainingParams
+    from trainer.training import training_lock
 
     fingerprint = source_fingerprint(str(train_folder))
     with session_scope() as session:
@@ -54,10 +54,11 @@ def _ensure_model(train_folder: Path) -> int:
     # is regularised for a few hundred real photos, and its strong augmentation kept it near
     # chance on the demo's drawings when tried.
     output.say("2/4 training a model, architecture baseline (a minute or two)...")
-    with training_lock():  # the lock `happysad train` and the scheduled retrain take
-        result = train(str(train_folder), TrainingParams(architecture="baseline", seed=0),
-                       log_dir=get_settings().home_folder("tensorboard") / "demo")
-        registration = register(result, promote="always")
+    with training_lock(on_wait=say_waiting) as training:  # as `train` and the retrain do
+        trained = training.train_and_register(
+            str(train_folder), TrainingParams(architecture="baseline", seed=0), "always",
+            log_dir=get_settings().home_folder("tensorboard") / "demo")
+    result, registration = trained.result, trained.registration
     output.say(f"    model v{registration.version}: test accuracy "
                          f"{result.metrics['accuracy']:.3f} on {result.metrics['count']} images")
     return registration.version

@@ -7,7 +7,7 @@ import typer
 
 from happysad import output
 from happysad.output import JsonListOption, JsonOption
-from worker.celery_app import LABELLING_QUEUE
+from worker.task_names import LABELLING_QUEUE
 
 jobs_app = typer.Typer(help="Batch-labelling jobs: `happysad jobs` lists, `jobs show JOB` details.",
                        invoke_without_command=True)

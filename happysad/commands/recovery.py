@@ -15,10 +15,10 @@ def jobs_resume(job: Annotated[int, typer.Argument(help="Job id.")],
                 json_output: JsonOption = False) -> None:
     """Go on with a job whose submitter died: list its source again, send what is not recorded
     yet, and send its unwritten batches again."""
+    from scheduler.celery_app import sender_app
+    from scheduler.resume import resume_job
     from scheduler.submit import check_broker
-    from worker.celery_app import sender_app
-    from worker.local import worker_identity
-    from worker.resume import resume_job
+    from worker.identity import worker_identity
 
     app = sender_app()
     check_broker(app)
@@ -41,9 +41,9 @@ def jobs_retry(job: Annotated[int, typer.Argument(help="Job id.")],
     """A new attempt for a done job's images that failed (e.g. after a model file came back)."""
     if not failed:
         output.fail("say what to retry: `happysad jobs retry JOB --failed`")
+    from scheduler.celery_app import sender_app
+    from scheduler.resume import retry_failed
     from scheduler.submit import check_broker
-    from worker.celery_app import sender_app
-    from worker.resume import retry_failed
 
     app = sender_app()
     check_broker(app)

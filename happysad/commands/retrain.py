@@ -6,7 +6,7 @@ import typer
 
 from happysad import output
 from happysad.output import JsonListOption, JsonOption
-from worker.celery_app import TRAINING_QUEUE
+from worker.task_names import TRAINING_QUEUE
 
 
 retrain_app = typer.Typer(help="Retrain now, and the record of retrain runs.",

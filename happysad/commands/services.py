@@ -5,16 +5,16 @@ from typing import Annotated
 
 import typer
 
-from worker.celery_app import ALL_QUEUES
+from worker.task_names import ALL_QUEUES
 
 
 def worker(concurrency: Annotated[int | None, typer.Option(help="Processes (default: cores).")] = None,
            autoscale: Annotated[str | None, typer.Option(help="MAX,MIN processes.")] = None,
            queues: Annotated[str, typer.Option(help=f"Comma-separated queues: {ALL_QUEUES}.")] = ALL_QUEUES,
            loglevel: Annotated[str | None, typer.Option(help="Celery log level (default: HAPPYSAD_LOG_LEVEL).")] = None) -> None:
-    """Start a Celery worker (same as `celery -A worker.celery_app worker`)."""
+    """Start a Celery worker (same as `celery -A scheduler.worker_app worker`)."""
     from db.settings import get_settings
-    from worker.local import worker_command
+    from scheduler.workers import worker_command
 
     settings = get_settings()
     command = worker_command(concurrency or settings.concurrency(), queues,

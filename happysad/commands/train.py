@@ -1,6 +1,5 @@
 """`happysad train` and `happysad sample-data`: make a model version, or data to try it on."""
 
-import contextlib
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -13,21 +12,9 @@ from happysad.output import JsonOption
 from trainer.model import ARCHITECTURES, DEFAULT_ARCHITECTURE
 from trainer.promotion import PromoteMode
 
-@contextlib.contextmanager
-def training_lock():
-    """Hold the training lock the scheduled retrain takes, waiting (and saying so) if held."""
-    from db.locks import RETRAIN_LOCK, held_lock
-    from db.session import get_engine
-
-    engine = get_engine()
-    with held_lock(engine, RETRAIN_LOCK, wait=False) as held:
-        if held:
-            yield
-            return
-    output.say("another training (a retrain or `happysad train`) is running: waiting for it to "
-               "finish", to_stderr=True)
-    with held_lock(engine, RETRAIN_LOCK, wait=True):
-        yield
+def say_waiting() -> None:
+    output.say("another training (a retrain, `happysad train` or the demo) is running: waiting "
+               "for it to finish", to_stderr=True)
 
 
 # The choices come from trainer.model, where the architectures are declared: --help lists them
@@ -48,18 +35,18 @@ def train(
 ) -> None:
     """Train a model on a labelled folder or bucket and register it as a new version."""
     from db.settings import get_settings
-    from trainer.registry import register
     from trainer.train import TrainingParams
-    from trainer.train import train as run_training
+    from trainer.training import training_lock
 
     params = TrainingParams(architecture=architecture.value, epochs=epochs,
                             image_size=image_size, batch_size=batch_size, seed=seed,
                             augment=augment).resolved()
     log_dir = get_settings().home_folder("tensorboard") / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    with training_lock():  # one training at a time: a scheduled retrain, or another train
+    with training_lock(on_wait=say_waiting) as training:  # one training at a time
         with _epoch_progress(enabled=not json_output, total=params.epochs) as on_epoch:
-            result = run_training(source, params, log_dir=log_dir, on_epoch=on_epoch)
-        registration = register(result, promote=promote)
+            trained = training.train_and_register(source, params, promote, log_dir=log_dir,
+                                                  on_epoch=on_epoch)
+    result, registration = trained.result, trained.registration
     payload = {"version": registration.version, "metrics": result.metrics,
                "promoted": registration.promoted, "promotion_reason": registration.reason,
                "warning": registration.warning,

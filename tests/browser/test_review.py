@@ -17,7 +17,7 @@ from tests.helpers.browser import log_in, wait_for_true
 from trainer.corrections import read_corrections, training_fingerprint
 from trainer.dataset import source_fingerprint
 from trainer.sample_data import write_sample_dataset
-from worker.celery_app import TRAINING_QUEUE
+from worker.task_names import TRAINING_QUEUE
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 

@@ -11,7 +11,7 @@ import signal
 
 from celery.signals import worker_process_init
 
-from worker.celery_app import app
+from scheduler.worker_app import app
 
 MARKER_VARIABLE = "HAPPYSAD_TEST_POISON_MARKER"
 

@@ -11,18 +11,18 @@ import time
 from pathlib import Path
 
 from tests.helpers.polling import wait_until
-from worker.celery_app import LABELLING_QUEUE
+from worker.task_names import LABELLING_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 class WorkerProcess:
-    """A real `celery -A worker.celery_app worker` in its own process group (or `-A` another
+    """A real `celery -A scheduler.worker_app worker` in its own process group (or `-A` another
     app module that wraps the real one, such as tests.helpers.poison_app)."""
 
     def __init__(self, name: str, concurrency: int = 1, queues: str = LABELLING_QUEUE,
                  env: dict | None = None, log_dir: Path | None = None,
-                 app: str = "worker.celery_app", run_in: list[str] = ()):
+                 app: str = "scheduler.worker_app", run_in: list[str] = ()):
         self.name = name
         log_dir = log_dir or Path(os.environ["HAPPYSAD_HOME"]) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -55,7 +55,7 @@ class WorkerProcess:
         raise AssertionError(f"worker {self.name} not ready:\n{self.log_path.read_text()}")
 
     def stop(self, timeout: float = 30) -> None:
-        from worker.local import stop_local_workers
+        from scheduler.workers import stop_local_workers
 
         # The parent alone: a warm shutdown lets pool processes finish their batch.
         stop_local_workers(self.process, timeout)

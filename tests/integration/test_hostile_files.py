@@ -26,7 +26,7 @@ from tests.helpers.images import pil_bytes, png_header_only
 from tests.helpers.jobs import assert_each_image_once, wait_for_job_done
 from tests.helpers.processes import log_text
 from trainer.sample_data import draw_face
-from worker.celery_app import CLASSIFY_BATCH_TASK
+from worker.task_names import CLASSIFY_BATCH_TASK
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -185,7 +185,7 @@ def test_forged_task_cannot_make_a_worker_read_outside_the_source(
         job_id = queries.create_job(session, str(source), registered_model, 8).id
         queries.seal_job(session, job_id, len(forged) + 1, 1, 0)
     start_worker("forged").wait_ready()
-    from worker.celery_app import sender_app
+    from scheduler.celery_app import sender_app
 
     sender_app().send_task(CLASSIFY_BATCH_TASK,
                            args=[job_id, 0, [str(source / "inside.jpg"), *forged]])
@@ -208,7 +208,7 @@ class _RunsCodeWhenUnpickled:
 
 def test_pickled_task_is_refused_and_never_run(tmp_path, postgres, redis_url, registered_model,
                                                start_worker):
-    from worker.celery_app import sender_app
+    from scheduler.celery_app import sender_app
 
     marker = tmp_path / "pickle-ran"
     worker = start_worker("json-only")

@@ -68,7 +68,7 @@ def test_a_node_is_gone_once_its_heartbeat_stops_and_redis_can_tell(redis_url, m
     import redis
 
     from db.settings import reset_settings
-    from worker.heartbeat import PRESENCE_SINCE_KEY, forget_node, gone_nodes, mark_node_alive
+    from scheduler.heartbeat import PRESENCE_SINCE_KEY, forget_node, gone_nodes, mark_node_alive
 
     monkeypatch.setenv("HAPPYSAD_RECONCILE_INTERVAL", "1")  # keys live 3 s
     reset_settings()

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from db import queries
-from db.locks import RETRAIN_LOCK, held_lock
+from db.locks import TRAINING_LOCK, held_lock
 from db.session import get_engine, session_scope
 from tests.helpers.polling import wait_until
 from trainer.model_store import verified_model_path
@@ -54,7 +54,7 @@ def test_trainers_at_once_never_share_a_version(tmp_path, postgres, sample_folde
 
 def test_happysad_train_waits_for_the_training_lock(tmp_path, postgres, sample_folder):
     err_path = tmp_path / "train.err"
-    with held_lock(get_engine(), RETRAIN_LOCK, wait=False) as held:  # a retrain is training
+    with held_lock(get_engine(), TRAINING_LOCK, wait=False) as held:  # a retrain is training
         assert held
         with open(err_path, "w") as err:
             train = subprocess.Popen([sys.executable, "-m", "happysad.cli", "train",

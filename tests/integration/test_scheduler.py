@@ -21,7 +21,7 @@ from tests.helpers.commands import happysad
 from tests.helpers.jobs import wait_for_job_done
 from tests.helpers.processes import stop_process
 from trainer.sample_data import write_sample_dataset
-from worker.celery_app import LABELLING_QUEUE, TRAINING_QUEUE
+from worker.task_names import LABELLING_QUEUE, TRAINING_QUEUE
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -123,10 +123,11 @@ def test_two_schedulers_yield_one_run_per_slot_and_a_new_version(
 
 def test_a_running_job_keeps_its_version_across_a_promotion(
         tmp_path, postgres, redis_url, registered_model, tiny_training, start_worker):
+    from scheduler.celery_app import sender_app
     from scheduler.submit import iter_batches, submit_source
     from trainer.registry import register
     from trainer.storage import open_storage
-    from worker.celery_app import CLASSIFY_BATCH_TASK, sender_app
+    from worker.task_names import CLASSIFY_BATCH_TASK
 
     new_version = register(tiny_training, promote="never").version
     folder = tmp_path / "incoming"

@@ -147,10 +147,10 @@ def test_jobs_resume_sends_a_batch_never_sent_whatever_the_queue_holds(tmp_path,
     import redis
 
     from db.queries import outbox
+    from scheduler.celery_app import sender_app
+    from scheduler.listing import iter_batches
+    from scheduler.outbox import send_batch
     from trainer.storage import open_storage
-    from worker.celery_app import sender_app
-    from worker.listing import iter_batches
-    from worker.outbox import send_batch
 
     tiny_image_folder(tmp_path / "incoming", 25)
     storage = open_storage(str(tmp_path / "incoming"))

@@ -26,7 +26,7 @@ def test_submit_wait_starts_its_local_workers_again_when_they_die(tmp_path, regi
     """It used to give up ("the local worker exited"), leaving its job half done."""
     write_images(tmp_path / "incoming", 200)
     waiting = submit_wait(tmp_path / "incoming", dict(os.environ, HAPPYSAD_WORKER_CONCURRENCY="1"))
-    from worker.local import running_workers
+    from scheduler.workers import running_workers
 
     pids = wait_until(running_workers, "the local worker to start", timeout=120)
     for pid in pids:
@@ -42,7 +42,7 @@ def test_submit_wait_starts_its_local_workers_again_when_they_die(tmp_path, regi
 def test_concurrent_waiters_share_their_local_workers(tmp_path, registered_model):
     """Three `submit --wait` at once on the embedded default: the first to finish used to stop
     the workers it had started, and the other two exited 1 with their jobs stuck `running`."""
-    from worker.local import running_workers
+    from scheduler.workers import running_workers
 
     env = dict(os.environ, HAPPYSAD_WORKER_CONCURRENCY="1")
     sizes = [12, 120, 240]  # the first finishes long before the others

@@ -15,7 +15,7 @@ from celery import Celery
 
 from db.settings import Settings
 from happysad.cli import app as cli_app
-from worker.celery_app import LABELLING_QUEUE, TRAINING_QUEUE
+from worker.task_names import LABELLING_QUEUE, TRAINING_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
@@ -217,7 +217,7 @@ def test_every_long_running_service_has_a_healthcheck():
         assert check.get("test") and check["test"][0] in ("CMD", "CMD-SHELL"), name
     for name in ("worker", "trainer"):  # a Celery ping through the broker, to this worker
         test = " ".join(SERVICES[name]["healthcheck"]["test"])
-        assert "celery -A worker.celery_app inspect ping --destination celery@$$(hostname)" in test
+        assert "celery -A scheduler.celery_app inspect ping --destination celery@$$(hostname)" in test
     web_port = SERVICES["web"]["command"][SERVICES["web"]["command"].index("--port") + 1]
     assert f"http://127.0.0.1:{web_port}/login" in " ".join(SERVICES["web"]["healthcheck"]["test"])
     assert "/healthcheck" in " ".join(SERVICES["flower"]["healthcheck"]["test"])

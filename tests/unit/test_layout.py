@@ -10,7 +10,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS = ["happysad", "scheduler", "worker", "trainer", "db"]  # each may import only later ones
+# The tree, top down; each package may import only the ones below it.
+LAYERS = [
+    "happysad",   # the two faces: the CLI (commands/) and the web app (web/)
+    "scheduler",  # the sending side of a job's life: the Celery app and its entry modules
+                  # (worker_app, beat_app), submit, listing, outbox, resume and retry, the
+                  # reconciler, the retrain schedule, this machine's workers
+    "worker",     # what runs a task: tasks, classify, engine, report, retrain, identity
+    "trainer",    # training and the model: data, architectures, registry, storage
+    "db",         # settings, session, locks, tables, queries/, migrations/
+]
 
 
 def top_level_imports(path: Path) -> set[str]:
@@ -102,7 +111,7 @@ def test_no_import_circles_among_our_modules():
     understood, moved or tested one without the other."""
     modules = project_modules()
     graph = {name: imported_modules(name, path, modules) for name, path in modules.items()}
-    assert "db.session" in graph["worker.reconcile"]  # the graph sees our imports
+    assert "db.session" in graph["scheduler.reconcile"]  # the graph sees our imports
     cycles = [" <-> ".join(cycle) + ": " + "; ".join(
         f"{module} imports {', '.join(sorted(graph[module] & set(cycle)))}" for module in cycle)
         for cycle in import_cycles(graph)]
@@ -167,6 +176,23 @@ def test_cli_and_task_modules_do_not_import_tensorflow():
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_the_readme_states_the_same_direction():
+    readme = (ROOT / "README.md").read_text()
+    assert f"`{' -> '.join(LAYERS)}`" in readme
+
+
+def test_worker_only_runs_tasks():
+    """The sending side lives in scheduler/: nothing in worker/ sends a task, builds the Celery
+    app or wires a Celery process's signals; its tasks are shared tasks, bound to whichever app
+    loads them (scheduler.worker_app), so worker/ never imports the app above it."""
+    for path in (ROOT / "worker").rglob("*.py"):
+        text = path.read_text()
+        relative = path.relative_to(ROOT)
+        assert "send_task(" not in text, f"{relative} sends a task (the sending side's job)"
+        assert "celery.signals" not in text, f"{relative} wires a Celery process's signals"
+        assert "Celery(" not in text, f"{relative} builds a Celery app"
 
 
 def test_trainer_and_db_know_nothing_of_celery():

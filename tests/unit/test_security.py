@@ -17,7 +17,7 @@ from trainer.storage import BucketStorage, FolderStorage, Listing, StorageError
 
 @pytest.mark.parametrize("broker_url", [None, "redis://127.0.0.1:6379/0"])
 def test_tasks_are_json_only(broker_url, tmp_path):
-    from worker.celery_app import celery_config
+    from scheduler.celery_app import celery_config
 
     config = celery_config(Settings(home=tmp_path, broker_url=broker_url))
     assert config["accept_content"] == ["json"]
@@ -36,7 +36,7 @@ def test_a_pickle_message_is_refused_before_it_is_unpickled(tmp_path):
     from kombu.exceptions import ContentDisallowed
     from kombu.serialization import dumps, loads
 
-    from worker.celery_app import celery_config
+    from scheduler.celery_app import celery_config
 
     accept = celery_config(Settings(home=tmp_path))["accept_content"]
     content_type, encoding, body = dumps(_RunsCodeWhenUnpickled(tmp_path / "ran"), "pickle")
@@ -63,7 +63,7 @@ def test_passwords_in_urls_are_masked(url, shown):
 def test_an_unreachable_broker_is_named_without_its_password(monkeypatch):
     from db.settings import reset_settings
     from scheduler.submit import BrokerUnavailable, check_broker
-    from worker.celery_app import sender_app
+    from scheduler.celery_app import sender_app
 
     monkeypatch.setenv("HAPPYSAD_BROKER_URL", "redis://:pa55word@127.0.0.1:1/0")  # nothing there
     reset_settings()

@@ -18,7 +18,7 @@ from happysad.records import job_record, prediction_record, prediction_records, 
 from happysad.web import actions
 from happysad.web.errors import one_line, status_by_error
 from happysad.web.pages.common import redirect, render, require_page_writer
-from worker.presence import job_waiting_reason
+from scheduler.presence import job_waiting_reason
 
 router = APIRouter()
 GRID_PAGE = 60

@@ -61,7 +61,8 @@ def job() -> int:
     with session_scope() as session:
         queries.seal_job(session, job_id, len(rows), 1, 0)
         queries.record_batch(session, job_id, 0, rows, "test")
-        queries.finish_job(session, job_id, report_path="/reports/1/report.html")
+        queries.finish_job(session, job_id)
+        queries.set_report_path(session, job_id, "/reports/1/report.html")
     return job_id
 
 

@@ -4,7 +4,7 @@ do: a demo started while another training runs waits for it."""
 import threading
 
 
-from db.locks import RETRAIN_LOCK, held_lock
+from db.locks import TRAINING_LOCK, held_lock
 from db.session import get_engine
 from happysad.commands.demo import _ensure_model
 from tests.helpers.polling import wait_until
@@ -18,7 +18,7 @@ def test_the_demo_waits_for_the_training_lock(tmp_path, capsys):
     held, release = threading.Event(), threading.Event()
 
     def another_training():
-        with held_lock(get_engine(), RETRAIN_LOCK):
+        with held_lock(get_engine(), TRAINING_LOCK):
             held.set()
             release.wait(120)
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from tests.helpers.models import reloaded_identical
-from trainer.faces import (DRAWN_INPUT, FACE_INPUT, FACE_SIZE, FOUND_INPUT, crop_faces,
-                           face_inputs)
+from trainer.faces import crop_faces, face_inputs
+from trainer.inputs import DRAWN_INPUT, FACE_INPUT, FACE_SIZE, FOUND_INPUT
 
 SIZE = 32  # both networks run at any image size; 32 px keeps these tests quick
 
@@ -72,7 +72,7 @@ def fitted_face_model(class_count: int, pixels: np.ndarray):
     `pixels` and random linear parts (what the saved-model and shortcut tests need)."""
     import keras
 
-    from trainer.faces import IMAGE_INPUT
+    from trainer.inputs import IMAGE_INPUT
     from trainer.model import FEATURES_LAYER, build_pretrained_faces
     from trainer.transfer import fit_familiarity, layer_runner
 

@@ -111,7 +111,7 @@ def test_fifos_sockets_and_links_to_them_are_skipped_with_their_reason_never_ope
 
 
 def _listed_and_refused(tmp_path):
-    from worker.listing import iter_batches
+    from scheduler.listing import iter_batches
 
     storage = open_storage(str(tmp_path))
     problems = {Path(entry.uri).name: entry.problem for entry in storage.iter_files()}

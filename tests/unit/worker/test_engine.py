@@ -262,7 +262,8 @@ def decisive_faces():
     sharpened like `decisive_pretrained`'s head."""
     import keras
 
-    from trainer.faces import IMAGE_INPUT, model_inputs
+    from trainer.faces import model_inputs
+    from trainer.inputs import IMAGE_INPUT
     from trainer.model import FEATURES_LAYER, IMAGE_LOGITS_LAYER, build_pretrained_faces
     from trainer.transfer import fit_familiarity, layer_runner
 
@@ -312,7 +313,7 @@ def test_every_output_of_a_two_output_face_model_comes_out_by_name():
     gives all outputs back by name."""
     import keras
 
-    from trainer.faces import FACE_INPUT, FACE_SIZE, FOUND_INPUT, IMAGE_INPUT
+    from trainer.inputs import FACE_INPUT, FACE_SIZE, FOUND_INPUT, IMAGE_INPUT
 
     keras.utils.set_random_seed(7)
     image = keras.Input((SIZE, SIZE, 3), name=IMAGE_INPUT)

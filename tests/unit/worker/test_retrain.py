@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from db import queries
-from db.locks import RETRAIN_LOCK, held_lock
+from db.locks import TRAINING_LOCK, held_lock
 from db.session import get_engine, session_scope
 from db.settings import reset_settings
 from tests.helpers.commands import happysad
-from worker.celery_app import CLASSIFY_BATCH_TASK, RETRAIN_TASK
+from worker.task_names import CLASSIFY_BATCH_TASK, RETRAIN_TASK
 from worker.retrain import cron_slot, previous_fire_time, run_retrain
 
 UTC = ZoneInfo("UTC")
@@ -107,7 +107,7 @@ def test_a_duplicate_delivery_is_a_no_op(train_data, registered_model):
 
 
 def test_one_run_at_a_time_and_a_crashed_run_never_blocks(train_data, registered_model):
-    with held_lock(get_engine(), RETRAIN_LOCK, wait=False) as held:  # as if another worker were training now
+    with held_lock(get_engine(), TRAINING_LOCK, wait=False) as held:  # as if another worker were training now
         assert held
         busy = run_retrain(slot="busy")
     assert busy.status == "skipped" and "another retrain is running" in busy.reason

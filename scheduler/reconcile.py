@@ -3,7 +3,7 @@
 Every worker (a timer thread in its parent process) and beat run `reconcile_once` every
 HAPPYSAD_RECONCILE_INTERVAL seconds, one at a time by a lock. It sends again at once the
 batches whose worker process is known to be gone (it ran on this host and its pid is dead, or
-on another host whose worker's heartbeat in Redis stopped: worker.heartbeat),
+on another host whose worker's heartbeat in Redis stopped: scheduler.heartbeat),
 and the batches that are neither written nor plausibly in flight (sent more than HAPPYSAD_RESEND_AFTER seconds ago,
 not started since, and nothing waiting in the labelling queue that could be them), finishes
 jobs whose every batch is written, and resumes listings whose submitter stopped more than
@@ -23,8 +23,10 @@ from db.queries import outbox
 from db.session import session_scope, try_lock
 from db.settings import get_settings
 from db.tables import utc_now
+from scheduler.outbox import queued_messages, resend_batch
+from scheduler.resume import ResumeError, resume_job
+from worker.identity import holder_gone, worker_identity
 from worker.task_names import FINISH_JOB_TASK
-from worker.outbox import queued_messages, resend_batch
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ def reconcile_once(app) -> dict:
         done["resent"] = _resend_from_gone_holders(app)
         if queued_messages(app) == 0:
             # On Redis a worker takes a batch only when a process is free and records its start
-            # first (prefetch 1, worker.celery_app): with the queue empty, a batch not started
+            # first (prefetch 1, scheduler.celery_app): with the queue empty, a batch not started
             # UNSTARTED_GRACE seconds after it was sent is lost (Redis restarted without it, or
             # its worker died before starting it). The queue folder keeps a batch waiting
             # reserved behind a running one, so there only HAPPYSAD_RESEND_AFTER tells.
@@ -77,9 +79,8 @@ def reconcile_once(app) -> dict:
 def _resend_from_gone_holders(app) -> int:
     """Batches whose worker process is known to be gone (killed, its host's worker stopped)
     are sent again now, whatever the queue holds, not after HAPPYSAD_RESEND_AFTER: on this
-    host its pid is dead; on another, its node's heartbeat stopped (worker.heartbeat)."""
-    from worker.local import holder_gone
-    from worker.heartbeat import gone_nodes
+    host its pid is dead; on another, its node's heartbeat stopped (scheduler.heartbeat)."""
+    from scheduler.heartbeat import gone_nodes
 
     with session_scope() as session:
         held = outbox.held_batches(session, RESEND_PER_PASS)
@@ -94,9 +95,6 @@ def _resend_from_gone_holders(app) -> int:
 
 
 def _resume_stalled(app, job_id: int, deadline: int, done: dict) -> None:
-    from worker.local import worker_identity
-    from worker.resume import ResumeError, resume_job
-
     reason = (f"listing stopped for more than {deadline} s (its submitter died?): resumed "
               f"automatically by {worker_identity(_node_name)}")
     try:
@@ -137,7 +135,7 @@ class Reconciler(threading.Thread):
 
 
 _thread: Reconciler | None = None
-_node_beat = None  # worker.heartbeat.NodeBeat, with a broker server
+_node_beat = None  # scheduler.heartbeat.NodeBeat, with a broker server
 
 
 def start_reconciler(app, node_name: str | None = None) -> None:
@@ -149,7 +147,7 @@ def start_reconciler(app, node_name: str | None = None) -> None:
         _thread = Reconciler(app, get_settings().reconcile_interval)
         _thread.start()
     if node_name and not get_settings().embedded_broker and _node_beat is None:
-        from worker.heartbeat import NodeBeat
+        from scheduler.heartbeat import NodeBeat
 
         _node_beat = NodeBeat(node_name).start()
 

@@ -1,8 +1,8 @@
 """Is a worker on another host alive? A worker's pid can be checked only on its own host
-(worker.local.holder_gone). With a broker server every worker's parent also keeps a key alive
+(worker.identity.holder_gone). With a broker server every worker's parent also keeps a key alive
 in Redis (a beat every HAPPYSAD_RECONCILE_INTERVAL, expiring after NODE_TTL_BEATS of them): a
 batch held by a process whose node's key expired (the worker killed, its host down or cut
-off) is sent again at once by any reconciler (worker.reconcile). A live worker taken for
+off) is sent again at once by any reconciler (scheduler.reconcile). A live worker taken for
 gone (Redis back from an outage longer than a key's lifetime, before its next beat) costs a
 batch done twice, never a row twice: the writes are idempotent.
 """

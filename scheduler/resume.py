@@ -11,12 +11,12 @@ from db.errors import InvalidInput, is_disk_full
 from db.locks import job_listing_lock
 from db.queries import outbox
 from db.session import session_scope, try_lock
-from db.tables import utc_now
+from db.tables import JOB_ACTIVE, JOB_DONE, JOB_FAILED, JOB_SCANNING, utc_now
+from scheduler.listing import iter_batches
+from scheduler.outbox import (out_of_space, queued_messages, resend_batch, seal_and_maybe_finish,
+                              send_batches)
 from trainer.storage import StorageError, open_storage
 from worker.task_names import CLASSIFY_BATCH_TASK
-from worker.listing import iter_batches
-from worker.outbox import (out_of_space, queued_messages, resend_batch, seal_and_maybe_finish,
-                           send_batches)
 
 
 class ResumeError(InvalidInput):
@@ -40,7 +40,7 @@ def resume_job(app, job_id: int, reason: str) -> Resumed:
     with session_scope() as session:
         job = queries.get_job(session, job_id)
         status, source, batch_size = job.status, job.source, job.batch_size
-    if status not in outbox.ACTIVE_STATUSES:
+    if status not in JOB_ACTIVE:
         raise ResumeError(f"job {job_id} is {status}: nothing to resume")
     with try_lock(job_listing_lock(job_id)) as held:
         if not held:
@@ -51,7 +51,7 @@ def resume_job(app, job_id: int, reason: str) -> Resumed:
             outbox.note_listing(session, job_id, reason)
         new_batches = new_images = recorded_images = 0
         try:
-            if status == "scanning":
+            if status == JOB_SCANNING:
                 new_batches, new_images, recorded_images = _list_again(app, job_id, source,
                                                                        batch_size)
             resent = resend_unwritten(app, job_id, started)
@@ -61,7 +61,7 @@ def resume_job(app, job_id: int, reason: str) -> Resumed:
             raise
     with session_scope() as session:
         total = queries.get_job(session, job_id).total_images
-    return Resumed(job_id=job_id, listed_again=status == "scanning", new_images=new_images,
+    return Resumed(job_id=job_id, listed_again=status == JOB_SCANNING, new_images=new_images,
                    new_batches=new_batches, already_recorded=recorded_images,
                    resent_batches=resent, total_images=total)
 
@@ -120,7 +120,7 @@ def retry_failed(app, job_id: int) -> Retried:
         # done, or failed because every image failed (not a listing that stopped)
         every_batch_written = (job.batches_total is not None
                                and job.batches_done == job.batches_total)
-        if job.status not in ("done", "failed") or not every_batch_written:
+        if job.status not in (JOB_DONE, JOB_FAILED) or not every_batch_written:
             raise ResumeError(f"job {job_id} is {job.status}: only the failed images of a job "
                               "that ran to its end can be retried")
         uris = outbox.failed_uris(session, job_id)

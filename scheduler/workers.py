@@ -1,24 +1,23 @@
-"""Workers on this machine for the embedded queue: who is running, and starting some for a job.
+"""The worker processes of this machine's queue folder: who is running, the command that
+starts one, and starting and stopping them.
 
 With no broker server, `happysad submit --wait` needs to know whether any `happysad worker` is
-consuming the queue folder. Each worker leaves a pid file under HAPPYSAD_HOME/run/ while it runs.
+consuming the queue folder. Each worker leaves a pid file under HAPPYSAD_HOME/run/ while it runs
+(written by scheduler.worker_app's signals).
 """
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from db.settings import get_settings
+from worker.identity import process_alive
 from worker.task_names import LABELLING_QUEUE
 
-
-def worker_identity(node_name: str | None = None) -> str:
-    """Who did it, unique per process and host: the Celery node name (celery@host by default)
-    and the process id, as recorded in `worker_host`."""
-    return f"{node_name or 'celery@' + socket.gethostname()}:{os.getpid()}"
+# What every worker process loads (`celery -A scheduler.worker_app worker`).
+WORKER_APP = "scheduler.worker_app"
 
 
 def _run_folder() -> Path:
@@ -39,26 +38,6 @@ def register_worker(queues: list[str] | None = None) -> None:
 
 def unregister_worker() -> None:
     (_run_folder() / f"worker-{os.getpid()}.pid").unlink(missing_ok=True)
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def holder_gone(worker_host: str) -> bool:
-    """Whether the process a `worker_identity` names is known to be gone: it ran on this host
-    and its pid is dead (a process on another host cannot be told from here)."""
-    node, _, pid = worker_host.rpartition(":")
-    host = node.partition("@")[2]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    return not process_alive(int(pid))
 
 
 def running_workers(queue: str | None = None) -> list[int]:
@@ -82,7 +61,7 @@ def running_workers(queue: str | None = None) -> list[int]:
 
 def worker_command(concurrency: int, queues: str | None = None, loglevel: str = "WARNING",
                    autoscale: str | None = None) -> list[str]:
-    command = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+    command = [sys.executable, "-m", "celery", "-A", WORKER_APP, "worker",
                f"--loglevel={loglevel}"]
     command += [f"--autoscale={autoscale}"] if autoscale else [f"--concurrency={concurrency}"]
     if queues:

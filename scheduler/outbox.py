@@ -1,5 +1,5 @@
 """Sending batches through the outbox: each batch is recorded in SQL and committed, then sent.
-A message lost after that is found and sent again by the reconciler (worker.reconcile)."""
+A message lost after that is found and sent again by the reconciler (scheduler.reconcile)."""
 
 import logging
 from collections.abc import Iterable

@@ -1,4 +1,6 @@
-"""The Celery app that every process points `-A` at: `celery -A worker.celery_app worker`.
+"""The Celery app: its configuration, and an app per broker for senders. Workers load it
+through scheduler.worker_app, beat through scheduler.beat_app; flower and `celery inspect`
+point `-A` at this module.
 
 Configuration is read from the settings lazily, when Celery first needs it, never at import.
 With no HAPPYSAD_BROKER_URL the queue is a folder under HAPPYSAD_HOME (kombu's filesystem
@@ -8,14 +10,9 @@ transport): no server, and several worker processes on one machine share it.
 import os
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
 from db.settings import Settings, get_settings
-# The names live in worker.task_names (the modules this app's signals import use them); they
-# are importable from here too, as the senders have always done.
-from worker.task_names import (  # noqa: F401
-    ALL_QUEUES, CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, LABELLING_QUEUE, RETRAIN_TASK,
-    TRAINING_QUEUE)
+from worker.task_names import LABELLING_QUEUE, RETRAIN_TASK, TRAINING_QUEUE
 
 
 def celery_config(settings: Settings) -> dict:
@@ -47,7 +44,7 @@ def celery_config(settings: Settings) -> dict:
         config |= {
             "broker_url": "filesystem://",
             # kombu's filesystem transport, written then renamed, with bad files moved aside.
-            "broker_transport": "worker.queue_files:Transport",
+            "broker_transport": "scheduler.queue_files:Transport",
             "broker_transport_options": {"data_folder_in": folder, "data_folder_out": folder,
                                          "control_folder": os.path.join(folder, "control"),
                                          "polling_interval": 0.2},
@@ -81,6 +78,8 @@ def celery_config(settings: Settings) -> dict:
 
 
 def create_celery_app(set_as_current: bool = True) -> Celery:
+    # The tasks (worker.tasks, shared tasks: they import no app) are loaded by name, by a
+    # worker only: a sender sends by name and never imports them.
     celery = Celery("happysad", include=["worker.tasks"], set_as_current=set_as_current)
     celery.add_defaults(lambda: celery_config(get_settings()))  # evaluated on first use
     return celery
@@ -102,47 +101,3 @@ def sender_app() -> Celery:
     if key not in _senders:
         _senders[key] = create_celery_app(set_as_current=False)
     return _senders[key]
-
-
-@worker_init.connect
-def _before_fork(sender=None, **_kwargs) -> None:
-    """In the worker's parent: share the cores among the child processes, record the worker,
-    and keep TensorFlow's start-up lines out of the children's logs."""
-    from trainer.tensorflow_startup import quiet_tensorflow_startup
-
-    quiet_tensorflow_startup()
-    concurrency = getattr(sender, "concurrency", None) or 1
-    # The children read their settings afresh (_in_child): the share is set for them as the
-    # setting itself, which they read through Settings like any other.
-    os.environ["HAPPYSAD_INFERENCE_THREADS"] = str(get_settings().threads_per_process(concurrency))
-    from worker import local
-
-    local.register_worker()
-
-
-@worker_ready.connect
-def _start_reconciler(sender=None, **_kwargs) -> None:
-    """In the worker's parent, once its pool runs: the reconciler's timer thread."""
-    from worker import local, reconcile
-
-    local.register_worker(sorted(app.amqp.queues.consume_from))  # now with its queues
-    reconcile.start_reconciler(app, getattr(sender, "hostname", None))
-
-
-@worker_shutdown.connect
-def _on_shutdown(**_kwargs) -> None:
-    from worker import local, reconcile
-
-    reconcile.stop_reconciler()
-    local.unregister_worker()
-
-
-@worker_process_init.connect
-def _in_child(**_kwargs) -> None:
-    """In each forked child: fresh settings and engines; TensorFlow is first imported here."""
-    from db.session import forget_inherited_engines
-    from db.settings import reset_settings
-
-    reset_settings()
-    forget_inherited_engines()
-

@@ -1,7 +1,7 @@
 """Is any worker consuming a queue? So a job that nothing reads says "waiting for a worker"
 (`submit`, `jobs show`, the API and the pages) instead of sitting at 0% in silence.
 
-On the embedded queue the answer is the pid files of this machine's workers (worker.local):
+On the embedded queue the answer is the pid files of this machine's workers (scheduler.workers):
 cheap, exact. With a broker server it is Celery's `inspect().active_queues()` broadcast,
 which costs up to a second when nobody answers, so its answer is kept for a few seconds.
 """
@@ -9,7 +9,7 @@ which costs up to a second when nobody answers, so its answer is kept for a few 
 import time
 
 from db.settings import get_settings
-from worker import local
+from scheduler import workers
 
 INSPECT_TIMEOUT = 1.0  # seconds a broadcast waits for workers' replies
 KEEP_ANSWER = 10.0  # seconds a broker's answer is reused (a page polls once a second)
@@ -28,7 +28,7 @@ def no_worker_message(queue: str, program: str = "happysad") -> str:
 def job_waiting_reason(status: str, program: str = "happysad") -> str | None:
     """Why an active job makes no progress, when no worker consumes the labelling queue."""
     from db.tables import JOB_ACTIVE
-    from worker.celery_app import LABELLING_QUEUE
+    from worker.task_names import LABELLING_QUEUE
 
     if status in JOB_ACTIVE and workers_consuming(LABELLING_QUEUE) is False:
         return no_worker_message(LABELLING_QUEUE, program)
@@ -40,7 +40,7 @@ def workers_consuming(queue: str) -> bool | None:
     broker did not answer): a caller then says nothing rather than something false."""
     settings = get_settings()
     if settings.embedded_broker:
-        return bool(local.running_workers(queue))
+        return bool(workers.running_workers(queue))
     key = (settings.broker_url or "", queue)
     now = time.monotonic()
     if key in _answers and now - _answers[key][0] < KEEP_ANSWER:
@@ -51,7 +51,7 @@ def workers_consuming(queue: str) -> bool | None:
 
 
 def _ask_broker(queue: str) -> bool | None:
-    from worker.celery_app import sender_app
+    from scheduler.celery_app import sender_app
 
     try:
         replies = sender_app().control.inspect(timeout=INSPECT_TIMEOUT).active_queues() or {}

@@ -13,16 +13,17 @@ from db import queries
 from db.locks import RECONCILE_LOCK
 from db.session import session_scope, try_lock
 from db.tables import JobBatch, utc_now
+from scheduler import reconcile
+from scheduler.celery_app import sender_app
+from scheduler.listing import iter_batches
+from scheduler.outbox import send_batches
+from scheduler.resume import resume_job, retry_failed
 from scheduler.submit import submit_source
 from tests.helpers.images import encode, solid_rgb, write_images
 from tests.helpers.jobs import job_rows
 from tests.helpers.records import make_job
 from trainer.storage import open_storage
-from worker import classify, reconcile, tasks
-from worker.celery_app import sender_app
-from worker.listing import iter_batches
-from worker.outbox import send_batches
-from worker.resume import resume_job, retry_failed
+from worker import classify, tasks
 from worker.task_names import CLASSIFY_BATCH_TASK, FINISH_JOB_TASK, LABELLING_QUEUE
 
 

@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+from db.tables import JOB_CANCELLED, JOB_DONE, JOB_FAILED
 from happysad import output
 from happysad.output import JsonListOption, JsonOption
 from worker.task_names import LABELLING_QUEUE
@@ -78,7 +79,7 @@ def wait_for_job(job_id: int, show_progress: bool = True, poll: float = 0.5,
                 raise WaitTimeout(f"job {job_id} did not end within {timeout:.0f} s (it goes "
                                   f"on: `happysad jobs show {job_id}`)")
             time.sleep(poll)
-    return _wait_for_report(job_id) if record["status"] == "done" else record
+    return _wait_for_report(job_id) if record["status"] == JOB_DONE else record
 
 
 def _wait_for_report(job_id: int, seconds: float = 60) -> dict:
@@ -113,14 +114,14 @@ def print_job_summary(record: dict) -> None:
 
 def status_style(record: dict) -> str | None:
     """A job with some failed images is not a plain green "done"."""
-    if record["status"] == "done":
+    if record["status"] == JOB_DONE:
         return "yellow" if record["failed"] else "green"
-    return "red" if record["status"] in ("failed", "cancelled") else None
+    return "red" if record["status"] in (JOB_FAILED, JOB_CANCELLED) else None
 
 
 def status_line(record: dict) -> str:
     """The status with what qualifies it: failed images, or a missing worker."""
-    if record["status"] == "done" and record["failed"]:
+    if record["status"] == JOB_DONE and record["failed"]:
         return f"done, {record['failed']} of {record['total']} images failed"
     if record.get("waiting_for_worker"):
         return f"{record['status']}, waiting for a worker"

@@ -129,25 +129,56 @@ def redis_url(monkeypatch) -> str:
     client.flushdb()
 
 
+def made_once(tmp_path_factory, name: str, make, load):
+    """What `make()` returns, made by one of the run's processes: under pytest-xdist the others
+    wait for it (a file lock in the run's shared temporary folder) and `load` its file. Alone,
+    it is simply made. `make(path)` writes the file at `path` and returns the value."""
+    import fcntl
+
+    if not XDIST_WORKER:
+        return make(tmp_path_factory.mktemp(name) / name)
+    path = tmp_path_factory.getbasetemp().parent / name  # shared by every xdist process
+    with open(f"{path}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return load(path)
+        return make(path)
+
+
 @pytest.fixture(scope="session")
 def sample_folder(tmp_path_factory) -> Path:
-    """A small generated happy/sad dataset (tests never use the shared real photos)."""
+    """A small generated happy/sad dataset (tests never use the shared real photos), written
+    once per run."""
     from trainer.sample_data import write_sample_dataset
 
-    folder = tmp_path_factory.mktemp("sample")
-    write_sample_dataset(folder, per_class=24, image_size=48, seed=0)
-    return folder
+    def make(folder: Path) -> Path:
+        write_sample_dataset(folder, per_class=24, image_size=48, seed=0)
+        return folder
+
+    return made_once(tmp_path_factory, "sample", make, lambda folder: folder)
 
 
 @pytest.fixture(scope="session")
-def tiny_training(sample_folder):
+def tiny_training(sample_folder, tmp_path_factory):
     """One tiny training run (32 px) shared by the session; register it per test. The default
     architecture's epochs are its head's, on features computed once: 30 cost about a second and
     give a model better than the majority class (two left it at chance, and the promotion gate
-    rightly held it back)."""
+    rightly held it back). Trained once per run: the other xdist processes unpickle it (Keras
+    pickles a model as its .keras file)."""
+    import pickle
+
     from trainer.train import TrainingParams, train
 
-    return train(str(sample_folder), TrainingParams(epochs=30, image_size=32, batch_size=16))
+    def make(path: Path):
+        result = train(str(sample_folder), TrainingParams(epochs=30, image_size=32,
+                                                          batch_size=16))
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(pickle.dumps(result))
+        partial.rename(path)  # whole or absent: a process that failed here leaves no half
+        return result
+
+    return made_once(tmp_path_factory, "tiny_training.pickle", make,
+                     lambda path: pickle.loads(path.read_bytes()))
 
 
 @pytest.fixture

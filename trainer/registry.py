@@ -48,16 +48,28 @@ def _model_bytes(model) -> bytes:
         return path.read_bytes()
 
 
-def _engine_files(result: TrainingResult, model_bytes: bytes) -> tuple[dict, dict]:
+def _engine_files(result: TrainingResult) -> tuple[dict, dict]:
     """(files, record) of the runtimes beyond TensorFlow: the OpenVINO IR and the verdict on
     reduced precision, made once per version here, never by a worker. Made once per trained
     model too (the same result registered in several stores converts once). A model that
     cannot be converted is still registered: workers serve it with TensorFlow."""
-    digest = hashlib.sha256(model_bytes).hexdigest()
-    if digest not in _CONVERTED:
-        _CONVERTED.clear()  # one model at a time: the bytes are megabytes
-        _CONVERTED[digest] = _convert(result)
-    return _CONVERTED[digest]
+    key = _model_key(result.model)
+    if key not in _CONVERTED:
+        _CONVERTED.clear()  # one model at a time: the files are megabytes
+        _CONVERTED[key] = _convert(result)
+    return _CONVERTED[key]
+
+
+def _model_key(model) -> str:
+    """What a conversion depends on: the graph and its weights. Not model.keras's bytes: Keras
+    writes the time of saving into them, so no two saves matched and every registration of
+    the same model converted it again (the slowest step of registering)."""
+    import numpy as np
+
+    digest = hashlib.sha256(model.to_json().encode())
+    for weights in model.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()
 
 
 _CONVERTED: dict[str, tuple[dict, dict]] = {}
@@ -123,7 +135,7 @@ def register(result: TrainingResult, promote: str = PromoteMode.AUTO) -> Registr
     trainers at once get two numbers: neither writes into the other's folder."""
     promote = PromoteMode(promote)  # a bad mode is a bug of the caller: the CLI offers these
     model_bytes = _model_bytes(result.model)
-    engine_files, engines = _engine_files(result, model_bytes)
+    engine_files, engines = _engine_files(result)
     store = get_settings().effective_model_store
     version = claim_version()
     path = _write_version_files(store, version, result, model_bytes, engine_files,

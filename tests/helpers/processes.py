@@ -18,7 +18,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 class WorkerProcess:
     """A real `celery -A scheduler.worker_app worker` in its own process group (or `-A` another
-    app module that wraps the real one, such as tests.helpers.poison_app)."""
+    app module that wraps the real one, such as tests.helpers.poison_app).
+
+    Its processes run the model with TensorFlow unless the test sets HAPPYSAD_ENGINE: "auto"
+    (the default) times every runtime against TensorFlow in each new process before its first
+    batch, seconds per worker that no fault case here is about (tests/unit/worker/test_engine*
+    prove the choice; test_labelling keeps "auto" end to end)."""
 
     def __init__(self, name: str, concurrency: int = 1, queues: str = LABELLING_QUEUE,
                  env: dict | None = None, log_dir: Path | None = None,
@@ -33,6 +38,7 @@ class WorkerProcess:
                    f"--queues={queues}", "--loglevel=INFO", "--without-mingle",
                    "--without-gossip"]
         env = dict(env or os.environ)
+        env.setdefault("HAPPYSAD_ENGINE", "tensorflow")
         if app.startswith("tests."):  # the tests are not installed: import them from the tree
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         with open(self.log_path, "wb") as log:  # the worker has its own copy of the handle

@@ -25,7 +25,9 @@ def incoming_folder(tmp_path: Path, per_class: int = 20) -> Path:
 
 
 def test_two_workers_share_a_job_on_redis_and_postgres(tmp_path, postgres, redis_url,
-                                                       registered_model, start_worker):
+                                                       registered_model, start_worker,
+                                                       monkeypatch):
+    monkeypatch.setenv("HAPPYSAD_ENGINE", "auto")  # the default, end to end (tests pick one)
     folder = incoming_folder(tmp_path)
     first = start_worker("one")
     second = start_worker("two")

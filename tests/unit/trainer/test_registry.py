@@ -109,3 +109,27 @@ def test_a_version_carries_its_calibration_and_reliability_diagram(tiny_training
     assert sum(row["count"] for row in calibration["reliability"]) == len(
         tiny_training.split.test)
     assert (folder / "plots" / "reliability.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_model_registered_twice_is_converted_once(tiny_training, monkeypatch):
+    """Registering the same trained model again (in another store, or promoted otherwise)
+    reuses its OpenVINO conversion: Keras stamps the time of saving into model.keras, and the
+    cache keyed on those bytes missed every time, converting again."""
+    import dataclasses
+
+    from db import queries
+    from db.session import session_scope
+    from trainer import registry
+
+    conversions = []
+    real_convert = registry._convert
+    monkeypatch.setattr(registry, "_convert",
+                        lambda result: conversions.append(result) or real_convert(result))
+    monkeypatch.setattr(registry, "_CONVERTED", {})
+    first = registry.register(tiny_training, promote="always")
+    second = registry.register(dataclasses.replace(tiny_training), promote="never")
+    assert len(conversions) == 1
+    with session_scope() as session:
+        engines = [queries.get_model_version(session, registration.version).params["engines"]
+                   for registration in (first, second)]
+    assert engines[0] == engines[1]

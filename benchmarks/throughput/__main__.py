@@ -60,7 +60,7 @@ def measured_run(mode: str, env: dict, name: str, source: Path, warmup: Path, pr
     each ceiling is taken right before and right after, and the higher one counts. Two
     ceilings: the same processes x threads as the workers (the strict comparison), and one
     process using every core (the issue's: the model called directly under tf.function)."""
-    log(f"{mode}, {name} JPEGs, {processes} worker process(es), HAPPYSAD_ENGINE={engine}")
+    log(f"{mode}, {name} images, {processes} worker process(es), HAPPYSAD_ENGINE={engine}")
     before = {count: ceiling.measure() for count, ceiling in ceilings.items()}
     result = end_to_end(source, warmup, processes, env | {"HAPPYSAD_ENGINE": engine},
                         work / f"worker-{mode}-{name}-{processes}-{engine}.log")

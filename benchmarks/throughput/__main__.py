@@ -13,7 +13,10 @@ from benchmarks.throughput.ceiling import Ceiling, decode_cost, one_image_at_a_t
 from benchmarks.throughput.common import (
     IMAGE_SIZE,
     JPEG_SHAPES,
+    PHOTOS,
     clean_env,
+    copy_photos,
+    link_repeated,
     log,
     train_and_register,
     tutorial_model,
@@ -57,7 +60,7 @@ def measured_run(mode: str, env: dict, name: str, source: Path, warmup: Path, pr
     each ceiling is taken right before and right after, and the higher one counts. Two
     ceilings: the same processes x threads as the workers (the strict comparison), and one
     process using every core (the issue's: the model called directly under tf.function)."""
-    log(f"{mode}, {name} JPEGs, {processes} worker process(es), HAPPYSAD_ENGINE={engine}")
+    log(f"{mode}, {name} images, {processes} worker process(es), HAPPYSAD_ENGINE={engine}")
     before = {count: ceiling.measure() for count, ceiling in ceilings.items()}
     result = end_to_end(source, warmup, processes, env | {"HAPPYSAD_ENGINE": engine},
                         work / f"worker-{mode}-{name}-{processes}-{engine}.log")
@@ -105,24 +108,37 @@ def run(args) -> dict:
         Path(env["HAPPYSAD_HOME"]).mkdir()
     from trainer.sample_data import write_sample_dataset
 
-    log("training input pipelines")
-    write_sample_dataset(work / "train", per_class=args.train_per_class, image_size=IMAGE_SIZE)
-    training = None if args.labelling_only else training_input(work / "train", args.epochs)
+    train_folder = Path(args.photos[0]) if args.photos else work / "train"
+    if not args.photos:
+        write_sample_dataset(train_folder, per_class=args.train_per_class, image_size=IMAGE_SIZE)
+    log(f"training input pipelines, on {train_folder}")
+    training = None if args.labelling_only else training_input(train_folder, args.epochs)
     listing_env = clean_env(HAPPYSAD_HOME=str(work / "home-listing"))
     Path(listing_env["HAPPYSAD_HOME"]).mkdir()
-    model_path = train_and_register(work / "train", envs | {"listing": listing_env},
+    model_path = train_and_register(train_folder, envs | {"listing": listing_env},
                                     args.architecture)
-    shapes = {name: shape for name, shape in JPEG_SHAPES.items()
-              if name in args.shapes or name == "256x256"}  # 256x256: the stages' images
-    sources = {name: write_jpegs(work, shape, args.images) for name, shape in shapes.items()}
-    warmups = {name: write_jpegs(work / "warmup", shape, 16) for name, shape in shapes.items()}
+    if args.photos:  # the photos stand in for the generated JPEGs of every shape
+        primary, photos = PHOTOS, copy_photos(args.photos, work / f"originals-{PHOTOS}")
+        sources = {PHOTOS: link_repeated(photos, work / f"{PHOTOS}-{args.images}", args.images)}
+        warmups = {PHOTOS: link_repeated(photos, work / "warmup" / PHOTOS, 16)}
+        args.photos = {"folders": [str(folder) for folder in args.photos],
+                       "photos": len(photos), "model_trained_on": str(train_folder),
+                       "how": f"each photo copied once into the work folder, then hard-linked "
+                              f"under distinct names, in turn, to make {args.images} a job"}
+    else:
+        primary = "256x256"  # the stages' images, whatever the end-to-end runs' shapes
+        shapes = {name: shape for name, shape in JPEG_SHAPES.items()
+                  if name in args.shapes or name == primary}
+        sources = {name: write_jpegs(work, shape, args.images) for name, shape in shapes.items()}
+        warmups = {name: write_jpegs(work / "warmup", shape, 16) for name, shape in shapes.items()}
     listing = None
     if not args.labelling_only:
         log(f"submit memory at {', '.join(map(str, args.listing_sizes))} images")
-        listing = submit_memory(sorted((work / "originals-256x256").iterdir()), listing_env,
+        listing = submit_memory(sorted((work / f"originals-{primary}").iterdir()), listing_env,
                                 work, args.listing_sizes)
-    stage_source = sources["256x256"]
-    sources = {name: source for name, source in sources.items() if name in args.shapes}
+    stage_source = sources[primary]
+    sources = {name: source for name, source in sources.items()
+               if name in args.shapes or name == PHOTOS}
     log("decode cost")
     decode = {name: decode_cost(source, 500) for name, source in sources.items()}
     log("one image at a time")
@@ -131,7 +147,7 @@ def run(args) -> dict:
     # The issue's yardstick is the tutorial's loop on the tutorial's CNN, in this same run.
     tutorial_loop = loop
     if args.architecture != "baseline":
-        tutorial_path = tutorial_model(work / "train", work / "tutorial.keras")
+        tutorial_path = tutorial_model(train_folder, work / "tutorial.keras")
         tutorial_loop = {name: one_image_at_a_time(tutorial_path, source, args.one_at_a_time)
                          for name, source in sources.items()}
     log("peak float32 rate and the stages per engine")
@@ -157,22 +173,22 @@ def run(args) -> dict:
         record["ratio_to_tutorial_one_at_a_time"] = round(
             record["images_per_second"] / tutorial_loop[record["jpeg"]]["images_per_second"], 1)
     over_tutorial = {mode: max([r["ratio_to_tutorial_one_at_a_time"] for r in runs
-                                if r["mode"] == mode and r["jpeg"] == "256x256"], default=0)
+                                if r["mode"] == mode and r["jpeg"] == primary], default=0)
                      for mode in envs}
     goal = {"target": 0.8}
     for key in ("ratio_to_ceiling", "ratio_to_one_process_ceiling"):
-        best = {mode: max([r[key] for r in runs if r["mode"] == mode and r["jpeg"] == "256x256"],
+        best = {mode: max([r[key] for r in runs if r["mode"] == mode and r["jpeg"] == primary],
                           default=0) for mode in envs}
         goal[key] = {"best_per_mode": best, "met": min(best.values()) >= goal["target"]}
-    return {"architecture": args.architecture, "physical_limit": limit,
-            "stages_ms_per_image_256x256": stages,
+    return {"architecture": args.architecture, "photos": args.photos, "physical_limit": limit,
+            f"stages_ms_per_image_{primary}": stages,
             "one_image_at_a_time": loop, "tutorial_one_image_at_a_time": tutorial_loop,
-            "goal_256x256_over_tutorial_loop": {
+            f"goal_{primary}_over_tutorial_loop": {
                 "target": 8, "best_per_mode": over_tutorial,
                 "met": min(over_tutorial.values()) >= 8},
             "decode_one_thread": decode, "end_to_end": runs,
             "skipped_modes": skipped,
-            "goal_256x256_end_to_end_over_ceiling": goal, "submit_memory": listing,
+            f"goal_{primary}_end_to_end_over_ceiling": goal, "submit_memory": listing,
             "training_input": training, "work_folder": str(work)}
 
 
@@ -198,6 +214,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="queue and database of the end-to-end runs (default: both)")
     parser.add_argument("--shapes", default=",".join(JPEG_SHAPES), type=comma_list(JPEG_SHAPES),
                         help="JPEG sizes of the end-to-end runs (default: both)")
+    parser.add_argument("--photos", nargs="+", type=Path, metavar="FOLDER",
+                        help="real photos instead of generated JPEGs: every image under these "
+                        "folders, repeated under distinct names to make --images a job; the "
+                        "model trains on the first folder (labelled: one sub-folder per class)")
     parser.add_argument("--processes", default="1,2", type=comma_list(["1", "2"]),
                         help="worker processes of the end-to-end runs")
     parser.add_argument("--labelling-only", action="store_true",

@@ -1,6 +1,7 @@
 """What every part of the throughput benchmark shares: paths, environments, generated data."""
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_SIZE = 256  # the tutorial's CNN input
 JPEG_SHAPES = {"256x256": (256, 256), "1024x768": (1024, 768)}
+PHOTOS = "photos"  # the name of the end-to-end runs on real photos (--photos)
 
 def log(message: str) -> None:
     print(f"[throughput] {message}", file=sys.stderr, flush=True)
@@ -53,6 +55,32 @@ def write_jpegs(folder: Path, shape: tuple[int, int], count: int, unique: int = 
     source.mkdir()
     for index in range(count):
         os.link(originals / f"{index % unique}.jpg", source / f"{index:07d}.jpg")
+    return source
+
+
+def copy_photos(folders: list[Path], destination: Path) -> list[Path]:
+    """Every file with an image name under `folders` (searched recursively), copied once into
+    `destination` and shuffled (seed 0), so the first few hundred, which the stages and the
+    one-image loop time, come from every folder. Copied, not linked: the sets stay untouched."""
+    from trainer.formats import has_image_name
+
+    destination.mkdir(parents=True)
+    found = [path for folder in folders for path in sorted(Path(folder).rglob("*"))
+             if path.is_file() and has_image_name(path.name) and not path.name.startswith(".")]
+    copies = []
+    for index, path in enumerate(found):
+        copies.append(destination / f"{index:05d}{path.suffix.lower()}")
+        shutil.copyfile(path, copies[-1])
+    return [copies[index] for index in np.random.default_rng(0).permutation(len(copies))]
+
+
+def link_repeated(originals: list[Path], source: Path, count: int) -> Path:
+    """`count` hard links to `originals` in turn under distinct names (each keeps its
+    extension), so a job of any size is made of the same few hundred files."""
+    source.mkdir(parents=True)
+    for index in range(count):
+        original = originals[index % len(originals)]
+        os.link(original, source / f"{index:07d}{original.suffix}")
     return source
 
 

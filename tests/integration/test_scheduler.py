@@ -122,7 +122,11 @@ def test_two_schedulers_yield_one_run_per_slot_and_a_new_version(
 
 
 def test_a_running_job_keeps_its_version_across_a_promotion(
-        tmp_path, postgres, redis_url, registered_model, tiny_training, start_worker):
+        tmp_path, postgres, redis_url, registered_model, tiny_training, start_worker,
+        monkeypatch):
+    # This test is the submitter, by hand and without its listing lock: the reconciler must
+    # not take the job's listing for a dead submitter's while the test sends its batches.
+    monkeypatch.setenv("HAPPYSAD_LISTING_DEADLINE", "3600")
     from scheduler.celery_app import sender_app
     from scheduler.submit import iter_batches, submit_source
     from trainer.registry import register

@@ -106,6 +106,19 @@ def hosts(tmp_path, monkeypatch):
         yield hosts
 
 
+def started_not_written(job_id: int, host: str) -> list[int]:
+    """The job's batches whose latest attempt is `host`'s and which are not written yet."""
+    from sqlalchemy import select
+
+    from db.session import session_scope
+    from db.tables import JobBatch
+
+    with session_scope() as session:
+        return list(session.scalars(select(JobBatch.batch_index).where(
+            JobBatch.job_id == job_id, JobBatch.finished_at.is_(None),
+            JobBatch.worker_host.startswith(host + "@"))))
+
+
 def test_a_worker_host_cut_off_mid_job_the_other_finishes_it(tmp_path, monkeypatch, hosts,
                                                              tiny_training):
     from scheduler.submit import submit_source
@@ -133,6 +146,7 @@ def test_a_worker_host_cut_off_mid_job_the_other_finishes_it(tmp_path, monkeypat
     hosts.cut("host-a")
     cut_at, cut_clock = time.monotonic(), datetime.now(UTC)
     written_at_cut = len(batches_written(job_id))
+    held_by_a = started_not_written(job_id, "host-a")
     assert written_at_cut < batch_count  # mid-job: most batches were still to do
 
     rows = assert_each_image_once(job_id, uris, timeout=300)
@@ -147,7 +161,10 @@ def test_a_worker_host_cut_off_mid_job_the_other_finishes_it(tmp_path, monkeypat
     # Nothing of host A's was written after the cut (each row is stamped as it is written).
     assert all(row.created_at < cut_clock for row in rows.values()
                if row.worker_host.startswith("host-a@"))
-    assert figures["batches_resent"] > 0  # what A held came back through the reconciler
+    # What A held when it was cut came back through the reconciler. A cut can also fall between
+    # two of A's batches (it had written one and not yet taken the next): nothing to send again.
+    if held_by_a:
+        assert figures["batches_resent"] > 0
 
 
 HOLD_RECONCILER_LOCK = """

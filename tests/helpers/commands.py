@@ -1,4 +1,4 @@
-"""The real `happysad` command, run in a subprocess as a user would."""
+"""The real `happysad` command, run in a subprocess as a user would, or in this process."""
 
 import os
 import subprocess
@@ -22,3 +22,15 @@ def assert_one_line_error(result, *fragments: str) -> None:
     assert "error:" in result.stderr
     for fragment in fragments:
         assert fragment in " ".join(result.stderr.split()), result.stderr
+
+
+def cli_stdout(monkeypatch, capsysbinary, *args: str) -> bytes:
+    """What `happysad ARGS` writes to stdout, in this process (the same database)."""
+    from happysad.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["happysad", *args])
+    try:
+        main()
+    except SystemExit as exit:
+        assert not exit.code, capsysbinary.readouterr().err
+    return capsysbinary.readouterr().out

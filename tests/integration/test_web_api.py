@@ -10,6 +10,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from tests.helpers.commands import cli_stdout
 from trainer.sample_data import write_sample_dataset
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -35,20 +36,6 @@ def wait_for(api: TestClient, job_id: int, status: str, timeout: float = 300) ->
             return job
         time.sleep(0.5)
     raise AssertionError(f"job {job_id} not {status} within {timeout}s: {job}")
-
-
-def cli_stdout(monkeypatch, capsysbinary, *args: str) -> bytes:
-    """What `happysad ARGS` writes to stdout, in this process (the same database)."""
-    import sys
-
-    from happysad.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["happysad", *args])
-    try:
-        main()
-    except SystemExit as exit:
-        assert not exit.code, capsysbinary.readouterr().err
-    return capsysbinary.readouterr().out
 
 
 def test_submit_follow_page_download_and_thumbnails(api, isolated_env, registered_model,

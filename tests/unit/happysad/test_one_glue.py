@@ -6,7 +6,6 @@ same CSV on PostgreSQL with a real worker's job is in tests/integration/test_web
 """
 
 import json
-import sys
 from datetime import datetime
 
 import pytest
@@ -14,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from db import queries
 from db.session import session_scope
-from happysad.cli import main
+from tests.helpers.commands import cli_stdout
 from tests.helpers.records import add_version, make_job
 
 TOKEN = "one-glue-token-0123456789"
@@ -28,15 +27,6 @@ def api(monkeypatch) -> TestClient:
     monkeypatch.setenv("HAPPYSAD_API_TOKEN", TOKEN)
     reset_settings()
     return TestClient(create_app(), base_url="http://127.0.0.1")
-
-
-def cli_stdout(monkeypatch, capsysbinary, *args: str) -> bytes:
-    monkeypatch.setattr(sys, "argv", ["happysad", *args])
-    try:
-        main()
-    except SystemExit as exit:
-        assert not exit.code, capsysbinary.readouterr().err
-    return capsysbinary.readouterr().out
 
 
 @pytest.fixture

@@ -214,7 +214,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="queue and database of the end-to-end runs (default: both)")
     parser.add_argument("--shapes", default=",".join(JPEG_SHAPES), type=comma_list(JPEG_SHAPES),
                         help="JPEG sizes of the end-to-end runs (default: both)")
-    parser.add_argument("--photos", nargs="+", type=Path, metavar="FOLDER",
+    # Resolved now: the run works in a temporary folder of its own (os.chdir in run).
+    parser.add_argument("--photos", nargs="+", type=lambda text: Path(text).resolve(),
+                        metavar="FOLDER",
                         help="real photos instead of generated JPEGs: every image under these "
                         "folders, repeated under distinct names to make --images a job; the "
                         "model trains on the first folder (labelled: one sub-folder per class)")

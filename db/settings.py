@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     task_max_retries: int = Field(default=3, ge=0)
     visibility_timeout: int = Field(default=3600, ge=10)
     resend_after: int = Field(default=120, ge=1)
-    reconcile_interval: int = Field(default=30, ge=1)
+    reconcile_interval: int = Field(default=5, ge=1)
     listing_deadline: int = Field(default=10, ge=1)
 
     retrain_cron: str = "0 2 * * *"

@@ -11,6 +11,7 @@ import threading
 import time
 
 from db.settings import get_settings
+from scheduler import fork_guard
 
 BEAT_TIMEOUT = 1.0  # seconds a heartbeat or a look waits for Redis
 
@@ -64,7 +65,8 @@ def gone_nodes(nodes: set[str]) -> set[str]:
 
 
 class NodeBeat:
-    """The heartbeat's timer thread: its own, so a long reconciler pass never delays it."""
+    """The heartbeat's timer thread: its own, so a long reconciler pass never delays it. A beat
+    keeps the process from forking meanwhile (scheduler.fork_guard)."""
 
     def __init__(self, node: str):
         self.node, self.stopped = node, threading.Event()
@@ -78,7 +80,8 @@ class NodeBeat:
         interval = get_settings().reconcile_interval
         while True:
             try:
-                mark_node_alive(self.node)
+                with fork_guard.no_fork():
+                    mark_node_alive(self.node)
             except Exception:  # Redis away: the next beat tries again
                 pass
             if self.stopped.wait(interval):

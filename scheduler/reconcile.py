@@ -23,6 +23,7 @@ from db.queries import outbox
 from db.session import session_scope, try_lock
 from db.settings import get_settings
 from db.tables import utc_now
+from scheduler import fork_guard
 from scheduler.outbox import queued_messages, resend_batch
 from scheduler.resume import ResumeError, resume_job
 from worker.identity import holder_gone, worker_identity
@@ -118,7 +119,8 @@ def _resume_stalled(app, job_id: int, deadline: int, done: dict) -> None:
 
 class Reconciler(threading.Thread):
     """The timer thread: a pass every interval until stopped; a failed pass (broker or
-    database away) is logged and tried again next time."""
+    database away) is logged and tried again next time. A pass keeps the process from forking
+    meanwhile (scheduler.fork_guard)."""
 
     def __init__(self, app, interval: float):
         super().__init__(name="happysad-reconciler", daemon=True)
@@ -128,7 +130,8 @@ class Reconciler(threading.Thread):
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
             try:
-                reconcile_once(self.app)
+                with fork_guard.no_fork():
+                    reconcile_once(self.app)
             except Exception as error:
                 logger.warning("reconciler pass failed: %s", str(error).splitlines()[0]
                                if str(error) else type(error).__name__)
@@ -143,6 +146,7 @@ def start_reconciler(app, node_name: str | None = None) -> None:
     reconcilers on other hosts can tell when this worker is gone)."""
     global _thread, _node_name, _node_beat
     _node_name = node_name
+    fork_guard.install()
     if _thread is None or not _thread.is_alive():
         _thread = Reconciler(app, get_settings().reconcile_interval)
         _thread.start()

@@ -107,7 +107,8 @@ def add_to_training(data: LabelledImages, split: Split, corrections: list[Correc
     data.sha256 = data.sha256 + hashes
     data.images = np.concatenate([data.images, np.stack(decoded).astype(np.float32)])
     data.labels = np.concatenate([data.labels, np.asarray(labels, dtype=np.int32)])
-    split.train = np.concatenate([split.train, np.arange(first, first + len(uris))])
+    split.reviewed = np.arange(first, first + len(uris))
+    split.train = np.concatenate([split.train, split.reviewed])
     return len(uris)
 
 

@@ -42,6 +42,8 @@ class Split:
     train: np.ndarray
     validation: np.ndarray
     test: np.ndarray
+    # Of `train`, the images a person reviewed (trainer.corrections adds them): none by default.
+    reviewed: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def _relative(storage: Storage, uri: str) -> str:

@@ -2,9 +2,10 @@
 per training image (and once for its mirror image: a face's mood survives a flip) and only the
 linear parts are fitted on them, every epoch a full batch, in seconds rather than an epoch of the
 backbone each time. A face-reading model (trainer.model.build_pretrained_faces) gets three more
-steps: its face part fitted on the expression scores of the training photos' faces, its
-familiarity set from the training images' style statistics, and its temperature from the
-validation split. What is saved is the whole graph.
+steps: its face part fitted on the expression scores of the training photos' faces (and of
+reviewed images' drawn faces), its familiarity set from the training folder's style
+statistics (reviewed images left out), and its temperature from the validation split. What is
+saved is the whole graph.
 """
 
 import numpy as np
@@ -94,7 +95,10 @@ def fit_head(model, data, split, params, callbacks: list):
         return history
     model.get_layer(IMAGE_LOGITS_LAYER).set_weights(weights)
     fit_faces(model, data, split, params)
-    fit_familiarity(model, data.images[split.train], data.images[split.validation])
+    # Familiar means like the training folder's images: a few reviewed drawings must not make
+    # every drawing familiar before the image part has learned them (docs/research.md).
+    folder_images = split.train[~np.isin(split.train, split.reviewed)]
+    fit_familiarity(model, data.images[folder_images], data.images[split.validation])
     fit_temperature_layer(model, data.images[split.validation], data.labels[split.validation])
     return history
 
@@ -102,24 +106,28 @@ def fit_head(model, data, split, params, callbacks: list):
 def fit_faces(model, data, split, params) -> None:
     """The face part: a linear map from the expression network's scores to the classes, fitted
     on the faces found in the training photos (and their mirror images), validated on the
-    validation split's. With too few faces of a class it stays zero: faces then add nothing."""
+    validation split's. A drawn face counts only in an image a person reviewed: a training
+    folder's drawn finds are often whole figures, not heads, while a person's verdicts on a
+    folder of drawings are what teaches the face part to read them (docs/research.md). With
+    too few faces of a class it stays zero: faces then add nothing."""
     from trainer.faces import face_inputs
-    from trainer.inputs import FACE_INPUT, FOUND_INPUT
+    from trainer.inputs import DRAWN_INPUT, FACE_INPUT, FOUND_INPUT
 
     class_count = len(data.class_names)
     scores_of = tensor_runner(model, [FACE_INPUT],
                               model.get_layer("face_standardisation").input)
 
-    def photo_face_scores(indices, mirrored: bool = False):
+    def face_scores(indices, mirrored: bool = False):
         faces = face_inputs(data.images[indices])
-        found = faces[FOUND_INPUT][:, 0] > 0
-        crops, labels = faces[FACE_INPUT][found], data.labels[indices][found]
+        drawn_reviewed = (faces[DRAWN_INPUT][:, 0] > 0) & np.isin(indices, split.reviewed)
+        used = (faces[FOUND_INPUT][:, 0] > 0) | drawn_reviewed
+        crops, labels = faces[FACE_INPUT][used], data.labels[indices][used]
         if mirrored:
             crops, labels = np.concatenate([crops, crops[:, :, ::-1]]), np.concatenate(
                 [labels, labels])
         return scores_of(crops), labels
 
-    scores, labels = photo_face_scores(split.train, mirrored=params.augment)
+    scores, labels = face_scores(split.train, mirrored=params.augment)
     face_logits = model.get_layer(FACE_LOGITS_LAYER)
     standardise = model.get_layer("face_standardisation")
     counts = np.bincount(labels, minlength=class_count)
@@ -128,7 +136,7 @@ def fit_faces(model, data, split, params) -> None:
         face_logits.set_weights([np.zeros_like(w) for w in face_logits.get_weights()])
         return
     standardise.adapt(scores)
-    validation_scores, validation_labels = photo_face_scores(split.validation)
+    validation_scores, validation_labels = face_scores(split.validation)
     _history, weights = fit_linear(np.asarray(standardise(scores)), labels,
                                    np.asarray(standardise(validation_scores)), validation_labels,
                                    class_count, params)

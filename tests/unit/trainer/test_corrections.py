@@ -46,6 +46,7 @@ def test_reviewed_images_join_training_only_and_the_held_out_images_stay(sample_
     trained = {uris[i] for i in result.split.train}
     evaluated = {uris[i] for i in np.concatenate([result.split.test, result.split.validation])}
     assert {str(new[0]), str(new[1])} <= trained and not trained & evaluated
+    assert sorted(uris[i] for i in result.split.reviewed) == sorted([str(new[0]), str(new[1])])
     assert [uris[i] for i in result.split.test] == [plain.uris[i] for i in held_out.test]
     assert [uris[i] for i in result.split.validation] == [plain.uris[i]
                                                           for i in held_out.validation]
@@ -60,6 +61,16 @@ def test_reviewed_images_join_training_only_and_the_held_out_images_stay(sample_
     assert result.data.fingerprint == training_fingerprint(plain.fingerprint, corrections)
     assert result.data.fingerprint != plain.fingerprint
     assert training_fingerprint(plain.fingerprint, []) == plain.fingerprint
+    # Familiar stays "like the training folder": its statistics leave the reviewed images out.
+    from trainer.inputs import IMAGE_INPUT
+    from trainer.model import STYLE_LAYER
+    from trainer.transfer import layer_runner
+
+    style = layer_runner(result.model, [IMAGE_INPUT], STYLE_LAYER)(result.data.images)
+    folder = np.setdiff1d(result.split.train, result.split.reviewed)
+    mean = result.model.get_layer("style_standardisation").get_weights()[0]
+    np.testing.assert_allclose(mean, style[folder].mean(axis=0), rtol=1e-4, atol=1e-4)
+    assert not np.allclose(mean, style[result.split.train].mean(axis=0), rtol=1e-4, atol=1e-4)
 
 
 def test_the_latest_verdict_on_an_image_wins_and_a_lost_file_is_left_out(tmp_path):

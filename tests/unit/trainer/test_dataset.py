@@ -69,6 +69,7 @@ def test_split_is_stratified_seeded_and_never_leaves_test_empty():
     assert np.array_equal(split.test, again.test)
     tiny = stratified_split(np.array([0] * 5 + [1] * 5), seed=0)
     assert len(tiny.test) == 2 and len(tiny.validation) == 2
+    assert len(split.reviewed) == 0  # reviewed images join a split later (trainer.corrections)
 
 
 def test_fingerprint_follows_content(tmp_path):

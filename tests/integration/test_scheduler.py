@@ -1,5 +1,6 @@
 """Scheduled retraining with real processes on Redis + PostgreSQL: two `happysad scheduler`
-(beat) processes on a per-minute schedule yield one run per slot and a new version; a job
+(beat) processes on a per-minute schedule whose last run was a few minutes ago (so the missed
+slot is due at once, as after a beat restart) yield one run per slot and a new version; a job
 running across a promotion finishes on its pinned version while the next job uses the new one,
 on the same worker processes."""
 
@@ -7,7 +8,9 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -72,6 +75,23 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str, poll:
     raise AssertionError(f"{what} within {timeout:.0f}s")
 
 
+def schedule_missed_a_slot() -> None:
+    """Store the retrain entry in redbeat as a beat that ran it a few minutes ago would have:
+    Celery's crontab then finds a slot overdue and the first beat to hold the lock sends it at
+    its first tick, instead of a fresh entry's wait for the next minute (up to 60 s)."""
+    from redbeat import RedBeatSchedulerEntry
+
+    from scheduler.beat import retrain_schedule
+    from scheduler.celery_app import sender_app
+
+    (name, definition), = retrain_schedule().items()
+    with warnings.catch_warnings():  # redbeat's own note on its config, which beat logs too
+        warnings.filterwarnings("ignore", "RedBeat will stop falling back", DeprecationWarning)
+        RedBeatSchedulerEntry(name, definition["task"], definition["schedule"],
+                              options=definition["options"], app=sender_app(),
+                              last_run_at=datetime.now(UTC) - timedelta(minutes=3)).save()
+
+
 def cron_runs() -> list[RetrainRun]:
     with session_scope() as session:
         return [run for run in queries.list_retrain_runs(session, limit=500)
@@ -86,6 +106,7 @@ def test_two_schedulers_yield_one_run_per_slot_and_a_new_version(
     monkeypatch.setenv("HAPPYSAD_TRAIN_DATA", str(train_data))
     reset_settings()
     trainer = start_worker("trainer", queues=TRAINING_QUEUE)
+    schedule_missed_a_slot()
     trainer.wait_ready()
     beats = [start_beat("beat-a"), start_beat("beat-b")]
 

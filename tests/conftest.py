@@ -158,27 +158,48 @@ def sample_folder(tmp_path_factory) -> Path:
     return made_once(tmp_path_factory, "sample", make, lambda folder: folder)
 
 
-@pytest.fixture(scope="session")
-def tiny_training(sample_folder, tmp_path_factory):
-    """One tiny training run (32 px) shared by the session; register it per test. The default
-    architecture's epochs are its head's, on features computed once: 30 cost about a second and
-    give a model better than the majority class (two left it at chance, and the promotion gate
-    rightly held it back). Trained once per run: the other xdist processes unpickle it (Keras
+def trained_once(tmp_path_factory, name: str, source: Path, params):
+    """`train(source, params)` run once per run: the other xdist processes unpickle it (Keras
     pickles a model as its .keras file)."""
     import pickle
 
-    from trainer.train import TrainingParams, train
+    from trainer.train import train
 
     def make(path: Path):
-        result = train(str(sample_folder), TrainingParams(epochs=30, image_size=32,
-                                                          batch_size=16))
+        result = train(str(source), params)
         partial = path.with_name(path.name + ".partial")
         partial.write_bytes(pickle.dumps(result))
         partial.rename(path)  # whole or absent: a process that failed here leaves no half
         return result
 
-    return made_once(tmp_path_factory, "tiny_training.pickle", make,
-                     lambda path: pickle.loads(path.read_bytes()))
+    return made_once(tmp_path_factory, name, make, lambda path: pickle.loads(path.read_bytes()))
+
+
+@pytest.fixture(scope="session")
+def tiny_training(sample_folder, tmp_path_factory):
+    """One tiny training run (32 px) shared by the session; register it per test. The default
+    architecture's epochs are its head's, on features computed once: 30 cost about a second and
+    give a model better than the majority class (two left it at chance, and the promotion gate
+    rightly held it back)."""
+    from trainer.train import TrainingParams
+
+    return trained_once(tmp_path_factory, "tiny_training.pickle", sample_folder,
+                        TrainingParams(epochs=30, image_size=32, batch_size=16))
+
+
+@pytest.fixture(scope="session")
+def tiny_baseline_training(sample_folder, tmp_path_factory):
+    """The tutorial's CNN (`baseline`), one epoch at 32 px, trained once per run: for the fault
+    and load tests that send hundreds of images through real workers to prove delivery (every
+    image's row once), not the model. The default architecture's face search costs about 100
+    times more per image (227 ms against 2 ms a batch of 4 on this machine); its serving path
+    through real workers stays proven by test_labelling, test_hostile_files, test_web_api, the
+    reliability tests and the browser tests."""
+    from trainer.train import TrainingParams
+
+    return trained_once(tmp_path_factory, "tiny_baseline_training.pickle", sample_folder,
+                        TrainingParams(architecture="baseline", epochs=1, image_size=32,
+                                       batch_size=16))
 
 
 @pytest.fixture
@@ -187,6 +208,15 @@ def registered_model(tiny_training) -> int:
     from trainer.registry import register
 
     return register(tiny_training, promote="always").version
+
+
+@pytest.fixture
+def registered_baseline_model(tiny_baseline_training) -> int:
+    """tiny_baseline_training registered as production in this test's database (promoted
+    whatever it scores: one epoch may be no better than the majority); returns its version."""
+    from trainer.registry import register
+
+    return register(tiny_baseline_training, promote="always").version
 
 
 @pytest.fixture

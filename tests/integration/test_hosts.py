@@ -15,7 +15,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_workers_sharing_a_node_name_record_distinct_hosts(tmp_path, postgres, redis_url,
-                                                           registered_model, start_worker):
+                                                           registered_baseline_model,
+                                                           start_worker):
     from scheduler.submit import submit_source
 
     uris = write_images(tmp_path / "incoming", 48)

@@ -120,7 +120,7 @@ def started_not_written(job_id: int, host: str) -> list[int]:
 
 
 def test_a_worker_host_cut_off_mid_job_the_other_finishes_it(tmp_path, monkeypatch, hosts,
-                                                             tiny_training):
+                                                             tiny_baseline_training):
     from scheduler.submit import submit_source
     from trainer.registry import register
 
@@ -129,7 +129,7 @@ def test_a_worker_host_cut_off_mid_job_the_other_finishes_it(tmp_path, monkeypat
     monkeypatch.setenv("HAPPYSAD_RESEND_AFTER", "10")
     monkeypatch.setenv("HAPPYSAD_RECONCILE_INTERVAL", "2")
     reset_settings()
-    register(tiny_training, promote="always")
+    register(tiny_baseline_training, promote="always")
     uris = write_images(tmp_path / "incoming", 300)
     batch_count = -(-len(uris) // BATCH_SIZE)
     for host in LINKS:

@@ -26,7 +26,7 @@ def submit_jobs(folder: str, count: int) -> list[int]:
 
 
 def test_twenty_jobs_four_submitters_two_workers(tmp_path, postgres, redis_url,
-                                                 registered_model, start_worker):
+                                                 registered_baseline_model, start_worker):
     expected = {}
     for submitter in range(SUBMITTERS):
         folder = tmp_path / f"camera{submitter}"

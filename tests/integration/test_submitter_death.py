@@ -69,7 +69,7 @@ def kill_submitter_mid_listing(folder: Path, batch_size: int = 5,
 
 
 @pytest.fixture
-def labelling(postgres, redis_url, monkeypatch, registered_model, start_worker):
+def labelling(postgres, redis_url, monkeypatch, registered_baseline_model, start_worker):
     def start(**settings):
         for name, value in settings.items():
             monkeypatch.setenv(name, value)

@@ -22,10 +22,15 @@ def submit_wait(folder, env: dict) -> subprocess.Popen:
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_submit_wait_starts_its_local_workers_again_when_they_die(tmp_path, registered_model):
+def test_submit_wait_starts_its_local_workers_again_when_they_die(tmp_path,
+                                                                registered_baseline_model):
     """It used to give up ("the local worker exited"), leaving its job half done."""
     write_images(tmp_path / "incoming", 200)
-    waiting = submit_wait(tmp_path / "incoming", dict(os.environ, HAPPYSAD_WORKER_CONCURRENCY="1"))
+    # A batch the killed workers had taken comes back through the reconciler after
+    # HAPPYSAD_RESEND_AFTER (120 s by default, waited out whenever the kill lands mid-batch).
+    env = dict(os.environ, HAPPYSAD_WORKER_CONCURRENCY="1", HAPPYSAD_RESEND_AFTER="5",
+               HAPPYSAD_RECONCILE_INTERVAL="2")
+    waiting = submit_wait(tmp_path / "incoming", env)
     from scheduler.workers import running_workers
 
     pids = wait_until(running_workers, "the local worker to start", timeout=120)
@@ -39,7 +44,7 @@ def test_submit_wait_starts_its_local_workers_again_when_they_die(tmp_path, regi
     wait_until(lambda: not running_workers(), "the restarted workers to be stopped", timeout=60)
 
 
-def test_concurrent_waiters_share_their_local_workers(tmp_path, registered_model):
+def test_concurrent_waiters_share_their_local_workers(tmp_path, registered_baseline_model):
     """Three `submit --wait` at once on the embedded default: the first to finish used to stop
     the workers it had started, and the other two exited 1 with their jobs stuck `running`."""
     from scheduler.workers import running_workers

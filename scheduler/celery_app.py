@@ -71,6 +71,10 @@ def celery_config(settings: Settings) -> dict:
             "worker_prefetch_multiplier": 1,
             "beat_scheduler": "redbeat.RedBeatScheduler",
             "redbeat_redis_url": settings.broker_url,
+            # Empty, as redbeat 2.4 used: the broker's transport options above are kombu's,
+            # not the Redis client's. Set, so redbeat stops warning at each start that it
+            # falls back to broker_transport_options (it will stop in 2.5).
+            "redbeat_redis_options": {},
             "redbeat_lock_timeout": 300,
             "broker_connection_timeout": 5,
         }

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -85,11 +84,9 @@ def schedule_missed_a_slot() -> None:
     from scheduler.celery_app import sender_app
 
     (name, definition), = retrain_schedule().items()
-    with warnings.catch_warnings():  # redbeat's own note on its config, which beat logs too
-        warnings.filterwarnings("ignore", "RedBeat will stop falling back", DeprecationWarning)
-        RedBeatSchedulerEntry(name, definition["task"], definition["schedule"],
-                              options=definition["options"], app=sender_app(),
-                              last_run_at=datetime.now(UTC) - timedelta(minutes=3)).save()
+    RedBeatSchedulerEntry(name, definition["task"], definition["schedule"],
+                          options=definition["options"], app=sender_app(),
+                          last_run_at=datetime.now(UTC) - timedelta(minutes=3)).save()
 
 
 def cron_runs() -> list[RetrainRun]:

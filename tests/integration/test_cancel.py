@@ -38,7 +38,7 @@ def queue_drained(redis_url: str) -> bool:
 
 
 def test_workers_skip_a_cancelled_jobs_remaining_batches(tmp_path, postgres, redis_url,
-                                                        registered_model, start_worker):
+                                                        registered_baseline_model, start_worker):
     folder = tmp_path / "incoming"
     write_sample_dataset(folder, per_class=150, image_size=32, seed=3, labelled=False)
     submission = submit_source(str(folder), batch_size=1)  # queued before any worker runs
@@ -63,7 +63,8 @@ def test_workers_skip_a_cancelled_jobs_remaining_batches(tmp_path, postgres, red
         assert not queries.finish_job(session, submission.job_id)  # a finished job stays so
 
 
-def test_cli_cancels_once_then_says_why_not(tmp_path, postgres, redis_url, registered_model):
+def test_cli_cancels_once_then_says_why_not(tmp_path, postgres, redis_url,
+                                           registered_baseline_model):
     folder = tmp_path / "incoming"
     write_sample_dataset(folder, per_class=3, image_size=32, seed=4, labelled=False)
     submission = submit_source(str(folder), batch_size=2)  # no worker: it stays running

@@ -63,7 +63,7 @@ def fill(folder: Path) -> Path:
 
 
 def test_a_full_disk_loses_nothing(tmp_path, small_disk, postgres, monkeypatch,
-                                   registered_model, start_worker):
+                                   registered_baseline_model, start_worker):
     home = small_disk / "home"
     queue = home / "queue"
     queue.mkdir(parents=True)

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_names_that_render_alike_each_get_their_own_row(tmp_path, postgres, redis_url,
-                                                       registered_model, start_worker):
+                                                       registered_baseline_model, start_worker):
     folder = tmp_path / "incoming"
     image = write_images(tmp_path / "one", 1)[0]
     names = [b"caf\xe9.jpg",   # Latin-1, not UTF-8

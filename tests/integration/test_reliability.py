@@ -122,7 +122,7 @@ def batch_holders(job_id: int) -> dict[int, str | None]:
 
 
 def test_poison_batch_is_abandoned_after_bounded_attempts(tmp_path, postgres, redis_url,
-                                                          monkeypatch, registered_model,
+                                                          monkeypatch, registered_baseline_model,
                                                           start_worker):
     # tests.helpers.poison_app: a batch holding a file named *poison* kills its process.
     monkeypatch.setenv(MARKER_VARIABLE, "poison")
@@ -151,7 +151,7 @@ def test_poison_batch_is_abandoned_after_bounded_attempts(tmp_path, postgres, re
 
 
 def test_batch_written_before_a_crash_finishes_the_job_when_redelivered(
-        tmp_path, postgres, redis_url, registered_model, start_worker):
+        tmp_path, postgres, redis_url, registered_baseline_model, start_worker):
     """A worker that committed a batch and died before acknowledging it (or before marking the
     job done) leaves the message to be delivered again: that delivery must write nothing twice
     and still finish the job."""
@@ -237,7 +237,7 @@ def test_database_briefly_unreachable(tmp_path, postgres, redis_url, monkeypatch
 
 
 def test_bucket_object_deleted_between_scan_and_read(tmp_path, postgres, redis_url, moto_bucket,
-                                                     registered_model, start_worker):
+                                                     registered_baseline_model, start_worker):
     local_uris = write_images(tmp_path / "incoming", 9)
     for path in local_uris:
         moto_bucket.upload_file(path, "photos", f"incoming/{os.path.basename(path)}")

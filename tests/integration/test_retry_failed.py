@@ -19,13 +19,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_failed_images_get_a_new_attempt(tmp_path, postgres, redis_url, monkeypatch,
-                                         registered_model, start_worker):
+                                         registered_baseline_model, start_worker):
     monkeypatch.setenv("HAPPYSAD_TASK_MAX_RETRIES", "0")  # a failed batch gets error rows at once
     reset_settings()
     uris = write_images(tmp_path / "incoming", 12)
     job_id = submit_source(str(tmp_path / "incoming"), batch_size=4).job_id  # queued, no worker
     with session_scope() as session:
-        model_path = queries.get_model_version(session, registered_model).path
+        model_path = queries.get_model_version(session, registered_baseline_model).path
     os.rename(model_path, model_path + ".away")
     worker = start_worker("retry", concurrency=1)
     worker.wait_ready()

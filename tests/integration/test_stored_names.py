@@ -31,7 +31,7 @@ def is_colour(pixels_rgb: np.ndarray, rgb: tuple) -> bool:
     return all(abs(got - want) < 25 for got, want in zip(mean_rgb(pixels_rgb), rgb))
 
 
-def test_each_reader_reads_its_own_image(tmp_path, postgres, redis_url, registered_model,
+def test_each_reader_reads_its_own_image(tmp_path, postgres, redis_url, registered_baseline_model,
                                          start_worker):
     from happysad.web.thumbnails import thumbnail_jpeg
     from trainer.corrections import export_corrections, read_corrections

@@ -15,7 +15,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TOKEN = "waiting-test-token-0123"
 
 
-def test_cli_says_a_job_waits_for_a_worker_until_one_starts(isolated_env, registered_model,
+def test_cli_says_a_job_waits_for_a_worker_until_one_starts(isolated_env,
+                                                            registered_baseline_model,
                                                             start_worker):
     write_images(isolated_env / "incoming", 6)
     submitted = happysad("submit", str(isolated_env / "incoming"))
@@ -35,7 +36,8 @@ def test_cli_says_a_job_waits_for_a_worker_until_one_starts(isolated_env, regist
 
 
 def test_api_and_page_say_a_job_waits_for_a_worker_on_redis(monkeypatch, postgres, redis_url,
-                                                            isolated_env, registered_model,
+                                                            isolated_env,
+                                                            registered_baseline_model,
                                                             start_worker):
     from db.settings import reset_settings
     from happysad.web.app import create_app

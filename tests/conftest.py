@@ -44,12 +44,26 @@ def pytest_xdist_auto_num_workers(config):
     return (os.cpu_count() or 1) + 1
 
 
+TRAINED_ONCE = ("tiny_training", "tiny_baseline_training")  # the session's trained models
+
+
 def pytest_collection_modifyitems(items):
     """In parallel runs, the slow and integration tests go out first and the quick ones fill the
-    gaps at the end, so no process is left alone with one long test while the others are done."""
-    if XDIST_WORKER:  # the same stable order in every process, as xdist requires
-        items.sort(key=lambda item: not (item.get_closest_marker("slow")
-                                         or item.get_closest_marker("integration")))
+    gaps at the end, so no process is left alone with one long test while the others are done.
+    Among each, those needing no trained model go first, except one test per trained model at
+    the very front: xdist hands the first tests out one per process in order (--dist
+    loadgroup, no groups), so one process trains each model at once while the others run tests
+    needing none, instead of all starting with a model and waiting for one to train it."""
+    if not XDIST_WORKER:
+        return
+    # the same stable order in every process, as xdist requires
+    items.sort(key=lambda item: (not (item.get_closest_marker("slow")
+                                      or item.get_closest_marker("integration")),
+                                 any(name in item.fixturenames for name in TRAINED_ONCE)))
+    first = [next((item for item in items if name in item.fixturenames), None)
+             for name in TRAINED_ONCE]
+    first = [item for item in dict.fromkeys(first) if item is not None]  # once each
+    items[:] = first + [item for item in items if item not in first]
 
 
 @pytest.fixture(autouse=True)

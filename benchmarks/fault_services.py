@@ -1,8 +1,8 @@
 """Processes the recovery benchmark starts and kills: a private redis-server, a private
 PostgreSQL cluster (initdb), real `celery worker` processes and a small tmpfs to fill.
 
-Kept here rather than imported from tests/helpers (benchmarks import no test helpers); the
-tests have their own copies of these few lines (tests/helpers/faults.py, postgres_cluster.py).
+Benchmarks import no test helpers; the tests use these (tests/helpers/faults.py,
+postgres_cluster.py) rather than copies of them.
 """
 
 import glob
@@ -73,16 +73,21 @@ class Redis:
             self.process.wait(30)
 
 
+def server_binaries() -> Path:
+    """The newest installed PostgreSQL server (Debian: /usr/lib/postgresql/<major>/bin)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                   key=lambda path: int(path.split("/")[4]))
+    if not found:
+        raise FileNotFoundError("no initdb under /usr/lib/postgresql/*/bin")
+    return Path(found[-1]).parent
+
+
 class Postgres:
     """A cluster of the benchmark's own on 127.0.0.1:`port`, run as the postgres user (the
     server refuses root); fsync off: nothing here is about surviving a power cut."""
 
     def __init__(self, port: int, user: str = "postgres"):
-        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                       key=lambda path: int(path.split("/")[4]))
-        if not found:
-            raise FileNotFoundError("no initdb under /usr/lib/postgresql/*/bin")
-        self.binaries, self.port = Path(found[-1]).parent, port
+        self.binaries, self.port = server_binaries(), port
         self.as_user = ["runuser", "-u", user, "--"] if os.geteuid() == 0 else []
         self.folder = Path(tempfile.mkdtemp(prefix="happysad-bench-pg-"))
         self.data = self.folder / "data"

@@ -2,62 +2,21 @@
 persistence under test, and waiting on a job while restarting workers that exited (as
 docker-compose.yml's `restart: unless-stopped` would)."""
 
-import signal
-import subprocess
 import time
 from pathlib import Path
 
+from benchmarks.fault_services import Redis
 from db import queries
 from db.session import session_scope
 from tests.helpers.jobs import job_rows
 from tests.helpers.polling import wait_until
 from tests.helpers.processes import free_port
 
-PERSISTENCE = {
-    "none": ["--save", "", "--appendonly", "no"],
-    # docker-compose.yml runs `--appendonly yes`, whose fsync default is everysec.
-    "appendfsync-everysec": ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec"],
-}
 
-
-class KillableRedis:
-    def __init__(self, folder: Path, persistence: str):
-        self.folder, self.port = folder, free_port()
-        self.arguments = PERSISTENCE[persistence]
-        folder.mkdir(parents=True, exist_ok=True)
-        self.process = None
-        self.start()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        import redis
-
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                   "--dir", str(self.folder), *self.arguments]
-        with open(self.folder / "redis.log", "ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
-
-        def pings() -> bool:
-            try:
-                return client.ping()
-            except redis.exceptions.RedisError:
-                return False
-        wait_until(pings, f"redis on port {self.port}", timeout=30)
-        client.close()
-
-    def kill(self) -> None:
-        """kill -9: no shutdown, no final fsync."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(30)
+def killable_redis(folder: Path, persistence: str) -> Redis:
+    """A private redis-server on a free port; `persistence`: "none" or "appendonly" (the keys
+    of benchmarks.fault_services.REDIS_PERSISTENCE)."""
+    return Redis(folder, free_port(), persistence)
 
 
 def job_status(job_id: int) -> str:

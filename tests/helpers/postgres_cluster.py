@@ -7,7 +7,6 @@ nothing here is about surviving a power cut. The folder is short (a Unix socket'
 most 107 bytes) and removed on stop.
 """
 
-import glob
 import os
 import pwd
 import shutil
@@ -15,16 +14,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from benchmarks.fault_services import server_binaries
+
 PORT = 5432  # the cluster's own address or namespace: no other server is on it
-
-
-def server_binaries() -> Path:
-    """The newest installed server (Debian: /usr/lib/postgresql/<major>/bin)."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda path: int(path.split("/")[4]))
-    if not found:
-        raise FileNotFoundError("no initdb under /usr/lib/postgresql/*/bin")
-    return Path(found[-1]).parent
 
 
 class PostgresCluster:

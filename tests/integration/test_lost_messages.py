@@ -10,7 +10,7 @@ import pytest
 
 from db.settings import reset_settings
 from scheduler.submit import submit_source
-from tests.helpers.faults import KillableRedis, report_rows, wait_restarting_workers
+from tests.helpers.faults import killable_redis, report_rows, wait_restarting_workers
 from tests.helpers.images import write_images
 from tests.helpers.jobs import batches_written
 from tests.helpers.polling import wait_until
@@ -18,11 +18,11 @@ from tests.helpers.polling import wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.mark.parametrize("persistence", ["none", "appendfsync-everysec"])
+@pytest.mark.parametrize("persistence", ["none", "appendonly"])
 def test_redis_killed_mid_job_the_job_still_finishes(tmp_path, postgres, monkeypatch,
                                                      registered_baseline_model, start_worker,
                                                      persistence):
-    redis_server = KillableRedis(tmp_path / "redis", persistence)
+    redis_server = killable_redis(tmp_path / "redis", persistence)
     try:
         monkeypatch.setenv("HAPPYSAD_BROKER_URL", redis_server.url)
         # The visibility timeout stays at its default (3600 s): the reconciler, not Redis,

@@ -7,8 +7,6 @@ on the same worker processes."""
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from db.settings import reset_settings
 from db.tables import JobBatch, RetrainRun
 from tests.helpers.commands import happysad
 from tests.helpers.jobs import wait_for_job_done
+from tests.helpers.polling import wait_until
 from tests.helpers.processes import stop_process
 from trainer.sample_data import write_sample_dataset
 from worker.task_names import LABELLING_QUEUE, TRAINING_QUEUE
@@ -64,16 +63,6 @@ def start_beat(redis_url):
         beat.stop()
 
 
-def wait_until(condition: Callable[[], object], timeout: float, what: str, poll: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"{what} within {timeout:.0f}s")
-
-
 def schedule_missed_a_slot() -> None:
     """Store the retrain entry in redbeat as a beat that ran it a few minutes ago would have:
     Celery's crontab then finds a slot overdue and the first beat to hold the lock sends it at
@@ -113,7 +102,7 @@ def test_two_schedulers_yield_one_run_per_slot_and_a_new_version(
 
     # The retrain takes production's recipe: the tiny baseline's (one epoch, 32 px) keeps it
     # short (the retrain task took 9 s here, 24 s with the default's face search and 30 epochs).
-    run = wait_until(trained, 240, "no scheduled retrain produced a version")
+    run = wait_until(trained, "a scheduled retrain to produce a version", timeout=240, poll=1.0)
     assert run.status == "done" and run.model_version == registered_baseline_model + 1, run.reason
     assert run.source == str(train_data) and run.finished_at > run.started_at
     # The run says why it did or did not promote: compared with production, or held back first
@@ -134,7 +123,7 @@ def test_two_schedulers_yield_one_run_per_slot_and_a_new_version(
     assert sum("beat: Acquired lock" in beat.log() for beat in beats) == 1
     wait_until(lambda: len(cron_runs()) >= sum(sends)
                and all(r.status != "running" for r in cron_runs()),
-               120, "the sent retrains did not all finish")
+               "the sent retrains to finish", timeout=120, poll=1.0)
     runs = cron_runs()
     assert len({r.slot for r in runs}) == len(runs) == sum(sends)  # one run per slot
     assert "duplicate delivery" not in trainer.log_path.read_text(errors="replace")
@@ -172,8 +161,8 @@ def test_a_running_job_keeps_its_version_across_a_promotion(
     app = sender_app()
     for index in range(half):
         app.send_task(CLASSIFY_BATCH_TASK, args=[job_id, index, batches[index]])
-    wait_until(lambda: batches_done(job_id) == half, 120, "the first half was not classified",
-               poll=0.3)
+    wait_until(lambda: batches_done(job_id) == half, "the first half to be classified",
+               timeout=120, poll=0.3)
 
     happysad("models", "promote", str(new_version), "--reason", "challenger")
     after = submit_source(str(folder), batch_size=2)  # submitted after: the new version

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.mark.parametrize("persistence", ["none", "appendonly"])
 def test_redis_killed_mid_job_the_job_still_finishes(tmp_path, postgres, monkeypatch,
-                                                     registered_baseline_model, start_worker,
+                                                     registered_model, start_worker,
                                                      persistence):
     redis_server = killable_redis(tmp_path / "redis", persistence)
     try:

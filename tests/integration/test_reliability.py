@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # --- worker processes killed ---------------------------------------------------------------
 
 def test_pool_process_killed_mid_batch_is_redelivered(tmp_path, postgres, redis_url,
-                                                      registered_model, start_worker):
+                                                      registered_baseline_model, start_worker):
     uris = write_images(tmp_path / "incoming", 24)
     worker = start_worker("pool", concurrency=1)
     worker.wait_ready()
@@ -56,7 +56,7 @@ def survivor_doomed_and_a_job(tmp_path, start_worker, doomed_name: str = "doomed
 
 
 def test_whole_worker_killed_while_another_runs(tmp_path, postgres, redis_url, monkeypatch,
-                                                registered_model, start_worker):
+                                                registered_baseline_model, start_worker):
     # Redis hands an unacknowledged batch to another worker after the visibility timeout.
     monkeypatch.setenv("HAPPYSAD_VISIBILITY_TIMEOUT", "10")
     uris, _survivor, doomed, job_id = survivor_doomed_and_a_job(tmp_path, start_worker)
@@ -73,7 +73,7 @@ def test_whole_worker_killed_while_another_runs(tmp_path, postgres, redis_url, m
 
 @pytest.mark.parametrize("kill_when", ["holding", "received", "holding on another host"])
 def test_a_dead_workers_batch_is_sent_again_at_once(tmp_path, postgres, redis_url, monkeypatch,
-                                                    registered_model, start_worker, kill_when):
+                                                    registered_baseline_model, start_worker, kill_when):
     """Neither Redis's visibility timeout nor HAPPYSAD_RESEND_AFTER (both an hour here) is
     waited out: the reconciler sees the process holding a batch is gone and sends it again, or
     (killed as it received one, before starting it) that a batch was not started within

@@ -22,7 +22,8 @@ from benchmarks.throughput.common import (
     tutorial_model,
     write_jpegs,
 )
-from benchmarks.throughput.end_to_end import compare_labels, end_to_end, submit_memory
+from benchmarks.throughput.end_to_end import (compare_labels, end_to_end, engine_medians,
+                                             submit_memory)
 from benchmarks.throughput.stages import (peak_gflops, physical_limit, stages_per_engine,
                                          with_ratios)
 from benchmarks.throughput.training_input import training_input
@@ -55,18 +56,20 @@ def mode_envs(work: Path, postgres_admin: str, redis_url: str) -> tuple[dict, di
 
 def measured_run(mode: str, env: dict, name: str, source: Path, warmup: Path, processes: int,
                  ceilings: dict[int, Ceiling], loop: dict, decode: dict, work: Path,
-                 engine: str = "auto") -> dict:
+                 engine: str = "auto", round_number: int = 1) -> dict:
     """One end-to-end run between ceiling measurements. On a shared machine the load drifts, so
     each ceiling is taken right before and right after, and the higher one counts. Two
     ceilings: the same processes x threads as the workers (the strict comparison), and one
     process using every core (the issue's: the model called directly under tf.function)."""
-    log(f"{mode}, {name} images, {processes} worker process(es), HAPPYSAD_ENGINE={engine}")
+    log(f"round {round_number}: {mode}, {name} images, {processes} worker process(es), "
+        f"HAPPYSAD_ENGINE={engine}")
     before = {count: ceiling.measure() for count, ceiling in ceilings.items()}
     result = end_to_end(source, warmup, processes, env | {"HAPPYSAD_ENGINE": engine},
-                        work / f"worker-{mode}-{name}-{processes}-{engine}.log")
+                        work / f"worker-{mode}-{name}-{processes}-{engine}-{round_number}.log")
     after = {count: ceiling.measure() for count, ceiling in ceilings.items()}
     rate = result["images_per_second"]
-    record = {"mode": mode, "jpeg": name, "engine_setting": engine, **result}
+    record = {"mode": mode, "jpeg": name, "engine_setting": engine, "round": round_number,
+              **result}
     for key, count in (("ceiling", processes), ("one_process_ceiling", 1)):
         best = max(before[count], after[count], key=lambda measured: measured["images_per_second"])
         record[key] = best | {"before_and_after": [before[count]["images_per_second"],
@@ -116,7 +119,7 @@ def run(args) -> dict:
     listing_env = clean_env(HAPPYSAD_HOME=str(work / "home-listing"))
     Path(listing_env["HAPPYSAD_HOME"]).mkdir()
     model_path = train_and_register(train_folder, envs | {"listing": listing_env},
-                                    args.architecture)
+                                    args.architecture, recipe=bool(args.photos))
     if args.photos:  # the photos stand in for the generated JPEGs of every shape
         primary, photos = PHOTOS, copy_photos(args.photos, work / f"originals-{PHOTOS}")
         sources = {PHOTOS: link_repeated(photos, work / f"{PHOTOS}-{args.images}", args.images)}
@@ -154,17 +157,21 @@ def run(args) -> dict:
     limit = physical_limit(keras_model(model_path), peak_gflops())
     stages = with_ratios(stages_per_engine(model_path, stage_source, envs), limit)
     runs = []
-    for engine in args.engines:  # one engine's ceilings up at a time: they share the cores
-        ceilings = {processes: Ceiling(model_path, processes, args.ceiling_seconds, engine)
-                    for processes in (1, 2)}
-        try:
-            runs += [measured_run(mode, env, name, source, warmups[name], processes, ceilings,
-                                  loop[name], decode[name], work, engine)
-                     for mode, env in envs.items() for name, source in sources.items()
-                     for processes in args.processes]
-        finally:
-            for ceiling in ceilings.values():
-                ceiling.close()
+    # The engines take turns, round after round, so a load that drifts meanwhile falls on each
+    # of them alike; one engine's ceilings up at a time: they share the cores.
+    for round_number in range(1, args.rounds + 1):
+        for engine in args.engines:
+            ceilings = {processes: Ceiling(model_path, processes, args.ceiling_seconds, engine)
+                        for processes in (1, 2)}
+            try:
+                runs += [measured_run(mode, env, name, source, warmups[name], processes,
+                                      ceilings, loop[name], decode[name], work, engine,
+                                      round_number)
+                         for mode, env in envs.items() for name, source in sources.items()
+                         for processes in args.processes]
+            finally:
+                for ceiling in ceilings.values():
+                    ceiling.close()
     compare_labels(runs, args.engines[0])
     for record in runs:
         record["ratio_to_physical_limit"] = round(
@@ -187,6 +194,7 @@ def run(args) -> dict:
                 "target": 8, "best_per_mode": over_tutorial,
                 "met": min(over_tutorial.values()) >= 8},
             "decode_one_thread": decode, "end_to_end": runs,
+            "end_to_end_by_engine": engine_medians(runs, args.engines[0]),
             "skipped_modes": skipped,
             f"goal_{primary}_end_to_end_over_ceiling": goal, "submit_memory": listing,
             "training_input": training, "work_folder": str(work)}
@@ -220,6 +228,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="real photos instead of generated JPEGs: every image under these "
                         "folders, repeated under distinct names to make --images a job; the "
                         "model trains on the first folder (labelled: one sub-folder per class)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="end-to-end runs per engine, the engines taking turns (default 1)")
     parser.add_argument("--processes", default="1,2", type=comma_list(["1", "2"]),
                         help="worker processes of the end-to-end runs")
     parser.add_argument("--labelling-only", action="store_true",

@@ -85,14 +85,19 @@ def link_repeated(originals: list[Path], source: Path, count: int) -> Path:
 
 
 def train_and_register(sample_folder: Path, homes: dict[str, dict],
-                       architecture: str = "baseline") -> str:
-    """One quick model of `architecture` at IMAGE_SIZE (1 epoch: this is about speed),
-    registered as production in every mode's database. Returns the first registration's file."""
+                       architecture: str = "baseline", recipe: bool = False) -> str:
+    """A model of `architecture` at IMAGE_SIZE registered as production in every mode's
+    database: one quick epoch (generated JPEGs: this is about speed), or with `recipe` the
+    architecture's own epochs and augmentation, the model a user gets (real photos: the engines'
+    reduced-precision check is judged on a fitted model, not a near-random one). Returns the
+    first registration's file."""
     from trainer.registry import register
     from trainer.train import TrainingParams, train
 
-    result = train(str(sample_folder), TrainingParams(
-        architecture=architecture, epochs=1, image_size=IMAGE_SIZE, augment=False))
+    params = (TrainingParams(architecture=architecture, image_size=IMAGE_SIZE) if recipe else
+              TrainingParams(architecture=architecture, epochs=1, image_size=IMAGE_SIZE,
+                             augment=False))
+    result = train(str(sample_folder), params)
     paths = []
     for env in homes.values():
         use_env(env)

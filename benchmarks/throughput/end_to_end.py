@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -179,13 +180,35 @@ def submit_memory(images: list[Path], env: dict, work: Path, counts: list[int]) 
 def compare_labels(runs: list[dict], reference_engine: str) -> None:
     """Each run's share of labels equal to the reference engine's run of the same mode, JPEG
     shape and processes (the issue asks for at least 99.5%)."""
-    reference = {(r["mode"], r["jpeg"], r["processes"]): r for r in runs
+    reference = {(r["mode"], r["jpeg"], r["processes"], r.get("round")): r for r in runs
                  if r["engine_setting"] == reference_engine}
     reference_labels = {key: record["labels"] for key, record in reference.items()}
     for record in runs:
-        key = record["mode"], record["jpeg"], record["processes"]
+        key = record["mode"], record["jpeg"], record["processes"], record.get("round")
         other, same, labels = reference[key], reference_labels[key], record.pop("labels")
         record[f"labels_as_{reference_engine}"] = round(
             sum(labels.get(uri) == label for uri, label in same.items()) / max(len(same), 1), 4)
         record[f"speed_over_{reference_engine}"] = round(
             record["images_per_second"] / other["images_per_second"], 2)
+
+
+def engine_medians(runs: list[dict], reference_engine: str) -> list[dict]:
+    """Per mode, JPEG shape, processes and engine setting: the median rate over the rounds,
+    its ratio to the reference engine's median, the engines the workers chose and the lowest
+    share of labels equal to the reference's."""
+    groups: dict[tuple, list[dict]] = {}
+    for record in runs:
+        key = (record["mode"], record["jpeg"], record["processes"], record["engine_setting"])
+        groups.setdefault(key, []).append(record)
+    medians = {key: statistics.median(r["images_per_second"] for r in group)
+               for key, group in groups.items()}
+    return [{"mode": mode, "jpeg": jpeg, "processes": processes, "engine_setting": engine,
+             "rounds": len(group), "median_images_per_second": medians[mode, jpeg, processes,
+                                                                        engine],
+             f"median_speed_over_{reference_engine}": round(
+                 medians[mode, jpeg, processes, engine] /
+                 medians[mode, jpeg, processes, reference_engine], 2),
+             "worker_engines": sorted({name for r in group for name in r["worker_engines"]}),
+             f"lowest_labels_as_{reference_engine}": min(
+                 r[f"labels_as_{reference_engine}"] for r in group)}
+            for (mode, jpeg, processes, engine), group in groups.items()]

@@ -1,0 +1,135 @@
+"""MTCNN (the `mtcnn` package, 1.0) run cheaply: the package's own networks, weights and box
+arithmetic, with each stage's TensorFlow work traced once into a graph instead of run op by op.
+
+The package's `MTCNN.detect_faces` spends most of its time outside arithmetic: every layer of
+every network, every pyramid level and every crop is a separate eager call with Keras and
+TensorFlow dispatch around it. Here each stage is one graph call on the whole batch: the image
+pyramid and PNet on every level, then RNet's crops and RNet, then ONet's crops and ONet. Between
+the calls, the proposals are turned into boxes, filtered and merged by the package's own
+functions (mtcnn.utils.bboxes), in the package's order, so the boxes are the package's.
+
+Two things the package does are left out because they cannot change a box here: the batch is
+one array of equal-sized images (no padding to undo), and ONet's landmarks are not computed
+into the result (they never decide a box's order, its confidence or whether it is kept).
+"""
+
+import numpy as np
+
+# The package's defaults (mtcnn.MTCNN.detect_faces), which trainer.faces relies on.
+SCALE_FACTOR = 0.709
+PYRAMID_MIN_SIZE = 12  # PNet's input window
+THRESHOLDS = (0.6, 0.7, 0.8)  # PNet, RNet, ONet confidence
+PNET_NMS = (0.5, 0.7)  # within each pyramid level, then across levels
+RNET_NMS = 0.7
+ONET_NMS = 0.7
+RNET_SIZE, ONET_SIZE = 24, 48
+
+
+class FaceDetector:
+    """MTCNN on batches of equal-sized uint8 RGB images. Made from the package's networks
+    (`MTCNN().stages`), so their weights are the package's files."""
+
+    def __init__(self, stages):
+        pnet, rnet, onet = (stage.model for stage in stages)
+        self._pnet = pnet
+        self._refiners = {RNET_SIZE: rnet, ONET_SIZE: onet}
+        self._pyramids = {}  # (height, width, min_face_size) -> the traced pyramid + PNet
+        self._crop_runners = {}  # patch size -> the traced crop + network
+
+    def detect(self, images: np.ndarray, min_face_size: int = 20,
+               thresholds: tuple = THRESHOLDS) -> np.ndarray:
+        """(m, 6) float64 rows [image index, x1, y1, x2, y2, confidence] of the faces found in
+        `images` (n, height, width, 3) uint8, as the package's `detect_faces` finds them (its
+        box coordinates before rounding), in its order."""
+        from mtcnn.utils.bboxes import limit_bboxes
+
+        images = np.ascontiguousarray(images, np.uint8)
+        normalized, boxes = self._proposals(images, min_face_size, thresholds[0])
+        for size, threshold, nms, method in ((RNET_SIZE, thresholds[1], RNET_NMS, "union"),
+                                             (ONET_SIZE, thresholds[2], ONET_NMS, "min")):
+            if not len(boxes):
+                return np.empty((0, 6))
+            boxes = self._refine(normalized, boxes, size, threshold, nms, method)
+        if not len(boxes):
+            return np.empty((0, 6))
+        return limit_bboxes(boxes, images_shapes=np.asarray([images.shape[1:]] * len(images)),
+                            limit_landmarks=False)
+
+    def _proposals(self, images, min_face_size, threshold):
+        """PNet's square candidate boxes (the package's StagePNet), and the normalised images
+        for the next stages' crops."""
+        from mtcnn.utils.bboxes import (generate_bounding_box, resize_to_square,
+                                        smart_nms_from_bboxes, upscale_bboxes)
+
+        height, width = images.shape[1:3]
+        scales, pyramid = self._pyramid(height, width, min_face_size)
+        normalized, *outputs = pyramid(images)
+        found = []
+        for scale, (regression, scores) in zip(scales, zip(outputs[::2], outputs[1::2])):
+            boxes = generate_bounding_box(regression, scores, threshold)
+            boxes = upscale_bboxes(boxes, np.asarray([scale] * len(images)))
+            found.append(smart_nms_from_bboxes(boxes, threshold=PNET_NMS[0], method="union",
+                                               initial_sort=False))
+        boxes = np.concatenate(found, axis=0) if found else np.empty((0, 6))
+        boxes = smart_nms_from_bboxes(boxes, threshold=PNET_NMS[1], method="union",
+                                      initial_sort=True)
+        return normalized, resize_to_square(boxes)
+
+    def _refine(self, normalized, boxes, size, threshold, nms, method):
+        """One of the package's StageRNet / StageONet on `boxes` (landmarks left out)."""
+        from mtcnn.utils.bboxes import (adjust_bboxes, pick_matches, replace_confidence,
+                                        resize_to_square, smart_nms_from_bboxes)
+
+        height, width = normalized.shape[1:3]
+        corners = boxes[:, [2, 1, 4, 3]] / np.asarray([[height, width, height, width]])
+        offsets, scores = self._crop_runner(size)(normalized, corners.astype(np.float32),
+                                                  boxes[:, 0].astype(np.int32))
+        boxes = replace_confidence(boxes, scores.numpy())
+        boxes = adjust_bboxes(boxes, offsets.numpy())
+        boxes = pick_matches(boxes, score_threshold=threshold)
+        boxes = smart_nms_from_bboxes(boxes, threshold=nms, method=method, initial_sort=True)
+        return resize_to_square(boxes) if size == RNET_SIZE else boxes
+
+    def _pyramid(self, height, width, min_face_size):
+        """The package's scales for this image size, and one traced function that normalises a
+        batch, shrinks it to every scale (area averaging, as the package) and runs PNet on each:
+        it returns the normalised batch, then each level's box regression and scores."""
+        key = (height, width, min_face_size)
+        if key not in self._pyramids:
+            import tensorflow as tf
+            from mtcnn.utils.images import build_scale_pyramid, normalize_images, scale_images
+
+            scales = build_scale_pyramid(width, height, min_face_size=min_face_size,
+                                         scale_factor=SCALE_FACTOR, min_size=PYRAMID_MIN_SIZE)
+
+            @tf.function(input_signature=[tf.TensorSpec((None, height, width, 3), tf.uint8)])
+            def pyramid(images):
+                # (x - 127.5) / 128 of a uint8 is exact in float32: the package's float64 values
+                normalized = normalize_images(tf.cast(images, tf.float32))
+                outputs = [normalized]
+                for scale in scales:
+                    outputs.extend(self._pnet(scale_images(normalized, scale)))
+                return outputs
+
+            self._pyramids[key] = scales, pyramid
+        return self._pyramids[key]
+
+    def _crop_runner(self, size):
+        """One traced function: the boxes' patches cut from the normalised batch at `size`
+        (tf.image.crop_and_resize, as the package) and that stage's network on them; it returns
+        the box offsets and the scores."""
+        if size not in self._crop_runners:
+            import tensorflow as tf
+
+            network = self._refiners[size]
+
+            @tf.function(input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32),
+                                          tf.TensorSpec((None, 4), tf.float32),
+                                          tf.TensorSpec((None,), tf.int32)])
+            def run(normalized, corners, indices):
+                outputs = network(tf.image.crop_and_resize(normalized, corners, indices,
+                                                           (size, size)))
+                return outputs[0], outputs[-1]
+
+            self._crop_runners[size] = run
+        return self._crop_runners[size]

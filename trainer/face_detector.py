@@ -58,15 +58,17 @@ class FaceDetector:
     def _proposals(self, images, min_face_size, threshold):
         """PNet's square candidate boxes (the package's StagePNet), and the normalised images
         for the next stages' crops."""
+        import tensorflow as tf
         from mtcnn.utils.bboxes import (generate_bounding_box, resize_to_square,
                                         smart_nms_from_bboxes, upscale_bboxes)
 
         height, width = images.shape[1:3]
         scales, pyramid = self._pyramid(height, width, min_face_size)
-        normalized, *outputs = pyramid(images)
+        normalized, outputs = pyramid(images)
         found = []
         for scale, (regression, scores) in zip(scales, zip(outputs[::2], outputs[1::2])):
-            boxes = generate_bounding_box(regression, scores, threshold)
+            # the package's function reads TensorFlow tensors
+            boxes = generate_bounding_box(tf.constant(regression), tf.constant(scores), threshold)
             boxes = upscale_bboxes(boxes, np.asarray([scale] * len(images)))
             found.append(smart_nms_from_bboxes(boxes, threshold=PNET_NMS[0], method="union",
                                                initial_sort=False))
@@ -84,16 +86,18 @@ class FaceDetector:
         corners = boxes[:, [2, 1, 4, 3]] / np.asarray([[height, width, height, width]])
         offsets, scores = self._crop_runner(size)(normalized, corners.astype(np.float32),
                                                   boxes[:, 0].astype(np.int32))
-        boxes = replace_confidence(boxes, scores.numpy())
-        boxes = adjust_bboxes(boxes, offsets.numpy())
+        boxes = replace_confidence(boxes, scores)
+        boxes = adjust_bboxes(boxes, offsets)
         boxes = pick_matches(boxes, score_threshold=threshold)
         boxes = smart_nms_from_bboxes(boxes, threshold=nms, method=method, initial_sort=True)
         return resize_to_square(boxes) if size == RNET_SIZE else boxes
 
     def _pyramid(self, height, width, min_face_size):
-        """The package's scales for this image size, and one traced function that normalises a
-        batch, shrinks it to every scale (area averaging, as the package) and runs PNet on each:
-        it returns the normalised batch, then each level's box regression and scores."""
+        """The package's scales for this image size, and a function of a uint8 batch that
+        returns the batch normalised, then each level's PNet box regression and scores: one
+        traced TensorFlow call normalises the batch and shrinks it to every scale (area
+        averaging, as the package; OpenVINO has no such operation), one compiled call runs PNet
+        on every level."""
         key = (height, width, min_face_size)
         if key not in self._pyramids:
             import tensorflow as tf
@@ -103,19 +107,29 @@ class FaceDetector:
                                          scale_factor=SCALE_FACTOR, min_size=PYRAMID_MIN_SIZE)
 
             @tf.function(input_signature=[tf.TensorSpec((None, height, width, 3), tf.uint8)])
-            def pyramid(images):
+            def levels(images):
                 # (x - 127.5) / 128 of a uint8 is exact in float32: the package's float64 values
                 normalized = normalize_images(tf.cast(images, tf.float32))
-                outputs = [normalized]
-                for scale in scales:
-                    outputs.extend(self._pnet(scale_images(normalized, scale)))
-                return outputs
+                return [normalized] + [scale_images(normalized, scale) for scale in scales]
+
+            shapes = [level.shape[1:] for level in levels.get_concrete_function().outputs[1:]]
+
+            @tf.function(input_signature=[tf.TensorSpec((None, *shape), tf.float32)
+                                          for shape in shapes])
+            def pnet(*shrunk):
+                return [output for level in shrunk for output in self._pnet(level)]
+
+            run_pnet = compiled(pnet)
+
+            def pyramid(images):
+                normalized, *shrunk = levels(images)
+                return normalized.numpy(), run_pnet(*shrunk)
 
             self._pyramids[key] = scales, pyramid
         return self._pyramids[key]
 
     def _crop_runner(self, size):
-        """One traced function: the boxes' patches cut from the normalised batch at `size`
+        """One compiled function: the boxes' patches cut from the normalised batch at `size`
         (tf.image.crop_and_resize, as the package) and that stage's network on them; it returns
         the box offsets and the scores."""
         if size not in self._crop_runners:
@@ -131,5 +145,38 @@ class FaceDetector:
                                                            (size, size)))
                 return outputs[0], outputs[-1]
 
-            self._crop_runners[size] = run
+            self._crop_runners[size] = compiled(run)
         return self._crop_runners[size]
+
+
+def compiled(function):
+    """A traced function (fixed input signature) as OpenVINO runs it on this CPU in float32 with
+    this process's TensorFlow thread count (a worker's HAPPYSAD_INFERENCE_THREADS): converted in
+    memory on first use, no file written. It returns numpy arrays in the function's output
+    order. Without OpenVINO installed, the traced function runs in TensorFlow."""
+    import tensorflow as tf
+
+    concrete = function.get_concrete_function()
+    try:
+        import openvino as ov
+    except ImportError:
+        return lambda *inputs: [output.numpy() for output in function(*inputs)]
+    config = {"INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": 1}
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    network = ov.Core().compile_model(ov.convert_model(concrete), "CPU", config)
+    request = network.create_infer_request()
+    # The IR's inputs are named as the function's arguments ("images"), its outputs as the
+    # traced graph's tensors ("Identity_1:0").
+    inputs = [next(port for port in network.inputs if tensor.name.split(":")[0]
+                   in port.get_names()) for tensor in concrete.inputs if tensor.dtype != tf.resource]
+    outputs = [next(port for port in network.outputs if tensor.name in port.get_names())
+               for tensor in concrete.outputs]
+
+    def run(*arrays):
+        results = request.infer({port: np.ascontiguousarray(array)
+                                 for port, array in zip(inputs, arrays)})
+        return [results[port] for port in outputs]
+
+    return run

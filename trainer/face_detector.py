@@ -59,8 +59,7 @@ class FaceDetector:
         """PNet's square candidate boxes (the package's StagePNet), and the normalised images
         for the next stages' crops."""
         import tensorflow as tf
-        from mtcnn.utils.bboxes import (generate_bounding_box, resize_to_square,
-                                        smart_nms_from_bboxes, upscale_bboxes)
+        from mtcnn.utils.bboxes import generate_bounding_box, resize_to_square, upscale_bboxes
 
         height, width = images.shape[1:3]
         scales, pyramid = self._pyramid(height, width, min_face_size)
@@ -70,17 +69,15 @@ class FaceDetector:
             # the package's function reads TensorFlow tensors
             boxes = generate_bounding_box(tf.constant(regression), tf.constant(scores), threshold)
             boxes = upscale_bboxes(boxes, np.asarray([scale] * len(images)))
-            found.append(smart_nms_from_bboxes(boxes, threshold=PNET_NMS[0], method="union",
-                                               initial_sort=False))
+            found.append(suppress_overlaps(boxes, PNET_NMS[0], "union", initial_sort=False))
         boxes = np.concatenate(found, axis=0) if found else np.empty((0, 6))
-        boxes = smart_nms_from_bboxes(boxes, threshold=PNET_NMS[1], method="union",
-                                      initial_sort=True)
+        boxes = suppress_overlaps(boxes, PNET_NMS[1], "union", initial_sort=True)
         return normalized, resize_to_square(boxes)
 
     def _refine(self, normalized, boxes, size, threshold, nms, method):
         """One of the package's StageRNet / StageONet on `boxes` (landmarks left out)."""
         from mtcnn.utils.bboxes import (adjust_bboxes, pick_matches, replace_confidence,
-                                        resize_to_square, smart_nms_from_bboxes)
+                                        resize_to_square)
 
         height, width = normalized.shape[1:3]
         corners = boxes[:, [2, 1, 4, 3]] / np.asarray([[height, width, height, width]])
@@ -89,7 +86,7 @@ class FaceDetector:
         boxes = replace_confidence(boxes, scores)
         boxes = adjust_bboxes(boxes, offsets)
         boxes = pick_matches(boxes, score_threshold=threshold)
-        boxes = smart_nms_from_bboxes(boxes, threshold=nms, method=method, initial_sort=True)
+        boxes = suppress_overlaps(boxes, nms, method, initial_sort=True)
         return resize_to_square(boxes) if size == RNET_SIZE else boxes
 
     def _pyramid(self, height, width, min_face_size):
@@ -156,6 +153,34 @@ class FaceDetector:
 
             self._crop_runners[size] = run
         return self._crop_runners[size]
+
+
+def suppress_overlaps(boxes: np.ndarray, threshold: float, method: str,
+                      initial_sort: bool) -> np.ndarray:
+    """The package's merge (mtcnn.utils.bboxes.smart_nms_from_bboxes) in fewer numpy calls, the
+    same arithmetic: rows [image, x1, y1, x2, y2, confidence, ...], sorted by confidence if
+    asked (the package's sort), then per image in image order, a box is dropped when any box
+    before it (kept or not) overlaps it by more than `threshold` (intersection over union, or
+    over the smaller box for "min")."""
+    from mtcnn.utils.bboxes import sort_by_scores
+
+    if initial_sort:
+        boxes = sort_by_scores(boxes, scores=boxes[:, 5], ascending=False)
+    boxes = boxes[np.argsort(boxes[:, 0], kind="stable")]  # by image, each in its order
+    starts = np.flatnonzero(np.r_[True, boxes[1:, 0] != boxes[:-1, 0]]) if len(boxes) else []
+    kept = []
+    for start, end in zip(starts, [*starts[1:], len(boxes)]):
+        left, top, right, bottom = boxes[start:end, 1:5].T
+        areas = (right - left) * (bottom - top)
+        overlap = (np.maximum(0, np.minimum(right, right[:, None]) - np.maximum(left, left[:, None]))
+                   * np.maximum(0, np.minimum(bottom, bottom[:, None])
+                                - np.maximum(top, top[:, None])))
+        if method == "union":
+            overlap = overlap / (areas[:, None] + areas[None, :] - overlap)
+        else:
+            overlap = overlap / np.minimum(areas[:, None], areas[None, :])
+        kept.append(boxes[start:end][~np.triu(overlap > threshold, k=1).any(axis=0)])
+    return np.concatenate(kept, axis=0) if kept else np.empty((0, 6))
 
 
 def compiled(function):

@@ -59,3 +59,25 @@ def test_the_largest_confident_face_is_kept_as_the_packages_json_rounds_it():
     boxes = largest_faces(found, 3)
     assert boxes.dtype == np.float32
     np.testing.assert_array_equal(boxes, [[10, 21, 40, 40], [0, 0, 0, 0], [5, 5, 10, 20]])
+
+
+@pytest.mark.parametrize("method", ["union", "min"])
+@pytest.mark.parametrize("initial_sort", [True, False])
+def test_our_merge_keeps_the_packages_boxes_in_its_order(method, initial_sort):
+    """Random boxes of five images, with equal confidences and whole-pixel sizes among them."""
+    from mtcnn.utils.bboxes import smart_nms_from_bboxes
+
+    from trainer.face_detector import suppress_overlaps
+
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        count = int(rng.integers(0, 60))
+        corners = rng.uniform(0, 100, (count, 2))
+        sizes = np.round(rng.uniform(1, 40, (count, 2)))
+        scores = rng.choice([0.5, 0.7, 0.9], count) if trial % 2 else rng.uniform(0, 1, count)
+        boxes = np.c_[rng.integers(0, 5, count), corners, corners + sizes, scores]
+        for threshold in (0.5, 0.7):
+            expected = smart_nms_from_bboxes(boxes, threshold=threshold, method=method,
+                                             initial_sort=initial_sort)
+            kept = suppress_overlaps(boxes, threshold, method, initial_sort)
+            np.testing.assert_array_equal(kept, expected)

@@ -1,17 +1,21 @@
 """MTCNN (the `mtcnn` package, 1.0) run cheaply: the package's own networks, weights and box
-arithmetic, with each stage's TensorFlow work traced once into a graph instead of run op by op.
+arithmetic, each stage one call on the whole batch instead of one eager call per layer.
 
 The package's `MTCNN.detect_faces` spends most of its time outside arithmetic: every layer of
 every network, every pyramid level and every crop is a separate eager call with Keras and
-TensorFlow dispatch around it. Here each stage is one graph call on the whole batch: the image
-pyramid and PNet on every level, then RNet's crops and RNet, then ONet's crops and ONet. Between
-the calls, the proposals are turned into boxes, filtered and merged by the package's own
-functions (mtcnn.utils.bboxes), in the package's order, so the boxes are the package's.
+TensorFlow dispatch around it. Here a stage is a traced TensorFlow graph for the pixel work the
+package does in TensorFlow (normalising, the pyramid's area shrinking, the crops: the same ops)
+and one OpenVINO call for its network (its networks converted in memory, run in float32). Between
+the stages, proposals become boxes, are filtered and merged by the package's own functions
+(mtcnn.utils.bboxes) or, for the merge, the same arithmetic in fewer calls (suppress_overlaps),
+in the package's order: the boxes are the package's, to float rounding in the networks.
 
 Two things the package does are left out because they cannot change a box here: the batch is
 one array of equal-sized images (no padding to undo), and ONet's landmarks are not computed
 into the result (they never decide a box's order, its confidence or whether it is kept).
 """
+
+import threading
 
 import numpy as np
 
@@ -208,9 +212,12 @@ def compiled(function):
     outputs = [next(port for port in network.outputs if tensor.name in port.get_names())
                for tensor in concrete.outputs]
 
+    lock = threading.Lock()  # one infer request: calls from several threads take turns
+
     def run(*arrays):
-        results = request.infer({port: np.ascontiguousarray(array)
-                                 for port, array in zip(inputs, arrays)})
-        return [results[port] for port in outputs]
+        feeds = {port: np.ascontiguousarray(array) for port, array in zip(inputs, arrays)}
+        with lock:  # copied out: the request's output memory is reused by its next call
+            results = request.infer(feeds)
+            return [np.array(results[port]) for port in outputs]
 
     return run

@@ -176,9 +176,9 @@ def suppress_overlaps(boxes: np.ndarray, threshold: float, method: str,
     for start, end in zip(starts, [*starts[1:], len(boxes)]):
         left, top, right, bottom = boxes[start:end, 1:5].T
         areas = (right - left) * (bottom - top)
-        overlap = (np.maximum(0, np.minimum(right, right[:, None]) - np.maximum(left, left[:, None]))
-                   * np.maximum(0, np.minimum(bottom, bottom[:, None])
-                                - np.maximum(top, top[:, None])))
+        across = np.minimum(right, right[:, None]) - np.maximum(left, left[:, None])
+        down = np.minimum(bottom, bottom[:, None]) - np.maximum(top, top[:, None])
+        overlap = np.maximum(0, across) * np.maximum(0, down)
         if method == "union":
             overlap = overlap / (areas[:, None] + areas[None, :] - overlap)
         else:
@@ -207,8 +207,9 @@ def compiled(function):
     request = network.create_infer_request()
     # The IR's inputs are named as the function's arguments ("images"), its outputs as the
     # traced graph's tensors ("Identity_1:0").
+    arguments = [tensor for tensor in concrete.inputs if tensor.dtype != tf.resource]
     inputs = [next(port for port in network.inputs if tensor.name.split(":")[0]
-                   in port.get_names()) for tensor in concrete.inputs if tensor.dtype != tf.resource]
+                   in port.get_names()) for tensor in arguments]
     outputs = [next(port for port in network.outputs if tensor.name in port.get_names())
                for tensor in concrete.outputs]
 

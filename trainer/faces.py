@@ -49,10 +49,13 @@ DRAWN_TOLERANCE = 20  # per RGB channel, of 255
 
 @lru_cache(maxsize=1)
 def _detector():
-    """One MTCNN per process, made on first use (its three networks load from the package)."""
+    """One MTCNN per process, made on first use: the package's three networks (their weights
+    load from the package) run by trainer.face_detector, which traces them on first call."""
     from mtcnn import MTCNN
 
-    return MTCNN(device="CPU:0")
+    from trainer.face_detector import FaceDetector
+
+    return FaceDetector(MTCNN(device="CPU:0").stages)
 
 
 def photo_faces(pixels: np.ndarray) -> np.ndarray:
@@ -65,19 +68,31 @@ def photo_faces(pixels: np.ndarray) -> np.ndarray:
         return boxes
     size = pixels.shape[1]
     scale = size / DETECTION_SIZE
-    small = [cv2.resize(image, (DETECTION_SIZE, DETECTION_SIZE), interpolation=cv2.INTER_AREA)
-             if size != DETECTION_SIZE else image for image in np.asarray(pixels, np.uint8)]
+    small = np.stack([cv2.resize(image, (DETECTION_SIZE, DETECTION_SIZE),
+                                 interpolation=cv2.INTER_AREA)
+                      if size != DETECTION_SIZE else image
+                      for image in np.asarray(pixels, np.uint8)])
     for start in range(0, len(small), DETECTION_BATCH):
         chunk = small[start:start + DETECTION_BATCH]
-        found = _detector().detect_faces(chunk if len(chunk) > 1 else chunk[0],
-                                         min_face_size=MIN_FACE_PIXELS)
-        if len(chunk) == 1:
-            found = [found]
-        for offset, faces in enumerate(found):
-            faces = [face for face in faces if face["confidence"] >= MIN_CONFIDENCE]
-            if faces:
-                largest = max(faces, key=lambda face: face["box"][2] * face["box"][3])
-                boxes[start + offset] = np.asarray(largest["box"], np.float32) * scale
+        found = _detector().detect(chunk, min_face_size=MIN_FACE_PIXELS)
+        boxes[start:start + len(chunk)] = largest_faces(found, len(chunk)) * scale
+    return boxes
+
+
+def largest_faces(found: np.ndarray, count: int) -> np.ndarray:
+    """(count, 4) float32 boxes (x, y, width, height) of the largest face with MIN_CONFIDENCE
+    of each image among MTCNN's rows [image, x1, y1, x2, y2, confidence]; zeros for none. The
+    package's rounding (its JSON boxes: corner, width and height each rounded to whole pixels)
+    and its order (the first of equal areas) decide, as when its JSON was read."""
+    boxes = np.zeros((count, 4), np.float32)
+    confident = found[found[:, 5] >= MIN_CONFIDENCE]
+    left, top = confident[:, 1], confident[:, 2]
+    rounded = np.stack([left, top, confident[:, 3] - left, confident[:, 4] - top], axis=1)
+    rounded = rounded.round().astype(np.float32)
+    areas = rounded[:, 2] * rounded[:, 3]
+    for index in np.unique(confident[:, 0]).astype(int):
+        rows = np.flatnonzero(confident[:, 0] == index)
+        boxes[index] = rounded[rows[np.argmax(areas[rows])]]
     return boxes
 
 

@@ -16,6 +16,7 @@ from benchmarks.throughput.common import (
     PHOTOS,
     clean_env,
     copy_photos,
+    engines_record,
     link_repeated,
     log,
     train_and_register,
@@ -156,12 +157,14 @@ def run(args) -> dict:
     log("peak float32 rate and the stages per engine")
     limit = physical_limit(keras_model(model_path), peak_gflops())
     stages = with_ratios(stages_per_engine(model_path, stage_source, envs), limit)
+    engines = engines_record(next(iter(envs.values())))
     runs = []
     # The engines take turns, round after round, so a load that drifts meanwhile falls on each
     # of them alike; one engine's ceilings up at a time: they share the cores.
     for round_number in range(1, args.rounds + 1):
         for engine in args.engines:
-            ceilings = {processes: Ceiling(model_path, processes, args.ceiling_seconds, engine)
+            ceilings = {processes: Ceiling(model_path, processes, args.ceiling_seconds, engine,
+                                           engines)
                         for processes in (1, 2)}
             try:
                 runs += [measured_run(mode, env, name, source, warmups[name], processes,

@@ -1,6 +1,7 @@
 """(a) The raw ceiling, the model alone on in-memory batches, (c) the tutorial's
 one-image-at-a-time loop, and the worker's decode cost on its own. A ceiling runs in child processes of its own:
-`python -m benchmarks.throughput.ceiling MODEL THREADS SECONDS`.
+`python -m benchmarks.throughput.ceiling MODEL THREADS SECONDS ENGINE ENGINES_JSON` (the version's
+engine record: its reduced-precision verdicts).
 """
 
 import json
@@ -15,7 +16,8 @@ import numpy as np
 from benchmarks.throughput.common import IMAGE_SIZE, clean_env
 
 
-def ceiling_child(model_path: str, threads: int, seconds: float, choice: str) -> None:
+def ceiling_child(model_path: str, threads: int, seconds: float, choice: str,
+                  engines: dict) -> None:
     """In a child process: warm, say ready, then for each "go" call each engine on in-memory
     uint8 batches of 16 (the worker's chunk) and of 64 for `seconds` each; the faster counts.
     The engine is `choice` (a HAPPYSAD_ENGINE value), from the IR beside the model file."""
@@ -32,7 +34,7 @@ def ceiling_child(model_path: str, threads: int, seconds: float, choice: str) ->
     folder = Path(model_path).parent
     files = {name: (folder / name).read_bytes() for name in OPENVINO_FILES
              if (folder / name).exists()}
-    candidates = openvino_candidates(files if len(files) == 2 else None, {}, threads)
+    candidates = openvino_candidates(files if len(files) == 2 else None, engines, threads)
     engines = {"chosen": load_engine(model, 2, choice, candidates)}
     if engines["chosen"].name != "tensorflow":  # TensorFlow too, to show what the engine gains
         engines["tensorflow"] = load_engine(model, 2, "tensorflow")
@@ -63,11 +65,12 @@ class Ceiling:
     The processes stay up (idle between measurements), so a ceiling can be taken right before
     and right after each end-to-end run without paying TensorFlow's start-up every time."""
 
-    def __init__(self, model_path: str, processes: int, seconds: float, engine: str = "auto"):
+    def __init__(self, model_path: str, processes: int, seconds: float, engine: str = "auto",
+                 engines: dict | None = None):
         self.processes = processes
         self.threads = max(1, (os.cpu_count() or 1) // processes)
         command = [sys.executable, "-m", "benchmarks.throughput.ceiling", model_path,
-                   str(self.threads), str(seconds), engine]
+                   str(self.threads), str(seconds), engine, json.dumps(engines or {})]
         self.children = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                           text=True, env=clean_env()) for _ in range(processes)]
         for child in self.children:  # all warm before any is timed: they share the cores
@@ -118,7 +121,8 @@ def one_image_at_a_time(model_path: str, source: Path, count: int) -> dict:
 
 if __name__ == "__main__":
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    ceiling_child(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4])
+    ceiling_child(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4],
+                  json.loads(sys.argv[5]))
 
 
 def decode_cost(source: Path, count: int) -> dict:

@@ -123,3 +123,14 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
     except OSError:
         pass  # the process has gone
     return None
+
+
+def engines_record(env: dict) -> dict:
+    """The production version's engine record in `env`'s database (its OpenVINO files' hashes
+    and reduced-precision verdicts): what a worker's engine choice reads."""
+    from db import queries
+    from db.session import session_scope
+
+    use_env(env)
+    with session_scope() as session:
+        return (queries.production_model_version(session).params or {}).get("engines", {})

@@ -40,7 +40,7 @@ class Workers:
         return sorted(int(pid) for pid in out.split())
 
     def engines(self) -> list[str]:
-        return re.findall(r"inference engine (\w+) chosen", self.log_path.read_text())
+        return re.findall(r"inference engine ([\w-]+) chosen", self.log_path.read_text())
 
     def stop(self) -> None:
         from scheduler.workers import stop_local_workers

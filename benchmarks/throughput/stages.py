@@ -101,7 +101,7 @@ def stages_per_engine(model_path: str, source: Path, envs: dict) -> dict:
     """Decode, face search, graph (tensorflow, openvino, auto) and database write in ms per
     image, on the first 256 JPEGs of `source`; the write into Redis + PostgreSQL's database
     where that mode runs, else SQLite's."""
-    from benchmarks.throughput.common import IMAGE_SIZE, use_env
+    from benchmarks.throughput.common import IMAGE_SIZE, engines_record
     from db import queries
     from db.session import session_scope
     from trainer.conversion import OPENVINO_FILES
@@ -112,11 +112,11 @@ def stages_per_engine(model_path: str, source: Path, envs: dict) -> dict:
 
     model = keras.models.load_model(model_path, compile=False)
     folder = Path(model_path).parent
+    env = envs.get("redis+postgresql") or envs["embedded"]
     candidates = openvino_candidates({name: (folder / name).read_bytes()
-                                      for name in OPENVINO_FILES}, {})
+                                      for name in OPENVINO_FILES}, engines_record(env))
     engines = {choice: load_engine(model, 2, choice, candidates)
                for choice in ("tensorflow", "openvino", "auto")}
-    use_env(envs.get("redis+postgresql") or envs["embedded"])
 
     def write(count: int) -> None:
         with session_scope() as session:

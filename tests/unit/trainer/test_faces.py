@@ -254,6 +254,52 @@ def test_emoji_with_open_mouths_tears_and_shading_on_any_plain_background_are_fo
     assert abs(x + width / 2 - 128) < 15 and abs(y + height / 2 - 134) < 15
 
 
+def test_a_flat_drawn_face_is_unfamiliar_even_where_the_training_folder_is_drawings():
+    """A training folder of emoji makes emoji familiar to the style statistics, yet a drawn
+    face with flat fills is unfamiliar: that does not depend on the training images. The same
+    crops with a photo's grain, or not called a drawn face, keep the style's familiarity."""
+    import cv2
+    import keras
+
+    from trainer.faces import DRAWN_MARGIN, figure_on_plain_background
+    from trainer.model import FLAT_BORDER, flat_share
+
+    emoji = [draw_emoji(background, False, mouth)
+             for background in ((255, 255, 255), (200, 225, 255), (40, 40, 40), (250, 200, 220),
+                                (220, 255, 220), (255, 240, 200))
+             for mouth in ("teeth", "smile", "frown")]
+    pixels = np.stack([cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+                       for image in emoji]).astype(np.float32)
+    boxes = np.stack([figure_on_plain_background(image) for image in emoji])
+    flat_crops = crop_faces(np.stack(emoji), boxes, DRAWN_MARGIN).astype(np.float32)
+    grain = np.random.default_rng(4).normal(0, 6, flat_crops.shape)
+    grainy_crops = np.clip(np.round(flat_crops + grain), 0, 255).astype(np.float32)
+
+    face = keras.Input((FACE_SIZE, FACE_SIZE, 1))
+    share = keras.Model(face, flat_share(face))
+    inner = flat_crops[:, FLAT_BORDER:-FLAT_BORDER, FLAT_BORDER:-FLAT_BORDER, 0]
+    level = ((np.abs(np.diff(inner, axis=2))[:, :-1] <= 2)
+             & (np.abs(np.diff(inner, axis=1))[:, :, :-1] <= 2))
+    np.testing.assert_allclose(np.asarray(share(flat_crops))[:, 0], level.mean(axis=(1, 2)),
+                               atol=1e-6)
+    assert np.asarray(share(flat_crops)).min() > 0.5 > 0.3 > np.asarray(share(grainy_crops)).max()
+
+    model = fitted_face_model(2, pixels)
+    style_part = keras.Model(model.inputs, model.get_layer("style_familiarity").output)
+
+    def familiarity(crops, drawn: float):
+        inputs = {"image": pixels, FACE_INPUT: crops,
+                  FOUND_INPUT: np.zeros((len(pixels), 1), np.float32),
+                  DRAWN_INPUT: np.full((len(pixels), 1), drawn, np.float32)}
+        return np.asarray(model(inputs)["familiarity"]), np.asarray(style_part(inputs))
+
+    undrawn, style = familiarity(flat_crops, 0.0)
+    assert np.median(style) > 0.9  # the style statistics find these emoji familiar
+    np.testing.assert_allclose(undrawn, style, atol=1e-6)
+    assert np.asarray(familiarity(flat_crops, 1.0)[0]).max() == 0
+    np.testing.assert_allclose(familiarity(grainy_crops, 1.0)[0], style, atol=1e-6)
+
+
 def test_a_line_drawn_smiley_is_found_as_one_figure():
     """A black outline on white: its inside is the background's colour, but it is enclosed, so
     the figure is the whole face, not its outline or its eyes."""

@@ -42,11 +42,14 @@ class Recipe:
     familiar_quantile: float = 0.9
     familiar_span: float = 1.5
     # A drawn face whose crop is flat (flat_share: the share of its inner pixels level with
-    # their neighbours) is unfamiliar whatever the training folder holds: familiarity at most 1
-    # below the first share, 0 from the second. Photo faces' crops are at most 0.28 flat in 9
-    # of 10 on all three photo sets; with style statistics alone, a training folder that holds
-    # clip art made every emoji familiar (docs/research.md).
+    # their neighbours) is unfamiliar, however much clip art the training folder holds:
+    # familiarity at most 1 below the first share, 0 from the second. Photo faces' crops are at
+    # most 0.28 flat in 9 of 10 on all three photo sets; with style statistics alone, a folder
+    # with clip art made every emoji familiar (docs/research.md). Unless at least
+    # `flat_drawings_familiar` of the training folder are such faces: the image part then
+    # learned them (a folder of drawings, the sample data).
     flat_drawing: tuple[float, float] = (0.3, 0.5)
+    flat_drawings_familiar: float = 0.5
 
 
 # For a few hundred web photos and no pretrained weights: strong augmentation, decoupled weight
@@ -255,9 +258,13 @@ def flat_share(face):
     return layers.GlobalAveragePooling2D(name="flat_share")(flat)
 
 
+FLAT_DRAWING_GATE = "flat_drawing_gate"
+
+
 def drawing_familiarity(style_familiarity, face, drawn, flat_drawing: tuple[float, float]):
     """Familiarity from the style statistics, at most 1 minus how surely the image is a drawn
-    face: `drawn` times flat_share's ramp from flat_drawing[0] (0) to flat_drawing[1] (1)."""
+    face with flat fills ("flat_drawing": `drawn` times flat_share's ramp from flat_drawing[0]
+    (0) to flat_drawing[1] (1)), unless FLAT_DRAWING_GATE's scale is 0."""
     from keras import layers
 
     low, high = flat_drawing
@@ -265,6 +272,8 @@ def drawing_familiarity(style_familiarity, face, drawn, flat_drawing: tuple[floa
                               name="flat_drawing_scale")(flat_share(face))
     flatness = layers.ReLU(max_value=1.0, name="flat_drawing_ramp")(scaled)
     drawing = layers.Multiply(name="flat_drawing")([flatness, drawn])
+    # 1, or 0 where the training folder is mostly flat drawn faces (trainer.transfer sets it).
+    drawing = layers.Rescaling(1.0, name=FLAT_DRAWING_GATE)(drawing)
     return layers.Minimum(name="familiarity")(
         [style_familiarity, layers.Rescaling(-1.0, offset=1.0, name="not_flat_drawing")(drawing)])
 

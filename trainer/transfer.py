@@ -10,8 +10,8 @@ saved is the whole graph.
 
 import numpy as np
 
-from trainer.model import (FACE_LOGITS_LAYER, FEATURES_LAYER, IMAGE_LOGITS_LAYER, RECIPES,
-                           STYLE_LAYER, output_units)
+from trainer.model import (FACE_LOGITS_LAYER, FEATURES_LAYER, FLAT_DRAWING_GATE,
+                           IMAGE_LOGITS_LAYER, RECIPES, STYLE_LAYER, output_units)
 
 MIN_FACES_PER_CLASS = 3  # fewer photo faces of a class in training: the face part stays zero
 SPREAD_FLOOR = 0.1  # familiarity: the least spread of a principal component (features have 1)
@@ -143,13 +143,24 @@ def fit_faces(model, data, split, params) -> None:
     face_logits.set_weights(weights)
 
 
-def fit_familiarity(model, train_images: np.ndarray, validation_images: np.ndarray) -> None:
+def fit_familiarity(model, train_images: np.ndarray, validation_images: np.ndarray,
+                    train_faces: dict | None = None) -> None:
     """Familiarity's standardisation and projection from the training images' style statistics
     (whitened principal components), and its ramp from the validation images' distances: 1 up
-    to the recipe's quantile of them, 0 from its span times that."""
-    from trainer.inputs import IMAGE_INPUT
+    to the recipe's quantile of them, 0 from its span times that. A drawn face with flat fills
+    stays unfamiliar unless most of the training images are such faces (trainer.model
+    .drawing_familiarity), judged on `train_faces` (trainer.faces.face_inputs of
+    `train_images`, found here when not given)."""
+    from trainer.faces import face_inputs
+    from trainer.inputs import DRAWN_INPUT, FACE_INPUT, IMAGE_INPUT
 
     recipe = RECIPES["pretrained-faces"]
+    faces = face_inputs(train_images) if train_faces is None else train_faces
+    drawings = tensor_runner(model, [FACE_INPUT, DRAWN_INPUT],
+                             model.get_layer("flat_drawing").output)(faces[FACE_INPUT],
+                                                                     faces[DRAWN_INPUT])
+    mostly_drawings = len(drawings) > 0 and np.mean(drawings) >= recipe.flat_drawings_familiar
+    model.get_layer(FLAT_DRAWING_GATE).scale = 0.0 if mostly_drawings else 1.0
     style_of = layer_runner(model, [IMAGE_INPUT], STYLE_LAYER)
     style = style_of(train_images)
     standardise = model.get_layer("style_standardisation")

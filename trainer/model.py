@@ -46,10 +46,10 @@ class Recipe:
     # familiarity at most 1 below the first share, 0 from the second. Photo faces' crops are at
     # most 0.28 flat in 9 of 10 on all three photo sets; with style statistics alone, a folder
     # with clip art made every emoji familiar (docs/research.md). Unless at least
-    # `flat_drawings_familiar` of the training folder are such faces: the image part then
-    # learned them (a folder of drawings, the sample data).
+    # `drawings_familiar` of the training folder are drawn faces: the image part then learned
+    # them (a folder of drawings, the sample data).
     flat_drawing: tuple[float, float] = (0.3, 0.5)
-    flat_drawings_familiar: float = 0.5
+    drawings_familiar: float = 0.5
 
 
 # For a few hundred web photos and no pretrained weights: strong augmentation, decoupled weight
@@ -272,7 +272,7 @@ def drawing_familiarity(style_familiarity, face, drawn, flat_drawing: tuple[floa
                               name="flat_drawing_scale")(flat_share(face))
     flatness = layers.ReLU(max_value=1.0, name="flat_drawing_ramp")(scaled)
     drawing = layers.Multiply(name="flat_drawing")([flatness, drawn])
-    # 1, or 0 where the training folder is mostly flat drawn faces (trainer.transfer sets it).
+    # 1, or 0 where the training folder is mostly drawn faces (trainer.transfer sets it).
     drawing = layers.Rescaling(1.0, name=FLAT_DRAWING_GATE)(drawing)
     return layers.Minimum(name="familiarity")(
         [style_familiarity, layers.Rescaling(-1.0, offset=1.0, name="not_flat_drawing")(drawing)])

@@ -329,7 +329,7 @@ def test_a_flat_drawn_face_is_unfamiliar_however_much_clip_art_the_training_fold
     np.testing.assert_allclose(familiarity(pixels, grainy, 1.0)[0], style, atol=1e-6)
 
 
-def test_flat_drawn_faces_are_familiar_where_they_are_most_of_the_training_folder():
+def test_flat_drawn_faces_are_familiar_where_drawn_faces_are_most_of_the_training_folder():
     """A folder of emoji (the sample data's kind): its image part learned them, so the style
     statistics alone say how familiar an emoji is, and they find these familiar."""
     pixels, crops, _ = flat_emoji()

@@ -41,6 +41,15 @@ class Recipe:
     familiarity_components: int = 32
     familiar_quantile: float = 0.9
     familiar_span: float = 1.5
+    # A drawn face whose crop is flat (flat_share: the share of its inner pixels level with
+    # their neighbours) is unfamiliar, however much clip art the training folder holds:
+    # familiarity at most 1 below the first share, 0 from the second. Photo faces' crops are at
+    # most 0.28 flat in 9 of 10 on all three photo sets; with style statistics alone, a folder
+    # with clip art made every emoji familiar (docs/research.md). Unless at least
+    # `drawings_familiar` of the training folder are drawn faces: the image part then learned
+    # them (a folder of drawings, the sample data).
+    flat_drawing: tuple[float, float] = (0.3, 0.5)
+    drawings_familiar: float = 0.5
 
 
 # For a few hundred web photos and no pretrained weights: strong augmentation, decoupled weight
@@ -214,7 +223,59 @@ def familiarity_output(style, components: int):
     squared = layers.Multiply(name="style_squared")([projected, projected])
     distance = layers.Dense(1, use_bias=False, name="style_distance")(squared)
     ramp = layers.Dense(1, name="familiarity_ramp")(distance)
-    return layers.ReLU(max_value=1.0, name="familiarity")(ramp)
+    return layers.ReLU(max_value=1.0, name="style_familiarity")(ramp)
+
+
+FLAT_BORDER = 8  # pixels of each edge of the face crop that flat_share leaves out
+FLAT_TOLERANCE = 2  # grey levels: a pixel within this of its right and lower neighbours is flat
+
+
+def flat_share(face):
+    """The share of a face crop's inner pixels (FLAT_BORDER off each side) that are level with
+    their right and lower neighbours, within FLAT_TOLERANCE grey levels: near 1 for a drawing's
+    flat fills, low for a photo face's skin and noise, whatever the training images were. The
+    crop holds whole grey levels, so the step to "level" is exact. Keras layers only."""
+    from keras import layers
+
+    inner = layers.Cropping2D(FLAT_BORDER, name="flat_inner")(face)
+    here = layers.Cropping2D(((0, 1), (0, 1)), name="flat_here")(inner)
+
+    def level_with(neighbour, name: str):
+        step = layers.Subtract(name=f"flat_step_{name}")([neighbour, here])
+        size = layers.Add(name=f"flat_size_{name}")(
+            [layers.ReLU(name=f"flat_up_{name}")(step),
+             layers.ReLU(name=f"flat_down_{name}")(
+                 layers.Rescaling(-1.0, name=f"flat_negated_{name}")(step))])
+        # 1 for a step of at most FLAT_TOLERANCE, 0 from one level more.
+        margin = layers.Rescaling(-1.0, offset=FLAT_TOLERANCE + 1.0,
+                                  name=f"flat_margin_{name}")(size)
+        return layers.ReLU(max_value=1.0, name=f"flat_level_{name}")(margin)
+
+    right = layers.Cropping2D(((0, 1), (1, 0)), name="flat_right_neighbour")(inner)
+    below = layers.Cropping2D(((1, 0), (0, 1)), name="flat_lower_neighbour")(inner)
+    flat = layers.Multiply(name="flat_pixels")(
+        [level_with(right, "right"), level_with(below, "below")])
+    return layers.GlobalAveragePooling2D(name="flat_share")(flat)
+
+
+FLAT_DRAWING_GATE = "flat_drawing_gate"
+
+
+def drawing_familiarity(style_familiarity, face, drawn, flat_drawing: tuple[float, float]):
+    """Familiarity from the style statistics, at most 1 minus how surely the image is a drawn
+    face with flat fills ("flat_drawing": `drawn` times flat_share's ramp from flat_drawing[0]
+    (0) to flat_drawing[1] (1)), unless FLAT_DRAWING_GATE's scale is 0."""
+    from keras import layers
+
+    low, high = flat_drawing
+    scaled = layers.Rescaling(1 / (high - low), offset=-low / (high - low),
+                              name="flat_drawing_scale")(flat_share(face))
+    flatness = layers.ReLU(max_value=1.0, name="flat_drawing_ramp")(scaled)
+    drawing = layers.Multiply(name="flat_drawing")([flatness, drawn])
+    # 1, or 0 where the training folder is mostly drawn faces (trainer.transfer sets it).
+    drawing = layers.Rescaling(1.0, name=FLAT_DRAWING_GATE)(drawing)
+    return layers.Minimum(name="familiarity")(
+        [style_familiarity, layers.Rescaling(-1.0, offset=1.0, name="not_flat_drawing")(drawing)])
 
 
 def score_limit(confidence: float, class_count: int) -> float:
@@ -241,9 +302,10 @@ def build_pretrained_faces(image_size: int, class_count: int,
     face_weight times the face's where there is a photo's face (drawn_weight times it for a
     drawn face): no face adds nothing, so a missing face is no evidence for any class. The final
     score weighs that photo score by familiarity and the face's score by the rest: a drawing
-    unlike the training photos is read by what knows expressions, within the recipe's
-    unfamiliar_confidence, and an unfamiliar image without a face gets a score near zero, a
-    probability near 1/classes: an unfamiliar image never gets a confident label.
+    unlike the training photos, or a drawn face with flat fills (drawing_familiarity), is read
+    by what knows expressions, within the recipe's unfamiliar_confidence, and an unfamiliar
+    image without a face gets a score near zero, a probability near 1/classes: an unfamiliar
+    image never gets a confident label.
     A temperature fitted on the validation split calibrates the scores."""
     import keras
     from keras import layers
@@ -282,6 +344,7 @@ def build_pretrained_faces(image_size: int, class_count: int,
             layers.Multiply(name="face_logits_if_drawn")([face_logits, drawn]))])
     familiarity = familiarity_output(_style_statistics(
         backbone_part.get_layer("stem_relu6").output), recipe.familiarity_components)
+    familiarity = drawing_familiarity(familiarity, face, drawn, recipe.flat_drawing)
     unfamiliarity = layers.Rescaling(-1.0, offset=1.0, name="unfamiliarity")(familiarity)
     any_face = layers.Add(name="any_face")([found, drawn])
     limit = score_limit(recipe.unfamiliar_confidence, class_count)

@@ -10,8 +10,8 @@ saved is the whole graph.
 
 import numpy as np
 
-from trainer.model import (FACE_LOGITS_LAYER, FEATURES_LAYER, IMAGE_LOGITS_LAYER, RECIPES,
-                           STYLE_LAYER, output_units)
+from trainer.model import (FACE_LOGITS_LAYER, FEATURES_LAYER, FLAT_DRAWING_GATE,
+                           IMAGE_LOGITS_LAYER, RECIPES, STYLE_LAYER, output_units)
 
 MIN_FACES_PER_CLASS = 3  # fewer photo faces of a class in training: the face part stays zero
 SPREAD_FLOOR = 0.1  # familiarity: the least spread of a principal component (features have 1)
@@ -75,6 +75,7 @@ def fit_linear(inputs, labels, validation, validation_labels, class_count: int, 
 def fit_head(model, data, split, params, callbacks: list):
     """Fit `model`'s trained parts on its frozen networks' outputs for the training split;
     returns the Keras History of the image part's epochs (validated on the validation split)."""
+    from trainer.faces import face_inputs
     from trainer.inputs import IMAGE_INPUT, reads_faces
 
     class_count = len(data.class_names)
@@ -94,22 +95,25 @@ def fit_head(model, data, split, params, callbacks: list):
         model.get_layer("class_probabilities").set_weights(weights)
         return history
     model.get_layer(IMAGE_LOGITS_LAYER).set_weights(weights)
-    fit_faces(model, data, split, params)
+    train_faces = face_inputs(images)  # the face search once, for both parts that need it
+    fit_faces(model, data, split, params, train_faces)
     # Familiar means like the training folder's images: a few reviewed drawings must not make
     # every drawing familiar before the image part has learned them (docs/research.md).
-    folder_images = split.train[~np.isin(split.train, split.reviewed)]
-    fit_familiarity(model, data.images[folder_images], data.images[split.validation])
+    folder = ~np.isin(split.train, split.reviewed)
+    fit_familiarity(model, images[folder], data.images[split.validation],
+                    {name: value[folder] for name, value in train_faces.items()})
     fit_temperature_layer(model, data.images[split.validation], data.labels[split.validation])
     return history
 
 
-def fit_faces(model, data, split, params) -> None:
+def fit_faces(model, data, split, params, train_faces: dict | None = None) -> None:
     """The face part: a linear map from the expression network's scores to the classes, fitted
     on the faces found in the training photos (and their mirror images), validated on the
     validation split's. A drawn face counts only in an image a person reviewed: a training
     folder's drawn finds are often whole figures, not heads, while a person's verdicts on a
     folder of drawings are what teaches the face part to read them (docs/research.md). With
-    too few faces of a class it stays zero: faces then add nothing."""
+    too few faces of a class it stays zero: faces then add nothing. `train_faces`: the
+    training split's face inputs (trainer.faces.face_inputs), found here when not given."""
     from trainer.faces import face_inputs
     from trainer.inputs import DRAWN_INPUT, FACE_INPUT, FOUND_INPUT
 
@@ -117,8 +121,8 @@ def fit_faces(model, data, split, params) -> None:
     scores_of = tensor_runner(model, [FACE_INPUT],
                               model.get_layer("face_standardisation").input)
 
-    def face_scores(indices, mirrored: bool = False):
-        faces = face_inputs(data.images[indices])
+    def face_scores(indices, mirrored: bool = False, faces: dict | None = None):
+        faces = face_inputs(data.images[indices]) if faces is None else faces
         drawn_reviewed = (faces[DRAWN_INPUT][:, 0] > 0) & np.isin(indices, split.reviewed)
         used = (faces[FOUND_INPUT][:, 0] > 0) | drawn_reviewed
         crops, labels = faces[FACE_INPUT][used], data.labels[indices][used]
@@ -127,7 +131,7 @@ def fit_faces(model, data, split, params) -> None:
                 [labels, labels])
         return scores_of(crops), labels
 
-    scores, labels = face_scores(split.train, mirrored=params.augment)
+    scores, labels = face_scores(split.train, mirrored=params.augment, faces=train_faces)
     face_logits = model.get_layer(FACE_LOGITS_LAYER)
     standardise = model.get_layer("face_standardisation")
     counts = np.bincount(labels, minlength=class_count)
@@ -143,13 +147,21 @@ def fit_faces(model, data, split, params) -> None:
     face_logits.set_weights(weights)
 
 
-def fit_familiarity(model, train_images: np.ndarray, validation_images: np.ndarray) -> None:
+def fit_familiarity(model, train_images: np.ndarray, validation_images: np.ndarray,
+                    train_faces: dict | None = None) -> None:
     """Familiarity's standardisation and projection from the training images' style statistics
     (whitened principal components), and its ramp from the validation images' distances: 1 up
-    to the recipe's quantile of them, 0 from its span times that."""
-    from trainer.inputs import IMAGE_INPUT
+    to the recipe's quantile of them, 0 from its span times that. A drawn face with flat fills
+    stays unfamiliar (trainer.model.drawing_familiarity) unless most of the training images
+    are drawn faces, by `train_faces` (trainer.faces.face_inputs of `train_images`, found here
+    when not given)."""
+    from trainer.faces import face_inputs
+    from trainer.inputs import DRAWN_INPUT, IMAGE_INPUT
 
     recipe = RECIPES["pretrained-faces"]
+    drawn = (face_inputs(train_images) if train_faces is None else train_faces)[DRAWN_INPUT]
+    mostly_drawings = len(drawn) > 0 and np.mean(drawn) >= recipe.drawings_familiar
+    model.get_layer(FLAT_DRAWING_GATE).scale = 0.0 if mostly_drawings else 1.0
     style_of = layer_runner(model, [IMAGE_INPUT], STYLE_LAYER)
     style = style_of(train_images)
     standardise = model.get_layer("style_standardisation")

@@ -254,6 +254,91 @@ def test_emoji_with_open_mouths_tears_and_shading_on_any_plain_background_are_fo
     assert abs(x + width / 2 - 128) < 15 and abs(y + height / 2 - 134) < 15
 
 
+def flat_emoji(count_per_background: int = 3):
+    """Emoji images at SIZE, their drawn faces' crops as trainer.faces cuts them, and the same
+    crops with a photo's grain."""
+    import cv2
+
+    from trainer.faces import DRAWN_MARGIN, figure_on_plain_background
+
+    emoji = [draw_emoji(background, False, mouth)
+             for background in ((255, 255, 255), (200, 225, 255), (40, 40, 40), (250, 200, 220),
+                                (220, 255, 220), (255, 240, 200))
+             for mouth in ("teeth", "smile", "frown")[:count_per_background]]
+    pixels = np.stack([cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+                       for image in emoji]).astype(np.float32)
+    boxes = np.stack([figure_on_plain_background(image) for image in emoji])
+    crops = crop_faces(np.stack(emoji), boxes, DRAWN_MARGIN).astype(np.float32)
+    grain = np.random.default_rng(4).normal(0, 6, crops.shape)
+    return pixels, crops, np.clip(np.round(crops + grain), 0, 255).astype(np.float32)
+
+
+def test_flat_share_counts_the_inner_pixels_level_with_their_neighbours():
+    import keras
+
+    from trainer.model import FLAT_BORDER, FLAT_TOLERANCE, flat_share
+
+    _, crops, grainy = flat_emoji()
+    face = keras.Input((FACE_SIZE, FACE_SIZE, 1))
+    share = keras.Model(face, flat_share(face))
+    inner = crops[:, FLAT_BORDER:-FLAT_BORDER, FLAT_BORDER:-FLAT_BORDER, 0]
+    level = ((np.abs(np.diff(inner, axis=2))[:, :-1] <= FLAT_TOLERANCE)
+             & (np.abs(np.diff(inner, axis=1))[:, :, :-1] <= FLAT_TOLERANCE))
+    np.testing.assert_allclose(np.asarray(share(crops))[:, 0], level.mean(axis=(1, 2)),
+                               atol=1e-6)
+    assert np.asarray(share(crops)).min() > 0.5 > 0.3 > np.asarray(share(grainy)).max()
+
+
+def familiarity_fitted_on(folder: np.ndarray, folder_faces: dict):
+    """The default architecture at SIZE, familiarity fitted on `folder` (half of it
+    validation), and a function: (images, crops, drawn flag) -> (familiarity, the style
+    statistics' own familiarity)."""
+    import keras
+
+    from trainer.model import build_pretrained_faces
+    from trainer.transfer import fit_familiarity
+
+    keras.utils.set_random_seed(0)
+    model = build_pretrained_faces(SIZE, 2)
+    fit_familiarity(model, folder, folder[1::2], folder_faces)
+    style_part = keras.Model(model.inputs, model.get_layer("style_familiarity").output)
+
+    def familiarity(images, crops, drawn: float):
+        inputs = {"image": images, FACE_INPUT: crops,
+                  FOUND_INPUT: np.zeros((len(images), 1), np.float32),
+                  DRAWN_INPUT: np.full((len(images), 1), drawn, np.float32)}
+        return np.asarray(model(inputs)["familiarity"]), np.asarray(style_part(inputs))
+
+    return familiarity
+
+
+def test_a_flat_drawn_face_is_unfamiliar_however_much_clip_art_the_training_folder_holds():
+    """Photo-like images with a few emoji among them: whatever the style statistics make of the
+    emoji, a drawn face with flat fills is unfamiliar. The same crops with a photo's grain, or
+    not called a drawn face, keep the style's familiarity."""
+    pixels, crops, grainy = flat_emoji()
+    textures = np.clip(np.random.default_rng(6).normal(128, 50, (30, SIZE, SIZE, 3)), 0, 255)
+    folder = np.concatenate([textures.astype(np.float32), pixels[:6]])
+    faces = {FACE_INPUT: np.concatenate([np.zeros((30, FACE_SIZE, FACE_SIZE, 1), np.float32),
+                                         crops[:6]]),
+             DRAWN_INPUT: np.concatenate([np.zeros((30, 1)), np.ones((6, 1))]).astype(np.float32)}
+    familiarity = familiarity_fitted_on(folder, faces)
+    undrawn, style = familiarity(pixels, crops, 0.0)
+    np.testing.assert_allclose(undrawn, style, atol=1e-6)
+    assert familiarity(pixels, crops, 1.0)[0].max() == 0
+    np.testing.assert_allclose(familiarity(pixels, grainy, 1.0)[0], style, atol=1e-6)
+
+
+def test_flat_drawn_faces_are_familiar_where_drawn_faces_are_most_of_the_training_folder():
+    """A folder of emoji (the sample data's kind): its image part learned them, so the style
+    statistics alone say how familiar an emoji is, and they find these familiar."""
+    pixels, crops, _ = flat_emoji()
+    faces = {FACE_INPUT: crops, DRAWN_INPUT: np.ones((len(pixels), 1), np.float32)}
+    familiar, style = familiarity_fitted_on(pixels, faces)(pixels, crops, 1.0)
+    np.testing.assert_allclose(familiar, style, atol=1e-6)
+    assert np.median(familiar) > 0.9
+
+
 def test_a_line_drawn_smiley_is_found_as_one_figure():
     """A black outline on white: its inside is the background's colour, but it is enclosed, so
     the figure is the whole face, not its outline or its eyes."""

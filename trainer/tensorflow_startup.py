@@ -7,13 +7,15 @@ reaches those lines with TensorFlow 2.21, and they break the training progress b
 `quiet_tensorflow_startup()` has run, the first import of TensorFlow in the process (direct, or
 through Keras) runs with descriptor 2 pointed at a temporary file: the lines are dropped when
 the import succeeds and printed when it fails. TF_CPP_MIN_LOG_LEVEL=3 silences what TensorFlow
-logs later (the CUDA probe on first use). HAPPYSAD_LOG_LEVEL=DEBUG shows all of it.
+logs later (the CUDA probe on first use), and a filter drops the warning that training's one
+graph per fitted part is "retracing". HAPPYSAD_LOG_LEVEL=DEBUG shows all of it.
 
 Entry points call it (the CLI, the worker's parent before it forks); importing this module
 does nothing.
 """
 
 import importlib.abc
+import logging
 import importlib.machinery
 import os
 import sys
@@ -25,11 +27,24 @@ from types import SimpleNamespace
 def quiet_tensorflow_startup() -> None:
     """Install the quiet first import of TensorFlow, unless it is imported already or the log
     level asks to see everything."""
-    if "tensorflow" in sys.modules or _wants_tensorflow_log():
+    if _wants_tensorflow_log():
+        return
+    tensorflow_log = logging.getLogger("tensorflow")
+    if _retracing_by_design not in tensorflow_log.filters:
+        tensorflow_log.addFilter(_retracing_by_design)
+    if "tensorflow" in sys.modules:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if not any(isinstance(finder, _QuietTensorFlowFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlowFinder())
+
+
+def _retracing_by_design(record: logging.LogRecord) -> bool:
+    """Drops TensorFlow's "N out of the last M calls to <function ...> triggered tf.function
+    retracing" warning: training makes one graph per part of the model it fits
+    (trainer.transfer.tensor_runner), each traced once, which that heuristic counts as
+    retracing of one function."""
+    return "triggered tf.function retracing" not in record.getMessage()
 
 
 def _wants_tensorflow_log() -> bool:

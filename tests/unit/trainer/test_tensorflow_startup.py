@@ -51,5 +51,18 @@ def test_debug_log_level_shows_tensorflow_s_own_lines(tmp_path):
 def test_a_command_that_trains_prints_no_tensorflow_start_up_line(sample_folder):
     result = happysad("train", str(sample_folder), "--epochs", "1", "--image-size", "32",
                       "--json")
-    for line in STARTUP_LINES:
+    for line in STARTUP_LINES + ("retracing",):
         assert line not in result.stderr, result.stderr
+
+
+def test_the_retracing_warning_of_training_s_graphs_is_dropped_and_others_kept():
+    import logging
+
+    from trainer.tensorflow_startup import _retracing_by_design
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, message, (), None)
+
+    assert not _retracing_by_design(record(
+        "5 out of the last 11 calls to <function f> triggered tf.function retracing."))
+    assert _retracing_by_design(record("Could not load dynamic library"))

@@ -10,6 +10,7 @@ saved is the whole graph.
 
 import numpy as np
 
+from trainer.inputs import DRAWN_INPUT
 from trainer.model import (FACE_LOGITS_LAYER, FEATURES_LAYER, FLAT_DRAWING_GATE,
                            IMAGE_LOGITS_LAYER, RECIPES, STYLE_LAYER, output_units)
 
@@ -101,7 +102,8 @@ def fit_head(model, data, split, params, callbacks: list):
     # every drawing familiar before the image part has learned them (docs/research.md).
     folder = ~np.isin(split.train, split.reviewed)
     fit_familiarity(model, images[folder], data.images[split.validation],
-                    {name: value[folder] for name, value in train_faces.items()})
+                    {name: value[folder] for name, value in train_faces.items()},
+                    reviewed_drawings=int(np.sum(train_faces[DRAWN_INPUT][~folder] > 0)))
     fit_temperature_layer(model, data.images[split.validation], data.labels[split.validation])
     return history
 
@@ -115,7 +117,7 @@ def fit_faces(model, data, split, params, train_faces: dict | None = None) -> No
     too few faces of a class it stays zero: faces then add nothing. `train_faces`: the
     training split's face inputs (trainer.faces.face_inputs), found here when not given."""
     from trainer.faces import face_inputs
-    from trainer.inputs import DRAWN_INPUT, FACE_INPUT, FOUND_INPUT
+    from trainer.inputs import FACE_INPUT, FOUND_INPUT
 
     class_count = len(data.class_names)
     scores_of = tensor_runner(model, [FACE_INPUT],
@@ -148,20 +150,22 @@ def fit_faces(model, data, split, params, train_faces: dict | None = None) -> No
 
 
 def fit_familiarity(model, train_images: np.ndarray, validation_images: np.ndarray,
-                    train_faces: dict | None = None) -> None:
+                    train_faces: dict | None = None, reviewed_drawings: int = 0) -> None:
     """Familiarity's standardisation and projection from the training images' style statistics
     (whitened principal components), and its ramp from the validation images' distances: 1 up
     to the recipe's quantile of them, 0 from its span times that. A drawn face with flat fills
     stays unfamiliar (trainer.model.drawing_familiarity) unless most of the training images
     are drawn faces, by `train_faces` (trainer.faces.face_inputs of `train_images`, found here
-    when not given)."""
+    when not given), or `reviewed_drawings` (drawn faces among the reviewed images trained on)
+    reach the recipe's reviewed_drawings_learned."""
     from trainer.faces import face_inputs
-    from trainer.inputs import DRAWN_INPUT, IMAGE_INPUT
+    from trainer.inputs import IMAGE_INPUT
 
     recipe = RECIPES["pretrained-faces"]
     drawn = (face_inputs(train_images) if train_faces is None else train_faces)[DRAWN_INPUT]
-    mostly_drawings = len(drawn) > 0 and np.mean(drawn) >= recipe.drawings_familiar
-    model.get_layer(FLAT_DRAWING_GATE).scale = 0.0 if mostly_drawings else 1.0
+    learned = (len(drawn) > 0 and np.mean(drawn) >= recipe.drawings_familiar
+               or reviewed_drawings >= recipe.reviewed_drawings_learned)
+    model.get_layer(FLAT_DRAWING_GATE).scale = 0.0 if learned else 1.0
     style_of = layer_runner(model, [IMAGE_INPUT], STYLE_LAYER)
     style = style_of(train_images)
     standardise = model.get_layer("style_standardisation")

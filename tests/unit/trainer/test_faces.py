@@ -289,7 +289,7 @@ def test_flat_share_counts_the_inner_pixels_level_with_their_neighbours():
     assert np.asarray(share(crops)).min() > 0.5 > 0.3 > np.asarray(share(grainy)).max()
 
 
-def familiarity_fitted_on(folder: np.ndarray, folder_faces: dict):
+def familiarity_fitted_on(folder: np.ndarray, folder_faces: dict, reviewed_drawings: int = 0):
     """The default architecture at SIZE, familiarity fitted on `folder` (half of it
     validation), and a function: (images, crops, drawn flag) -> (familiarity, the style
     statistics' own familiarity)."""
@@ -300,7 +300,7 @@ def familiarity_fitted_on(folder: np.ndarray, folder_faces: dict):
 
     keras.utils.set_random_seed(0)
     model = build_pretrained_faces(SIZE, 2)
-    fit_familiarity(model, folder, folder[1::2], folder_faces)
+    fit_familiarity(model, folder, folder[1::2], folder_faces, reviewed_drawings)
     style_part = keras.Model(model.inputs, model.get_layer("style_familiarity").output)
 
     def familiarity(images, crops, drawn: float):
@@ -327,6 +327,24 @@ def test_a_flat_drawn_face_is_unfamiliar_however_much_clip_art_the_training_fold
     np.testing.assert_allclose(undrawn, style, atol=1e-6)
     assert familiarity(pixels, crops, 1.0)[0].max() == 0
     np.testing.assert_allclose(familiarity(pixels, grainy, 1.0)[0], style, atol=1e-6)
+
+
+def test_once_a_person_reviewed_enough_drawn_faces_the_style_decides_again():
+    """The review loop: reviewed drawn faces taught the image part, so a flat drawn face is as
+    familiar as its style statistics say (they are fitted on the folder alone); a few reviews
+    do not switch that on."""
+    from trainer.model import RECIPES
+
+    pixels, crops, _ = flat_emoji()
+    textures = np.clip(np.random.default_rng(6).normal(128, 50, (30, SIZE, SIZE, 3)), 0, 255)
+    folder = np.concatenate([textures.astype(np.float32), pixels[:6]])
+    faces = {FACE_INPUT: np.concatenate([np.zeros((30, FACE_SIZE, FACE_SIZE, 1), np.float32),
+                                         crops[:6]]),
+             DRAWN_INPUT: np.concatenate([np.zeros((30, 1)), np.ones((6, 1))]).astype(np.float32)}
+    enough = RECIPES["pretrained-faces"].reviewed_drawings_learned
+    taught, style = familiarity_fitted_on(folder, faces, enough)(pixels, crops, 1.0)
+    np.testing.assert_allclose(taught, style, atol=1e-6)
+    assert familiarity_fitted_on(folder, faces, enough - 1)(pixels, crops, 1.0)[0].max() == 0
 
 
 def test_flat_drawn_faces_are_familiar_where_drawn_faces_are_most_of_the_training_folder():

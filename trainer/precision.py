@@ -21,6 +21,15 @@ from trainer.model import class_probabilities
 
 logger = logging.getLogger(__name__)
 
+# Parity of an fp32 runtime: the largest difference allowed in any output. The same arithmetic
+# in another order moves a probability by about 1e-6 (OpenVINO fp32: < 1e-5 on the default
+# model); a wrong input or layer moves it by far more.
+PROBABILITY_TOLERANCE = 1e-3
+# Familiarity (trainer.model.familiarity_output) is a distance through a steep ramp, not a
+# probability: a runtime's other rounding of the first layer's statistics moves it by up to
+# ~1e-2 on probes, which changes nothing a user sees (it is shown to two decimals and only
+# weighs the photo's score against the face's).
+OUTPUT_TOLERANCES = {"familiarity": 0.03}
 PROBE_COUNT = 16
 AGREEMENT_NEEDED = 0.995
 ACCURACY_DROP_ALLOWED = 0.005  # half a point
@@ -88,6 +97,34 @@ def judge(precision: str, reference, candidate, labels) -> Verdict:
     passed = (finite and agreement >= AGREEMENT_NEEDED
               and accuracy_fp32 - accuracy <= ACCURACY_DROP_ALLOWED + 1e-9)
     return Verdict(precision, passed, agreement, accuracy_fp32, accuracy, len(reference))
+
+
+def check_fp32_parity(model, candidate: Run, reference: Run, images) -> dict:
+    """Whether an fp32 runtime gives TensorFlow's outputs on the version's held-out test split
+    (`images`: uint8 pixels), every output within its tolerance: the worker's start-up check
+    runs on fixed probes, which a face-reading model finds unlike anything it was trained on
+    and answers alike, so only real images show its photo path. Logged, with its figure."""
+    image = image_input_name(model)
+    size = next(tensor.shape[1] for tensor in model.inputs if tensor.name == image)
+    inputs = model_inputs(model, np.asarray(images, np.uint8).reshape(-1, size, size, 3))
+    inputs = inputs if isinstance(inputs, dict) else {image: inputs}
+    expected = reference(inputs)
+    try:
+        got = candidate(inputs)
+        differences = {name: float(np.max(np.abs(np.asarray(expected[name], np.float64) -
+                                                 got[name]), initial=0)) for name in expected}
+    except Exception as error:  # a runtime that cannot run it, or answers another shape
+        why = f"fp32: failed on the test images: {error}"
+        logger.warning("OpenVINO refused (%s)", why)
+        return {"passed": False, "images": len(images), "why": why}
+    passed = all(value <= OUTPUT_TOLERANCES.get(name, PROBABILITY_TOLERANCE)
+                 for name, value in differences.items())  # NaN compares False: refused
+    why = (f"fp32: max |d| {max(differences.values(), default=0.0):.2g} over "
+           f"{len(differences)} output(s) on {len(images)} test images (tolerance "
+           f"{PROBABILITY_TOLERANCE}, familiarity {OUTPUT_TOLERANCES['familiarity']})")
+    logger.log(logging.INFO if passed else logging.WARNING, "OpenVINO %s (%s)",
+               "matches TensorFlow" if passed else "refused", why)
+    return {"passed": passed, "max_difference": differences, "images": len(images), "why": why}
 
 
 def check_reduced_precision(model, candidates: dict[str, Run], reference: Run, images,

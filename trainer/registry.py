@@ -78,7 +78,8 @@ _CONVERTED: dict[str, tuple[dict, dict]] = {}
 def _convert(result: TrainingResult) -> tuple[dict, dict]:
     from trainer.conversion import (convert_openvino, file_hashes, openvino_runner,
                                     tensorflow_runner)
-    from trainer.precision import REDUCED_PRECISION_FLAGS, check_reduced_precision, cpu_flags
+    from trainer.precision import (REDUCED_PRECISION_FLAGS, check_fp32_parity,
+                                   check_reduced_precision, cpu_flags)
 
     try:
         files = convert_openvino(result.model)
@@ -90,10 +91,14 @@ def _convert(result: TrainingResult) -> tuple[dict, dict]:
     candidates = {precision: openvino_runner(files, precision)
                   for precision, needed in REDUCED_PRECISION_FLAGS.items() if needed & flags}
     test = result.split.test
-    reduced = check_reduced_precision(result.model, candidates, tensorflow_runner(result.model),
+    reference = tensorflow_runner(result.model)
+    fp32 = check_fp32_parity(result.model, openvino_runner(files, "fp32"), reference,
+                             result.data.images[test])
+    reduced = check_reduced_precision(result.model, candidates, reference,
                                       result.data.images[test], result.data.labels[test],
                                       len(result.data.class_names), flags)
-    return files, {"openvino": {"files": file_hashes(files), "reduced_precision": reduced}}
+    return files, {"openvino": {"files": file_hashes(files), "fp32_parity": fp32,
+                                "reduced_precision": reduced}}
 
 
 def _write_version_files(store: str, version: int, result: TrainingResult,

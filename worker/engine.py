@@ -28,21 +28,12 @@ from trainer.conversion import (CLASS_OUTPUT, Run, image_input_name, openvino_ru
                                 tensorflow_runner)
 from trainer.faces import model_inputs
 from trainer.model import class_probabilities
-from trainer.precision import (PROBE_COUNT, REDUCED_PRECISION_FLAGS, cpu_flags,
-                               probe_images)
+from trainer.precision import (OUTPUT_TOLERANCES, PROBABILITY_TOLERANCE, PROBE_COUNT,
+                               REDUCED_PRECISION_FLAGS, cpu_flags, probe_images)
 
 logger = logging.getLogger(__name__)
 
 ENGINE_CHOICES = tuple(InferenceEngine)  # declared once, with the setting
-# Parity of an fp32 runtime: the largest difference allowed in any output on any probe. The
-# same arithmetic in another order moves a probability by about 1e-6 (OpenVINO fp32: < 1e-5 on
-# the default model); a wrong input or layer moves it by far more.
-PROBABILITY_TOLERANCE = 1e-3
-# Familiarity (trainer.model.familiarity_output) is a distance through a steep ramp, not a
-# probability: a runtime's other rounding of the first layer's statistics moves it by up to
-# ~1e-2 on probes, which changes nothing a user sees (it is shown to two decimals and only
-# weighs the photo's score against the face's).
-OUTPUT_TOLERANCES = {"familiarity": 0.03}
 # A candidate chosen automatically must beat TensorFlow by this factor (the median over
 # interleaved timings), so noise on a busy machine does not pick it for no gain.
 REQUIRED_SPEEDUP = 1.1
@@ -131,9 +122,13 @@ def median_speedup(reference: Run, candidate: Run, inputs: dict, repeats: int = 
 def openvino_candidates(files: dict | None, engines_record: dict, threads: int = 0,
                         flags: set[str] | None = None) -> list[tuple[str, Build]]:
     """(name, build) of the OpenVINO engines a version's verified IR offers on this CPU: fp32,
-    and bf16 only where its registration allowed it and this CPU has bf16 in hardware."""
+    and bf16 only where its registration allowed it and this CPU has bf16 in hardware; none
+    where its registration found the IR's fp32 answers unlike TensorFlow's on its test split
+    (the probes here are unlike any training image: the default model answers them all alike)."""
     if files is None:
         return []
+    if engines_record.get("openvino", {}).get("fp32_parity", {}).get("passed") is False:
+        return []  # the IR did not give TensorFlow's answers on the version's test split
     flags = cpu_flags() if flags is None else flags
     candidates = [("openvino", lambda: openvino_runner(files, "fp32", threads))]
     reduced = engines_record.get("openvino", {}).get("reduced_precision", {})

@@ -63,3 +63,34 @@ def test_a_candidate_whose_labels_change_is_refused_with_its_figures(caplog):
     absent = check_reduced_precision(model, candidates, reference, images, labels, 2,
                                      flags={"avx2", "fma"})
     assert not absent["bf16"]["passed"] and "not a candidate" in absent["bf16"]["why"]
+
+
+def test_fp32_parity_is_judged_on_the_test_images_every_output_within_its_tolerance():
+    """Registration checks an fp32 runtime on the version's held-out images (a face-reading
+    model answers the worker's probes all alike); one that moves a probability by more than the
+    tolerance, or cannot run, is refused, and then a worker is offered no OpenVINO at all."""
+    import keras
+
+    from trainer.model import build_model
+    from trainer.precision import PROBABILITY_TOLERANCE, check_fp32_parity
+    from worker.engine import openvino_candidates
+
+    keras.utils.set_random_seed(11)
+    model = build_model("baseline", SIZE, 2)
+    images = np.random.default_rng(1).integers(0, 256, (12, SIZE, SIZE, 3), np.uint8)
+    reference = tensorflow_runner(model)
+
+    def shifted(inputs):
+        return {name: value + 3 * PROBABILITY_TOLERANCE
+                for name, value in reference(inputs).items()}
+
+    def broken(inputs):
+        raise RuntimeError("no kernel for this layer")
+
+    assert check_fp32_parity(model, reference, reference, images)["passed"]
+    refused = check_fp32_parity(model, shifted, reference, images)
+    assert not refused["passed"] and "12 test images" in refused["why"]
+    assert not check_fp32_parity(model, broken, reference, images)["passed"]
+    record = {"openvino": {"fp32_parity": refused,
+                           "reduced_precision": {"bf16": {"passed": True}}}}
+    assert openvino_candidates({}, record, flags={"avx512_bf16"}) == []

@@ -99,26 +99,42 @@ def judge(precision: str, reference, candidate, labels) -> Verdict:
     return Verdict(precision, passed, agreement, accuracy_fp32, accuracy, len(reference))
 
 
+def image_size(model) -> int:
+    """The side in pixels of the decoded images `model` takes."""
+    name = image_input_name(model)
+    return next(tensor.shape[1] for tensor in model.inputs if tensor.name == name)
+
+
+def named_inputs(model, pixels: np.ndarray) -> dict:
+    """uint8 pixels -> the model's inputs by name: the image, and whatever else
+    trainer.faces.model_inputs finds for it (the face search)."""
+    inputs = model_inputs(model, pixels)
+    return dict(inputs) if isinstance(inputs, dict) else {image_input_name(model): inputs}
+
+
+def output_differences(reference: dict, candidate: dict) -> tuple[dict[str, float], bool]:
+    """The largest difference of each output ({name: value}), and whether every one is within
+    its tolerance (OUTPUT_TOLERANCES, else PROBABILITY_TOLERANCE; NaN never is)."""
+    differences = {name: float(np.max(np.abs(np.asarray(reference[name], np.float64) -
+                                             candidate[name]), initial=0)) for name in reference}
+    return differences, all(value <= OUTPUT_TOLERANCES.get(name, PROBABILITY_TOLERANCE)
+                            for name, value in differences.items())
+
+
 def check_fp32_parity(model, candidate: Run, reference: Run, images) -> dict:
     """Whether an fp32 runtime gives TensorFlow's outputs on the version's held-out test split
     (`images`: uint8 pixels), every output within its tolerance: the worker's start-up check
     runs on fixed probes, which a face-reading model finds unlike anything it was trained on
     and answers alike, so only real images show its photo path. Logged, with its figure."""
-    image = image_input_name(model)
-    size = next(tensor.shape[1] for tensor in model.inputs if tensor.name == image)
-    inputs = model_inputs(model, np.asarray(images, np.uint8).reshape(-1, size, size, 3))
-    inputs = inputs if isinstance(inputs, dict) else {image: inputs}
+    size = image_size(model)
+    inputs = named_inputs(model, np.asarray(images, np.uint8).reshape(-1, size, size, 3))
     expected = reference(inputs)
     try:
-        got = candidate(inputs)
-        differences = {name: float(np.max(np.abs(np.asarray(expected[name], np.float64) -
-                                                 got[name]), initial=0)) for name in expected}
+        differences, passed = output_differences(expected, candidate(inputs))
     except Exception as error:  # a runtime that cannot run it, or answers another shape
         why = f"fp32: failed on the test images: {error}"
         logger.warning("OpenVINO refused (%s)", why)
         return {"passed": False, "images": len(images), "why": why}
-    passed = all(value <= OUTPUT_TOLERANCES.get(name, PROBABILITY_TOLERANCE)
-                 for name, value in differences.items())  # NaN compares False: refused
     why = (f"fp32: max |d| {max(differences.values(), default=0.0):.2g} over "
            f"{len(differences)} output(s) on {len(images)} test images (tolerance "
            f"{PROBABILITY_TOLERANCE}, familiarity {OUTPUT_TOLERANCES['familiarity']})")
@@ -139,12 +155,9 @@ def check_reduced_precision(model, candidates: dict[str, Run], reference: Run, i
             record[precision] = {"passed": False, "why": f"not a candidate: no {precision} "
                                  f"hardware ({', '.join(sorted(needed))}) on the checking CPU"}
             continue
-        image = image_input_name(model)
-        size = next(tensor.shape[1] for tensor in model.inputs if tensor.name == image)
-        pixels = np.concatenate([np.asarray(images, np.uint8).reshape(-1, size, size, 3),
-                                 probe_images(size)])
-        inputs = model_inputs(model, pixels)
-        inputs = inputs if isinstance(inputs, dict) else {image: inputs}
+        size = image_size(model)
+        inputs = named_inputs(model, np.concatenate(
+            [np.asarray(images, np.uint8).reshape(-1, size, size, 3), probe_images(size)]))
         probabilities = [class_probabilities(run(inputs)[CLASS_OUTPUT], class_count)
                          for run in (reference, candidates[precision])]
         verdict = judge(precision, *probabilities, labels)

@@ -24,12 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from db.settings import InferenceEngine
-from trainer.conversion import (CLASS_OUTPUT, Run, image_input_name, openvino_runner,
-                                tensorflow_runner)
-from trainer.faces import model_inputs
+from trainer.conversion import CLASS_OUTPUT, Run, openvino_runner, tensorflow_runner
 from trainer.model import class_probabilities
 from trainer.precision import (OUTPUT_TOLERANCES, PROBABILITY_TOLERANCE, PROBE_COUNT,
-                               REDUCED_PRECISION_FLAGS, cpu_flags, probe_images)
+                               REDUCED_PRECISION_FLAGS, cpu_flags, image_size, named_inputs,
+                               output_differences, probe_images)
 
 logger = logging.getLogger(__name__)
 
@@ -67,15 +66,8 @@ class Parity:
 
 
 def input_preparer(model) -> Callable[[np.ndarray], dict]:
-    """uint8 pixels -> the model's inputs by name: the image, and whatever else
-    trainer.faces.model_inputs finds for it (the face search)."""
-    image = image_input_name(model)
-
-    def prepare(pixels: np.ndarray) -> dict:
-        inputs = model_inputs(model, pixels)
-        return dict(inputs) if isinstance(inputs, dict) else {image: inputs}
-
-    return prepare
+    """uint8 pixels -> the model's inputs by name (trainer.precision.named_inputs)."""
+    return lambda pixels: named_inputs(model, pixels)
 
 
 def check_parity(reference: dict, candidate: dict, class_count: int) -> Parity:
@@ -85,10 +77,7 @@ def check_parity(reference: dict, candidate: dict, class_count: int) -> Parity:
             np.shape(reference[name]) != np.shape(candidate[name])
             or not np.all(np.isfinite(candidate[name])) for name in reference):
         return Parity(False, float("inf"), PROBE_COUNT, len(reference))
-    differences = {name: float(np.max(np.abs(np.asarray(reference[name], np.float64) -
-                                            candidate[name]), initial=0)) for name in reference}
-    within = all(value <= OUTPUT_TOLERANCES.get(name, PROBABILITY_TOLERANCE)
-                 for name, value in differences.items())
+    differences, within = output_differences(reference, candidate)
     difference = max(differences.values(), default=0.0)
     mismatches = 0
     if CLASS_OUTPUT in reference:
@@ -152,8 +141,7 @@ def load_engine(model, class_count: int, choice: str = "auto",
                          f"got {choice!r}")
     prepare = input_preparer(model)
     tensorflow = Engine("tensorflow", tensorflow_runner(model, input_scale), prepare)
-    size = next(t.shape[1] for t in model.inputs if t.name == image_input_name(model))
-    probes = prepare(probe_images(size))
+    probes = prepare(probe_images(image_size(model)))
     reference = tensorflow.run(probes)  # also traces the graph: the first batch runs warm
     if choice == InferenceEngine.TENSORFLOW:
         return _chosen(tensorflow, "requested")

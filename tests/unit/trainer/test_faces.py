@@ -312,16 +312,23 @@ def familiarity_fitted_on(folder: np.ndarray, folder_faces: dict, reviewed_drawi
     return familiarity
 
 
-def test_a_flat_drawn_face_is_unfamiliar_however_much_clip_art_the_training_folder_holds():
-    """Photo-like images with a few emoji among them: whatever the style statistics make of the
-    emoji, a drawn face with flat fills is unfamiliar. The same crops with a photo's grain, or
-    not called a drawn face, keep the style's familiarity."""
-    pixels, crops, grainy = flat_emoji()
+def clip_art_folder(pixels: np.ndarray, crops: np.ndarray) -> tuple[np.ndarray, dict]:
+    """A training folder of 30 photo-like textures (no face) and the first 6 emoji (drawn
+    faces): its images and their face inputs."""
     textures = np.clip(np.random.default_rng(6).normal(128, 50, (30, SIZE, SIZE, 3)), 0, 255)
     folder = np.concatenate([textures.astype(np.float32), pixels[:6]])
     faces = {FACE_INPUT: np.concatenate([np.zeros((30, FACE_SIZE, FACE_SIZE, 1), np.float32),
                                          crops[:6]]),
              DRAWN_INPUT: np.concatenate([np.zeros((30, 1)), np.ones((6, 1))]).astype(np.float32)}
+    return folder, faces
+
+
+def test_a_flat_drawn_face_is_unfamiliar_however_much_clip_art_the_training_folder_holds():
+    """Photo-like images with a few emoji among them: whatever the style statistics make of the
+    emoji, a drawn face with flat fills is unfamiliar. The same crops with a photo's grain, or
+    not called a drawn face, keep the style's familiarity."""
+    pixels, crops, grainy = flat_emoji()
+    folder, faces = clip_art_folder(pixels, crops)
     familiarity = familiarity_fitted_on(folder, faces)
     undrawn, style = familiarity(pixels, crops, 0.0)
     np.testing.assert_allclose(undrawn, style, atol=1e-6)
@@ -336,11 +343,7 @@ def test_once_a_person_reviewed_enough_drawn_faces_the_style_decides_again():
     from trainer.model import RECIPES
 
     pixels, crops, _ = flat_emoji()
-    textures = np.clip(np.random.default_rng(6).normal(128, 50, (30, SIZE, SIZE, 3)), 0, 255)
-    folder = np.concatenate([textures.astype(np.float32), pixels[:6]])
-    faces = {FACE_INPUT: np.concatenate([np.zeros((30, FACE_SIZE, FACE_SIZE, 1), np.float32),
-                                         crops[:6]]),
-             DRAWN_INPUT: np.concatenate([np.zeros((30, 1)), np.ones((6, 1))]).astype(np.float32)}
+    folder, faces = clip_art_folder(pixels, crops)
     enough = RECIPES["pretrained-faces"].reviewed_drawings_learned
     taught, style = familiarity_fitted_on(folder, faces, enough)(pixels, crops, 1.0)
     np.testing.assert_allclose(taught, style, atol=1e-6)

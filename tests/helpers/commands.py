@@ -4,6 +4,10 @@ import os
 import subprocess
 import sys
 
+# What TensorFlow writes as it starts: no command prints it.
+TENSORFLOW_STARTUP_LINES = ("absl::InitializeLog", "oneDNN", "cuda", "CUDA",
+                            "cpu_feature_guard")
+
 
 def happysad(*args: str, env: dict | None = None, timeout: float = 600,
              check: bool = True) -> subprocess.CompletedProcess:

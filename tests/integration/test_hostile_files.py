@@ -171,7 +171,7 @@ def _storable(text: str) -> str:
 # --- hostile messages ----------------------------------------------------------------------
 
 def test_forged_task_cannot_make_a_worker_read_outside_the_source(
-        tmp_path, postgres, redis_url, registered_model, start_worker):
+        tmp_path, postgres, redis_url, registered_baseline_model, start_worker):
     source = tmp_path / "incoming"
     source.mkdir()
     cv2.imwrite(str(source / "inside.jpg"), draw_face("happy", 64, np.random.default_rng(3)))
@@ -182,7 +182,7 @@ def test_forged_task_cannot_make_a_worker_read_outside_the_source(
               str(tmp_path / "incoming-secret" / "trap.jpg"),
               f"file://{tmp_path / 'secret' / 'trap.jpg'}"]
     with session_scope() as session:
-        job_id = queries.create_job(session, str(source), registered_model, 8).id
+        job_id = queries.create_job(session, str(source), registered_baseline_model, 8).id
         queries.seal_job(session, job_id, len(forged) + 1, 1, 0)
     start_worker("forged").wait_ready()
     from scheduler.celery_app import sender_app
@@ -206,8 +206,8 @@ class _RunsCodeWhenUnpickled:
         return Path.touch, (self.marker,)
 
 
-def test_pickled_task_is_refused_and_never_run(tmp_path, postgres, redis_url, registered_model,
-                                               start_worker):
+def test_pickled_task_is_refused_and_never_run(tmp_path, postgres, redis_url,
+                                               registered_baseline_model, start_worker):
     from scheduler.celery_app import sender_app
 
     marker = tmp_path / "pickle-ran"
@@ -263,7 +263,7 @@ BAD_REQUESTS = {
 
 @pytest.mark.parametrize("case", BAD_REQUESTS)
 def test_bad_request_gives_one_line_and_writes_nothing(case, tmp_path, postgres, redis_url,
-                                                       registered_model):
+                                                       registered_baseline_model):
     arguments, environment, damage, expected = BAD_REQUESTS[case]
     (tmp_path / "empty").mkdir()
     (tmp_path / "incoming").mkdir()
@@ -271,7 +271,7 @@ def test_bad_request_gives_one_line_and_writes_nothing(case, tmp_path, postgres,
                 draw_face("happy", 64, np.random.default_rng(5)))
     if damage:
         with session_scope() as session:
-            damage(Path(queries.get_model_version(session, registered_model).path))
+            damage(Path(queries.get_model_version(session, registered_baseline_model).path))
     result = happysad(*[a.format(tmp=tmp_path) for a in arguments],
                       env=dict(os.environ, **environment), check=False)
 
@@ -283,7 +283,8 @@ def test_bad_request_gives_one_line_and_writes_nothing(case, tmp_path, postgres,
 
 
 def test_model_tampered_after_submission_gives_error_rows(tmp_path, postgres, redis_url,
-                                                          registered_model, start_worker):
+                                                          registered_baseline_model,
+                                                          start_worker):
     folder = tmp_path / "incoming"
     folder.mkdir()
     for index in range(3):
@@ -291,7 +292,7 @@ def test_model_tampered_after_submission_gives_error_rows(tmp_path, postgres, re
                     draw_face("sad", 64, np.random.default_rng(index)))
     submission = submit_source(str(folder), batch_size=2)  # checked intact, then tampered with
     with session_scope() as session:
-        _tamper(Path(queries.get_model_version(session, registered_model).path))
+        _tamper(Path(queries.get_model_version(session, registered_baseline_model).path))
     start_worker("refuses").wait_ready()
 
     rows = assert_each_image_once(submission.job_id, [str(p) for p in sorted(folder.iterdir())],
@@ -303,7 +304,7 @@ def test_model_tampered_after_submission_gives_error_rows(tmp_path, postgres, re
 # --- secrets -------------------------------------------------------------------------------
 
 def test_no_secrets_in_logs_output_or_database(tmp_path, postgres, own_redis, monkeypatch,
-                                               registered_model, start_worker):
+                                               registered_baseline_model, start_worker):
     monkeypatch.setenv("HAPPYSAD_BROKER_URL", own_redis(password="broker-s3cret").url)
     # Local PostgreSQL trusts every login, so a password in the URL is accepted and ignored.
     monkeypatch.setenv("HAPPYSAD_DATABASE_URL", postgres.replace("postgres@",

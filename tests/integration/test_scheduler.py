@@ -132,8 +132,9 @@ def test_two_schedulers_yield_one_run_per_slot_and_a_new_version(
 
 
 def test_a_running_job_keeps_its_version_across_a_promotion(
-        tmp_path, postgres, redis_url, registered_model, tiny_training, start_worker,
-        monkeypatch):
+        tmp_path, postgres, redis_url, registered_baseline_model, tiny_baseline_training,
+        start_worker, monkeypatch):
+    """On the tutorial's CNN: which version a job runs does not depend on the recipe."""
     # This test is the submitter, by hand and without its listing lock: the reconciler must
     # not take the job's listing for a dead submitter's while the test sends its batches.
     monkeypatch.setenv("HAPPYSAD_LISTING_DEADLINE", "3600")
@@ -143,7 +144,7 @@ def test_a_running_job_keeps_its_version_across_a_promotion(
     from trainer.storage import open_storage
     from worker.task_names import CLASSIFY_BATCH_TASK
 
-    new_version = register(tiny_training, promote="never").version
+    new_version = register(tiny_baseline_training, promote="never").version
     folder = tmp_path / "incoming"
     write_sample_dataset(folder, per_class=8, image_size=32, seed=3, labelled=False)
     worker = start_worker("labeller", concurrency=1, queues=LABELLING_QUEUE)
@@ -157,7 +158,7 @@ def test_a_running_job_keeps_its_version_across_a_promotion(
     batches = list(iter_batches(storage, 2, skipped))
     half = len(batches) // 2
     with session_scope() as session:
-        job_id = queries.create_job(session, storage.root, registered_model, 2).id
+        job_id = queries.create_job(session, storage.root, registered_baseline_model, 2).id
     app = sender_app()
     for index in range(half):
         app.send_task(CLASSIFY_BATCH_TASK, args=[job_id, index, batches[index]])
@@ -174,7 +175,7 @@ def test_a_running_job_keeps_its_version_across_a_promotion(
     wait_for_job_done(job_id, timeout=120)
     wait_for_job_done(after.job_id, timeout=120)
     assert after.model_version == new_version
-    assert versions_used(job_id) == {registered_model}
+    assert versions_used(job_id) == {registered_baseline_model}
     assert versions_used(after.job_id) == {new_version}
     with session_scope() as session:
         promoted_at = queries.promotion_history(session)[-1].at

@@ -90,7 +90,7 @@ def test_listing_streams_batches_and_skips_what_is_not_an_image(photos):
     assert again == [[uris[0], uris[5]]]  # a resumed listing leaves out what is recorded
 
 
-def test_submit_records_each_batch_before_sending_it(app, photos, registered_model):
+def test_submit_records_each_batch_before_sending_it(app, photos, registered_baseline_model):
     folder, uris = photos
     submission = submit_source(folder, batch_size=4)
     assert (submission.total_images, submission.batches, submission.skipped_files) == (6, 2, 1)
@@ -104,7 +104,7 @@ def test_submit_records_each_batch_before_sending_it(app, photos, registered_mod
 
 
 def test_classifying_every_batch_finishes_the_job_with_its_report(app, photos,
-                                                                  registered_model):
+                                                                  registered_baseline_model):
     folder, uris = photos
     job_id = submit_source(folder, batch_size=4).job_id
     run_in_process(queued_tasks(app))
@@ -113,13 +113,13 @@ def test_classifying_every_batch_finishes_the_job_with_its_report(app, photos,
     broken = [uri for uri in uris if uri.endswith("zz_broken.jpg")]
     assert all(rows[uri].error and rows[uri].label is None for uri in broken)  # with why
     assert all(rows[uri].label in {"happy", "sad"} and rows[uri].model_version
-               == registered_model for uri in set(uris) - set(broken))
+               == registered_baseline_model for uri in set(uris) - set(broken))
     finished = job(job_id)
     assert finished.status == "done" and finished.report_path.endswith("report.html")
     assert all(row.finished_at for row in outbox_rows(job_id).values())
 
 
-def test_a_batch_written_twice_has_its_rows_once(app, photos, registered_model):
+def test_a_batch_written_twice_has_its_rows_once(app, photos, registered_baseline_model):
     folder, uris = photos
     job_id = submit_source(folder, batch_size=4).job_id
     messages = queued_tasks(app)
@@ -128,7 +128,7 @@ def test_a_batch_written_twice_has_its_rows_once(app, photos, registered_model):
     assert job(job_id).status == "running"
 
 
-def test_finishing_a_job_happens_once(photos, registered_model):
+def test_finishing_a_job_happens_once(photos, registered_baseline_model):
     folder, uris = photos
     job_id = submit_source(folder, batch_size=4).job_id
     cache = classify.ModelCache()
@@ -143,7 +143,7 @@ def test_finishing_a_job_happens_once(photos, registered_model):
 
 
 def test_a_reconciler_pass_sends_lost_batches_again_and_finishes_complete_jobs(
-        app, photos, registered_model, monkeypatch):
+        app, photos, registered_baseline_model, monkeypatch):
     folder, uris = photos
     job_id = submit_source(folder, batch_size=4).job_id
     queued_tasks(app)  # both messages lost
@@ -166,11 +166,11 @@ def test_a_reconciler_pass_sends_lost_batches_again_and_finishes_complete_jobs(
     assert job(job_id).status == "done"
 
 
-def test_resume_lists_again_only_what_is_not_recorded(app, photos, registered_model):
+def test_resume_lists_again_only_what_is_not_recorded(app, photos, registered_baseline_model):
     folder, uris = photos
     storage = open_storage(folder)
     with session_scope() as session:  # a submitter that died after its first batch
-        job_id = queries.create_job(session, storage.root, registered_model, 4).id
+        job_id = queries.create_job(session, storage.root, registered_baseline_model, 4).id
     send_batches(app, job_id, [uris[:4]], 0)
     assert queued_tasks(app) == [(CLASSIFY_BATCH_TASK, [job_id, 0, uris[:4]])]
     resumed = resume_job(app, job_id, "resumed by the test")
@@ -181,7 +181,7 @@ def test_resume_lists_again_only_what_is_not_recorded(app, photos, registered_mo
     assert sum((row.uris for row in outbox_rows(job_id).values()), []) == uris
 
 
-def test_retry_sends_a_done_jobs_failed_images_again(app, photos, registered_model):
+def test_retry_sends_a_done_jobs_failed_images_again(app, photos, registered_baseline_model):
     folder, uris = photos
     job_id = submit_source(folder, batch_size=4).job_id
     run_in_process(queued_tasks(app))

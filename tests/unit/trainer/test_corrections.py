@@ -101,7 +101,9 @@ def review_files(folder, verdicts: dict[str, str], version: int | None = None) -
 
 
 def test_a_new_review_triggers_the_retrain_and_none_does_not(sample_folder, tmp_path,
-                                                            registered_model, monkeypatch):
+                                                            registered_baseline_model,
+                                                            monkeypatch):
+    """On the tutorial's CNN: what triggers a retrain is the same for every recipe."""
     from worker.retrain import run_retrain
 
     monkeypatch.setenv("HAPPYSAD_TRAIN_DATA", str(sample_folder))
@@ -110,7 +112,7 @@ def test_a_new_review_triggers_the_retrain_and_none_does_not(sample_folder, tmp_
     incoming = tmp_path / "incoming"
     write_sample_dataset(incoming, per_class=2, image_size=48, seed=4, labelled=False)
     job_id = review_files(incoming, {"happy_4_00000.jpg": "sad", "sad_4_00001.jpg": "sad"},
-                          version=registered_model)
+                          version=registered_baseline_model)
     run = run_retrain(slot="after")
     assert run.status == "done", run.reason
     assert run.dataset_fingerprint != source_fingerprint(str(sample_folder))

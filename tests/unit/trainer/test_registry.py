@@ -111,7 +111,7 @@ def test_a_version_carries_its_calibration_and_reliability_diagram(tiny_training
     assert (folder / "plots" / "reliability.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_a_model_registered_twice_is_converted_once(tiny_training, monkeypatch):
+def test_a_model_registered_twice_is_converted_once(tiny_baseline_training, monkeypatch):
     """Registering the same trained model again (in another store, or promoted otherwise)
     reuses its OpenVINO conversion: Keras stamps the time of saving into model.keras, and the
     cache keyed on those bytes missed every time, converting again."""
@@ -126,8 +126,8 @@ def test_a_model_registered_twice_is_converted_once(tiny_training, monkeypatch):
     monkeypatch.setattr(registry, "_convert",
                         lambda result: conversions.append(result) or real_convert(result))
     monkeypatch.setattr(registry, "_CONVERTED", {})
-    first = registry.register(tiny_training, promote="always")
-    second = registry.register(dataclasses.replace(tiny_training), promote="never")
+    first = registry.register(tiny_baseline_training, promote="always")
+    second = registry.register(dataclasses.replace(tiny_baseline_training), promote="never")
     assert len(conversions) == 1
     with session_scope() as session:
         engines = [queries.get_model_version(session, registration.version).params["engines"]

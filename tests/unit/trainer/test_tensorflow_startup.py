@@ -6,12 +6,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
-from tests.helpers.commands import happysad
-
 ROOT = Path(__file__).resolve().parents[3]
-STARTUP_LINES = ("absl::InitializeLog", "oneDNN", "cuda", "CUDA", "cpu_feature_guard")
 
 
 def import_fake_tensorflow(tmp_path: Path, body: str, **env) -> subprocess.CompletedProcess:
@@ -45,14 +40,6 @@ def test_a_failed_import_shows_what_tensorflow_wrote(tmp_path):
 def test_debug_log_level_shows_tensorflow_s_own_lines(tmp_path):
     result = import_fake_tensorflow(tmp_path, "", HAPPYSAD_LOG_LEVEL="DEBUG")
     assert result.returncode == 0 and "C++ chatter" in result.stderr
-
-
-@pytest.mark.slow
-def test_a_command_that_trains_prints_no_tensorflow_start_up_line(sample_folder):
-    result = happysad("train", str(sample_folder), "--epochs", "1", "--image-size", "32",
-                      "--json")
-    for line in STARTUP_LINES + ("retracing",):
-        assert line not in result.stderr, result.stderr
 
 
 def test_the_retracing_warning_of_training_s_graphs_is_dropped_and_others_kept():

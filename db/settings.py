@@ -60,10 +60,18 @@ def default_home() -> Path:
     return base / "happysad"  # a relative XDG_DATA_HOME is ignored, as the XDG spec says
 
 
+def default_cache_dir() -> Path:
+    """What can be made again, kept between processes and shared by every home of the user's:
+    $XDG_CACHE_HOME/happysad, or ~/.cache/happysad."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".cache") / "happysad"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HAPPYSAD_", env_file=".env", extra="ignore")
 
     home: Path = Field(default_factory=default_home)
+    cache_dir: Path = Field(default_factory=default_cache_dir)
     database_url: str | None = None
     broker_url: str | None = None
     model_store: str | None = None
@@ -100,10 +108,15 @@ class Settings(BaseSettings):
     def _home_or_default(cls, home):
         return home if home not in (None, "") else default_home()  # empty means not set
 
-    @field_validator("home")
+    @field_validator("cache_dir", mode="before")
     @classmethod
-    def _absolute_home(cls, home: Path) -> Path:
-        return home.expanduser().resolve()
+    def _cache_or_default(cls, folder):
+        return folder if folder not in (None, "") else default_cache_dir()
+
+    @field_validator("home", "cache_dir")
+    @classmethod
+    def _absolute_home(cls, folder: Path) -> Path:
+        return folder.expanduser().resolve()
 
     @field_validator("api_token")
     @classmethod

@@ -5,17 +5,22 @@ The package's `MTCNN.detect_faces` spends most of its time outside arithmetic: e
 every network, every pyramid level and every crop is a separate eager call with Keras and
 TensorFlow dispatch around it. Here a stage is a traced TensorFlow graph for the pixel work the
 package does in TensorFlow (normalising, the pyramid's area shrinking, the crops: the same ops)
-and one OpenVINO call for its network (its networks converted in memory, run in float32). Between
-the stages, proposals become boxes, are filtered and merged by the package's own functions
-(mtcnn.utils.bboxes) or, for the merge, the same arithmetic in fewer calls (suppress_overlaps),
-in the package's order: the boxes are the package's, to float rounding in the networks.
+and one OpenVINO call for its network (its networks converted on first use, run in float32; the
+conversions are kept in HAPPYSAD_CACHE_DIR for the next process). Between the stages, proposals
+become boxes, are filtered and merged by the package's own functions (mtcnn.utils.bboxes) or,
+for the merge, the same arithmetic in fewer calls (suppress_overlaps), in the package's order:
+the boxes are the package's, to float rounding in the networks.
 
 Two things the package does are left out because they cannot change a box here: the batch is
 one array of equal-sized images (no padding to undo), and ONet's landmarks are not computed
 into the result (they never decide a box's order, its confidence or whether it is kept).
 """
 
+import hashlib
+import os
+import tempfile
 import threading
+from pathlib import Path
 
 import numpy as np
 
@@ -33,8 +38,9 @@ class FaceDetector:
     """MTCNN on batches of equal-sized uint8 RGB images. Made from the package's networks
     (`MTCNN().stages`), so their weights are the package's files."""
 
-    def __init__(self, stages):
+    def __init__(self, stages, cache_dir: Path | None = None):
         pnet, rnet, onet = (stage.model for stage in stages)
+        self._cache_dir = cache_dir  # the networks' OpenVINO conversions; None: never kept
         self._pnet = pnet
         self._refiners = {RNET_SIZE: rnet, ONET_SIZE: onet}
         self._pyramids = {}  # (height, width, min_face_size) -> the traced pyramid + PNet
@@ -120,7 +126,7 @@ class FaceDetector:
             def pnet(*shrunk):
                 return [output for level in shrunk for output in self._pnet(level)]
 
-            run_pnet = compiled(pnet)
+            run_pnet = compiled(pnet, self._cache_dir, self._pnet)
 
             def pyramid(images):
                 normalized, *shrunk = levels(images)
@@ -150,7 +156,7 @@ class FaceDetector:
                 outputs = network(patches)
                 return outputs[0], outputs[-1]
 
-            run_network = compiled(refine)
+            run_network = compiled(refine, self._cache_dir, network)
 
             def run(normalized, corners, indices):
                 return run_network(crop(normalized, corners, indices))
@@ -187,11 +193,14 @@ def suppress_overlaps(boxes: np.ndarray, threshold: float, method: str,
     return np.concatenate(kept, axis=0) if kept else np.empty((0, 6))
 
 
-def compiled(function):
+def compiled(function, cache_dir: Path | None = None, network=None):
     """A traced function (fixed input signature) as OpenVINO runs it on this CPU in float32 with
-    this process's TensorFlow thread count (a worker's HAPPYSAD_INFERENCE_THREADS): converted in
-    memory on first use, no file written. It returns numpy arrays in the function's output
-    order. Without OpenVINO installed, the traced function runs in TensorFlow."""
+    this process's TensorFlow thread count (a worker's HAPPYSAD_INFERENCE_THREADS). Converted on
+    first use; with a `cache_dir`, the conversion is kept there (keyed on the traced graph, the
+    Keras `network`'s weights and the versions that convert it) and read back by the next
+    process instead of converting again (a second per process). It returns numpy arrays in the
+    function's output order. Without OpenVINO installed, the traced function runs in
+    TensorFlow."""
     import tensorflow as tf
 
     concrete = function.get_concrete_function()
@@ -199,18 +208,23 @@ def compiled(function):
         import openvino as ov
     except ImportError:
         return lambda *inputs: [output.numpy() for output in function(*inputs)]
+    core = ov.Core()
+    if cache_dir is None:
+        converted = ov.convert_model(concrete)
+    else:
+        converted = _cached_conversion(core, concrete, cache_dir, network)
     config = {"INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": 1}
     threads = tf.config.threading.get_intra_op_parallelism_threads()
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
-    network = ov.Core().compile_model(ov.convert_model(concrete), "CPU", config)
-    request = network.create_infer_request()
+    runnable = core.compile_model(converted, "CPU", config)
+    request = runnable.create_infer_request()
     # The IR's inputs are named as the function's arguments ("images"), its outputs as the
     # traced graph's tensors ("Identity_1:0").
     arguments = [tensor for tensor in concrete.inputs if tensor.dtype != tf.resource]
-    inputs = [next(port for port in network.inputs if tensor.name.split(":")[0]
+    inputs = [next(port for port in runnable.inputs if tensor.name.split(":")[0]
                    in port.get_names()) for tensor in arguments]
-    outputs = [next(port for port in network.outputs if tensor.name in port.get_names())
+    outputs = [next(port for port in runnable.outputs if tensor.name in port.get_names())
                for tensor in concrete.outputs]
 
     lock = threading.Lock()  # one infer request: calls from several threads take turns
@@ -222,3 +236,43 @@ def compiled(function):
             return [np.array(results[port]) for port in outputs]
 
     return run
+
+
+def _cached_conversion(core, concrete, cache_dir: Path, network):
+    """The OpenVINO model of a traced function, read from `cache_dir` when an earlier process
+    converted the same one, else converted and written there (whole or not at all: written
+    aside, then renamed, the weights first). A folder that cannot be read or written only
+    costs the conversion."""
+    import openvino as ov
+
+    path = cache_dir / f"{_conversion_key(concrete, network)}.xml"
+    try:
+        if path.exists():
+            return core.read_model(path)
+    except (OSError, RuntimeError):  # damaged or unreadable: convert again, and replace it
+        pass
+    converted = ov.convert_model(concrete)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache_dir) as folder:
+            ov.save_model(converted, Path(folder) / path.name, compress_to_fp16=False)
+            os.replace(Path(folder) / path.with_suffix(".bin").name, path.with_suffix(".bin"))
+            os.replace(Path(folder) / path.name, path)
+    except (OSError, RuntimeError):
+        pass
+    return converted
+
+
+def _conversion_key(concrete, network) -> str:
+    """What a conversion depends on: the traced graph's operations and shapes, the network's
+    weights, and the versions of what traces and converts it."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256()
+    for package in ("mtcnn", "openvino", "tensorflow", "keras"):
+        digest.update(f"{package} {version(package)};".encode())
+    for operation in concrete.graph.get_operations():
+        digest.update(f"{operation.type}{[str(t.shape) for t in operation.outputs]};".encode())
+    for weights in network.get_weights() if network is not None else []:
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()[:32]

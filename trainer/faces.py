@@ -50,12 +50,14 @@ DRAWN_TOLERANCE = 20  # per RGB channel, of 255
 @lru_cache(maxsize=1)
 def _detector():
     """One MTCNN per process, made on first use: the package's three networks (their weights
-    load from the package) run by trainer.face_detector, which traces them on first call."""
+    load from the package) run by trainer.face_detector, which traces them on first call and
+    keeps their OpenVINO conversions in HAPPYSAD_CACHE_DIR for the next process."""
     from mtcnn import MTCNN
 
+    from db.settings import get_settings
     from trainer.face_detector import FaceDetector
 
-    return FaceDetector(MTCNN(device="CPU:0").stages)
+    return FaceDetector(MTCNN(device="CPU:0").stages, get_settings().cache_dir / "face-search")
 
 
 def photo_faces(pixels: np.ndarray) -> np.ndarray:

@@ -44,6 +44,36 @@ def test_our_runner_finds_the_packages_boxes(package_and_ours, size):
     np.testing.assert_allclose(found, expected, atol=0.01)  # pixels; the order is the package's
 
 
+def test_a_conversion_kept_for_the_next_process_gives_the_same_boxes(package_and_ours,
+                                                                     tmp_path, monkeypatch):
+    """The first detector writes its networks' conversions; a second (as in the next process)
+    reads them back instead of converting; a damaged one is converted again and replaced."""
+    from trainer import face_detector
+
+    package, ours = package_and_ours
+    images = blurred_noise(3, 72)
+    expected = ours.detect(images, min_face_size=20, thresholds=LOW_THRESHOLDS)
+    first = face_detector.FaceDetector(package.stages, tmp_path)
+    np.testing.assert_array_equal(first.detect(images, 20, LOW_THRESHOLDS), expected)
+    kept = sorted(tmp_path.glob("*.xml"))
+    assert len(kept) == 3 and all(path.with_suffix(".bin").stat().st_size for path in kept)
+    assert not [path for path in tmp_path.iterdir() if path.is_dir()]  # nothing half-written
+
+    import openvino
+
+    conversions = []
+    convert = openvino.convert_model
+    monkeypatch.setattr(openvino, "convert_model",
+                        lambda concrete: conversions.append(concrete) or convert(concrete))
+    second = face_detector.FaceDetector(package.stages, tmp_path)
+    np.testing.assert_array_equal(second.detect(images, 20, LOW_THRESHOLDS), expected)
+    assert conversions == []  # read back, not converted
+    kept[0].write_text("<net>damaged")
+    third = face_detector.FaceDetector(package.stages, tmp_path)
+    np.testing.assert_array_equal(third.detect(images, 20, LOW_THRESHOLDS), expected)
+    assert len(conversions) == 1 and "damaged" not in kept[0].read_text()
+
+
 def test_nothing_found_in_flat_images(package_and_ours):
     _, ours = package_and_ours
     assert ours.detect(np.full((2, 200, 200, 3), 128, np.uint8)).shape == (0, 6)

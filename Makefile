@@ -40,7 +40,7 @@ lock: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/happysad demo
 
-# Everything, in pytest-xdist processes (auto: one more than the cores, tests/conftest.py), each
+# Everything, in pytest-xdist processes (auto: two more than the cores, tests/conftest.py), each
 # with a database and a Redis db of its own; `make test-fast` first gives the unit tests' verdict.
 TEST_PROCESSES ?= auto
 test: $(STAMP) chromium

@@ -15,8 +15,8 @@ does nothing.
 """
 
 import importlib.abc
-import logging
 import importlib.machinery
+import logging
 import os
 import sys
 import tempfile

@@ -74,6 +74,21 @@ def test_a_conversion_kept_for_the_next_process_gives_the_same_boxes(package_and
     assert len(conversions) == 1 and "damaged" not in kept[0].read_text()
 
 
+def test_the_face_search_keeps_its_conversions_in_happysad_cache_dir(tmp_path, monkeypatch):
+    from db.settings import reset_settings
+    from trainer import faces
+
+    monkeypatch.setenv("HAPPYSAD_CACHE_DIR", str(tmp_path / "cache"))
+    reset_settings()
+    faces._detector.cache_clear()  # this process's detector was made with another folder
+    try:
+        faces.photo_faces(blurred_noise(2, 200))
+        kept = sorted((tmp_path / "cache" / "face-search").glob("*.xml"))
+        assert kept and all(path.with_suffix(".bin").stat().st_size for path in kept)
+    finally:
+        faces._detector.cache_clear()
+
+
 def test_nothing_found_in_flat_images(package_and_ours):
     _, ours = package_and_ours
     assert ours.detect(np.full((2, 200, 200, 3), 128, np.uint8)).shape == (0, 6)

@@ -209,10 +209,11 @@ def tiny_baseline_training(sample_folder, tmp_path_factory):
     (cancelling, a full disk, retrying, waiting for a worker, file names, a poison batch). The
     default architecture's face search costs about 100 times more per image (227 ms against
     2 ms a batch of 4 on this machine); its serving path through real workers stays proven by
-    test_labelling, test_hostile_files, test_web_api, the reliability tests that restart Redis
-    or cut the database off mid-job (they need batches that take long enough to still be
-    queued), test_lost_messages and the browser tests. Killing workers needs no slow model: a
-    fresh pool process loads TensorFlow for seconds with its first batch held."""
+    test_labelling, test_hostile_files, test_web_api and the browser tests. The faults that
+    need batches still queued or under way when they strike (Redis killed or restarted, the
+    database cut off, a host cut off) hold each batch with a sleep instead
+    (tests.helpers.paced_app). Killing workers needs no slow model: a fresh pool process loads
+    TensorFlow for seconds with its first batch held."""
     from trainer.train import TrainingParams
 
     return trained_once(tmp_path_factory, "tiny_baseline_training.pickle", sample_folder,

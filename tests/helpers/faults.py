@@ -25,11 +25,13 @@ def job_status(job_id: int) -> str:
 
 
 def wait_restarting_workers(job_id: int, workers: list, start_worker, timeout: float) -> float:
-    """Wait for the job to end, restarting any worker that exited; returns when it ended."""
+    """Wait for the job to end, restarting any worker that exited (with the same app);
+    returns when it ended."""
     def ended() -> bool:
         for index, worker in enumerate(workers):
             if worker.process.poll() is not None:
-                workers[index] = start_worker(f"{worker.name}-again{index}", concurrency=1)
+                workers[index] = start_worker(f"{worker.name}-again{index}", concurrency=1,
+                                                app=worker.app)
         return job_status(job_id) not in ("scanning", "running")
 
     wait_until(ended, f"job {job_id} to end", timeout=timeout, poll=0.5)

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 class WorkerProcess:
     """A real `celery -A scheduler.worker_app worker` in its own process group (or `-A` another
-    app module that wraps the real one, such as tests.helpers.poison_app).
+    app module that wraps the real one: tests.helpers.poison_app, tests.helpers.paced_app).
 
     Its processes run the model with TensorFlow unless the test sets HAPPYSAD_ENGINE: "auto"
     (the default) times every runtime against TensorFlow in each new process before its first
@@ -28,7 +28,7 @@ class WorkerProcess:
     def __init__(self, name: str, concurrency: int = 1, queues: str = LABELLING_QUEUE,
                  env: dict | None = None, log_dir: Path | None = None,
                  app: str = "scheduler.worker_app", run_in: list[str] = ()):
-        self.name = name
+        self.name, self.app = name, app
         log_dir = log_dir or Path(os.environ["HAPPYSAD_HOME"]) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}.log"

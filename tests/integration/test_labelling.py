@@ -1,5 +1,6 @@
 """Batch labelling end to end with real worker processes: Redis + PostgreSQL with two workers
-sharing one job, and the embedded queue with zero servers."""
+sharing one job (the default model and engine choice, as a user gets them), and the embedded
+queue with zero servers (the tiny baseline model: these are about the queue)."""
 
 import json
 import os
@@ -82,18 +83,18 @@ def wait_for_report(job_id: int, timeout: float = 60) -> str:
     raise AssertionError("no report")
 
 
-def test_embedded_submit_wait_starts_local_workers(tmp_path, registered_model):
+def test_embedded_submit_wait_starts_local_workers(tmp_path, registered_baseline_model):
     folder = incoming_folder(tmp_path, per_class=6)
     result = happysad("submit", str(folder), "--wait", "--json", "--batch-size", "4")
     record = json.loads(result.stdout)
     assert record["status"] == "done" and record["total"] == 13
     assert record["classified"] == 12 and record["failed"] == 1
-    assert record["model_version"] == registered_model
+    assert record["model_version"] == registered_baseline_model
     assert record["report"] and os.path.exists(record["report"])
     assert "starting" in result.stderr  # it said it started local workers
 
 
-def test_embedded_queue_is_shared_by_two_worker_commands(tmp_path, registered_model,
+def test_embedded_queue_is_shared_by_two_worker_commands(tmp_path, registered_baseline_model,
                                                          start_worker):
     folder = incoming_folder(tmp_path, per_class=10)
     workers = [start_worker("a"), start_worker("b")]

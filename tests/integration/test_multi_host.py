@@ -30,6 +30,7 @@ from tests.helpers.faults import report_rows
 from tests.helpers.images import write_images
 from tests.helpers.jobs import assert_each_image_once, batches_written
 from tests.helpers.netns import Namespace, add_link, cut
+from tests.helpers.paced_app import APP as PACED_APP, BATCH_SECONDS
 from tests.helpers.polling import wait_until
 from tests.helpers.processes import RedisServer, WorkerProcess
 from tests.helpers.services import unavailable
@@ -75,10 +76,12 @@ class Hosts:
         stack.callback(self._stop_workers)
 
     def start_worker(self, host: str) -> WorkerProcess:
-        """A worker on `host`, its broker and database over the host's link."""
+        """A worker on `host`, its broker and database over the host's link, each batch held a
+        second (tests.helpers.paced_app): however late one host's first batch comes on a busy
+        machine, the other cannot have done the whole job by then."""
         env = dict(os.environ, HAPPYSAD_BROKER_URL=self.redis.url,
-                   HAPPYSAD_DATABASE_URL=self.postgres.url)
-        self.workers[host] = WorkerProcess(host, concurrency=1, env=env,
+                   HAPPYSAD_DATABASE_URL=self.postgres.url, **{BATCH_SECONDS: "1"})
+        self.workers[host] = WorkerProcess(host, concurrency=1, env=env, app=PACED_APP,
                                            run_in=self.hosts[host].run_in)
         return self.workers[host]
 

@@ -15,6 +15,7 @@ from scheduler.submit import submit_source
 from tests.helpers.images import write_images
 from tests.helpers.jobs import (assert_each_image_once, batch_attempts, batches_written,
                                 in_flight_batches)
+from tests.helpers.paced_app import APP as PACED_APP, BATCH_SECONDS
 from tests.helpers.poison_app import MARKER_VARIABLE
 from tests.helpers.polling import wait_until
 from tests.helpers.processes import TcpProxy, log_text
@@ -179,16 +180,17 @@ KOMBU_CLOSE_BUG = "Unrecoverable error: AttributeError(\"'NoneType' object has n
                   "'hostname'\")"
 
 
-def test_redis_restarted_mid_job(tmp_path, postgres, own_redis, monkeypatch, registered_model,
-                                 start_worker):
+def test_redis_restarted_mid_job(tmp_path, postgres, own_redis, monkeypatch,
+                                 registered_baseline_model, start_worker):
     redis_server = own_redis()
     monkeypatch.setenv("HAPPYSAD_BROKER_URL", redis_server.url)
     monkeypatch.setenv("HAPPYSAD_VISIBILITY_TIMEOUT", "10")  # a batch whose ack was lost
+    monkeypatch.setenv(BATCH_SECONDS, "0.5")  # batches still queued when Redis stops
     from db.settings import reset_settings
 
     reset_settings()
     uris = write_images(tmp_path / "incoming", 40)
-    workers = [start_worker("restart0", concurrency=1)]
+    workers = [start_worker("restart0", concurrency=1, app=PACED_APP)]
     workers[0].wait_ready()
     job_id = submit_source(str(tmp_path / "incoming"), batch_size=4).job_id
     wait_until(lambda: batches_written(job_id), "a first batch", timeout=180)
@@ -200,7 +202,8 @@ def test_redis_restarted_mid_job(tmp_path, postgres, own_redis, monkeypatch, reg
     def done_or_restart_worker() -> bool:
         # docker-compose.yml restarts a worker that exits (restart: unless-stopped); so do we.
         if workers[-1].process.poll() is not None:
-            workers.append(start_worker(f"restart{len(workers)}", concurrency=1))
+            workers.append(start_worker(f"restart{len(workers)}", concurrency=1,
+                                        app=PACED_APP))
         with session_scope() as session:
             return queries.get_job(session, job_id).status == "done"
 
@@ -214,15 +217,16 @@ def test_redis_restarted_mid_job(tmp_path, postgres, own_redis, monkeypatch, reg
 
 
 def test_database_briefly_unreachable(tmp_path, postgres, redis_url, monkeypatch,
-                                      registered_model, start_worker):
+                                      registered_baseline_model, start_worker):
     from sqlalchemy.engine import make_url
 
     direct = make_url(postgres)
     proxy = TcpProxy(direct.port or 5432)
     proxied_url = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
     uris = write_images(tmp_path / "incoming", 64)
-    env = dict(os.environ, HAPPYSAD_DATABASE_URL=proxied_url)  # only the worker goes through
-    worker = start_worker("cut-off", concurrency=1, env=env)
+    env = dict(os.environ, HAPPYSAD_DATABASE_URL=proxied_url,  # only the worker goes through
+               **{BATCH_SECONDS: "0.5"})  # the job still running when the cut comes
+    worker = start_worker("cut-off", concurrency=1, env=env, app=PACED_APP)
     worker.wait_ready()
     job_id = submit_source(str(tmp_path / "incoming"), batch_size=4).job_id
     wait_until(lambda: batches_written(job_id), "a first batch", timeout=180)

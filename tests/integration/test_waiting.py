@@ -65,7 +65,8 @@ def test_concurrent_waiters_share_their_local_workers(tmp_path, registered_basel
     wait_until(lambda: not running_workers(), "the local workers to be stopped", timeout=60)
 
 
-def test_retrain_wait_beside_a_labelling_only_worker_ends(registered_model, start_worker):
+def test_retrain_wait_beside_a_labelling_only_worker_ends(registered_baseline_model,
+                                                          start_worker):
     start_worker("labelling-only", queues="labelling").wait_ready()
     result = happysad("retrain", "--force", "--wait", "--json", timeout=600)
     run = json.loads(result.stdout)  # HAPPYSAD_TRAIN_DATA is not set: the run says so

@@ -124,6 +124,7 @@ def run_strategy(strategy: str, base, args, seed: int) -> list[dict]:
     """One strategy from the base model: review, retrain, score, per step."""
     from db import queries
     from db.session import session_scope
+    from db.settings import get_settings
     from trainer.registry import register
     from scheduler.workers import start_local_workers, stop_local_workers
     from worker.retrain import run_retrain
@@ -133,7 +134,8 @@ def run_strategy(strategy: str, base, args, seed: int) -> list[dict]:
         use_home(home)
         workers = start_local_workers(args.workers, Path(home) / "worker.log")
         try:
-            version = register(base, promote="always").version
+            version = register(base, promote="always", settings=get_settings(),
+                               sessions=session_scope).version
             steps.append({"reviewed": 0, "model_version": version,
                           "pool_unreviewed_accuracy": accuracy_on(args.pool, version, workers),
                           "accuracy": accuracy_on(args.test, version, workers)

@@ -79,9 +79,12 @@ class Bench:
         reset_settings()
 
     def register_model(self) -> None:
+        from db.session import session_scope
+        from db.settings import get_settings
         from trainer.registry import register
 
-        register(self.training, promote="always")
+        register(self.training, promote="always", settings=get_settings(),
+                 sessions=session_scope)
 
     def start_workers(self, count: int, case: str) -> list[Worker]:
         """`count` workers, ready and warm: each pool process has loaded TensorFlow and the

@@ -155,7 +155,8 @@ def main() -> None:
     url = fresh_database()
     os.environ.update(HAPPYSAD_HOME=str(work / "home"), HAPPYSAD_DATABASE_URL=url,
                       HAPPYSAD_BROKER_URL=f"redis://127.0.0.1:{port}/0")
-    from db.settings import reset_settings
+    from db.session import session_scope
+    from db.settings import get_settings, reset_settings
     from scheduler.submit import submit_source
     from trainer.registry import register
     from trainer.sample_data import write_sample_dataset
@@ -166,7 +167,7 @@ def main() -> None:
     redis_client = redis.Redis(port=port)
     write_sample_dataset(work / "train", per_class=12, image_size=32, seed=0)
     register(train(str(work / "train"), TrainingParams(epochs=1, image_size=32, batch_size=16)),
-             promote="always")
+             promote="always", settings=get_settings(), sessions=session_scope)
     results = {"cpu": _cpu_name(), "batch_size": args.batch_size, "runs": []}
     with psycopg.connect(url, autocommit=True) as pg:
         # The submitter's own share: a job sent with no worker running.

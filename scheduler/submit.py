@@ -59,7 +59,7 @@ def resolve_model_version(session, model_version: int | None) -> int:
         row = queries.production_model_version(session)
         if row is None:
             raise SubmitError("no production model yet: train one first (`happysad train FOLDER`)")
-    verified_model_path(row)
+    verified_model_path(row, get_settings().home_folder("cache"))
     return row.version
 
 

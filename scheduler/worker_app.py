@@ -17,11 +17,12 @@ def _before_fork(sender=None, **_kwargs) -> None:
     and keep TensorFlow's start-up lines out of the children's logs."""
     from trainer.tensorflow_startup import quiet_tensorflow_startup
 
-    quiet_tensorflow_startup()
+    settings = get_settings()
+    quiet_tensorflow_startup(settings.log_level)
     concurrency = getattr(sender, "concurrency", None) or 1
     # The children read their settings afresh (_in_child): the share is set for them as the
     # setting itself, which they read through Settings like any other.
-    os.environ["HAPPYSAD_INFERENCE_THREADS"] = str(get_settings().threads_per_process(concurrency))
+    os.environ["HAPPYSAD_INFERENCE_THREADS"] = str(settings.threads_per_process(concurrency))
     workers.register_worker()
 
 

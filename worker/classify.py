@@ -76,10 +76,11 @@ class ModelCache:
         configure_threads()
         with session_scope() as session:
             row = queries.get_model_version(session, version)
-        model, choice = load_model(row), engine_choice()
+        cache_folder = get_settings().home_folder("cache")
+        model, choice = load_model(row, cache_folder), engine_choice()
         files, unavailable = None, ""
         if choice != "tensorflow":  # the IR, hash-checked like model.keras; never converted here
-            files, unavailable = verified_engine_files(row, "openvino")
+            files, unavailable = verified_engine_files(row, "openvino", cache_folder)
         candidates = openvino_candidates(files, (row.params or {}).get("engines", {}),
                                          inference_threads())
         engine = load_engine(model, len(row.class_names), choice, candidates,

@@ -134,7 +134,8 @@ def train_and_register(training: Training, run_id: int, slot: str, source: str,
         if not force and fingerprint == latest:
             return finish_run(run_id, RUN_SKIPPED, "training data and reviews unchanged since the "
                               f"last version (v{versions[-1].version})", fingerprint=fingerprint)
-        trained = training.train_and_register(source, params, "auto", corrections=corrections)
+        trained = training.train_and_register(source, params, "auto", settings=get_settings(),
+                                              sessions=session_scope, corrections=corrections)
         result, registration = trained.result, trained.registration
     except Exception as error:  # recorded on the run: the operator reads why in `retrain list`
         logger.exception("retrain %s failed", slot)

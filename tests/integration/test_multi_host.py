@@ -121,6 +121,8 @@ def started_not_written(job_id: int, host: str) -> list[int]:
 
 def test_a_worker_host_cut_off_mid_job_the_other_finishes_it(tmp_path, monkeypatch, hosts,
                                                              tiny_baseline_training):
+    from db.session import session_scope
+    from db.settings import get_settings
     from scheduler.submit import submit_source
     from trainer.registry import register
 
@@ -129,7 +131,8 @@ def test_a_worker_host_cut_off_mid_job_the_other_finishes_it(tmp_path, monkeypat
     monkeypatch.setenv("HAPPYSAD_RESEND_AFTER", "10")
     monkeypatch.setenv("HAPPYSAD_RECONCILE_INTERVAL", "2")
     reset_settings()
-    register(tiny_baseline_training, promote="always")
+    register(tiny_baseline_training, promote="always", settings=get_settings(),
+             sessions=session_scope)
     uris = write_images(tmp_path / "incoming", 300)
     batch_count = -(-len(uris) // BATCH_SIZE)
     for host in LINKS:

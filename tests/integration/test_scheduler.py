@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from db import queries
 from db.session import session_scope
-from db.settings import reset_settings
+from db.settings import get_settings, reset_settings
 from db.tables import JobBatch, RetrainRun
 from tests.helpers.commands import happysad
 from tests.helpers.jobs import wait_for_job_done
@@ -144,7 +144,8 @@ def test_a_running_job_keeps_its_version_across_a_promotion(
     from trainer.storage import open_storage
     from worker.task_names import CLASSIFY_BATCH_TASK
 
-    new_version = register(tiny_baseline_training, promote="never").version
+    new_version = register(tiny_baseline_training, promote="never", settings=get_settings(),
+                           sessions=session_scope).version
     folder = tmp_path / "incoming"
     write_sample_dataset(folder, per_class=8, image_size=32, seed=3, labelled=False)
     worker = start_worker("labeller", concurrency=1, queues=LABELLING_QUEUE)

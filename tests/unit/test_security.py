@@ -184,12 +184,12 @@ def test_a_tampered_model_file_is_refused_before_keras_reads_it(tmp_path):
 
     path = save_model(tmp_path / "model.keras", with_lambda=False)
     row = model_row(path)
-    assert load_model(row) is not None  # intact: loads
+    assert load_model(row, tmp_path / "cache") is not None  # intact: loads
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(ModelLoadError, match="does not match its recorded hash"):
-        load_model(row)
+        load_model(row, tmp_path / "cache")
 
 
 def test_a_model_with_python_code_is_refused_by_safe_mode(tmp_path):
@@ -199,4 +199,4 @@ def test_a_model_with_python_code_is_refused_by_safe_mode(tmp_path):
 
     path = save_model(tmp_path / "model.keras", with_lambda=True)
     with pytest.raises(ModelLoadError, match="cannot be loaded: .*Lambda"):
-        load_model(model_row(path))
+        load_model(model_row(path), tmp_path / "cache")

@@ -11,7 +11,7 @@ import pytest
 from db import queries
 from db.locks import TRAINING_LOCK, held_lock
 from db.session import get_engine, session_scope
-from db.settings import reset_settings
+from db.settings import get_settings, reset_settings
 from tests.helpers.commands import happysad
 from worker.task_names import CLASSIFY_BATCH_TASK, RETRAIN_TASK
 from worker.retrain import cron_slot, previous_fire_time, run_retrain
@@ -128,7 +128,8 @@ def score_on_same_test_images(version: int, result) -> float:
     from trainer.promotion import evaluate_version_on
 
     with session_scope() as session:
-        return evaluate_version_on(queries.get_model_version(session, version), result)["f1"]
+        row = queries.get_model_version(session, version)
+        return evaluate_version_on(row, result, get_settings().home_folder("cache"))["f1"]
 
 
 def test_the_gate_refuses_a_worse_challenger(train_data, registered_model, tiny_training,

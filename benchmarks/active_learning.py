@@ -157,7 +157,8 @@ def run_strategy(strategy: str, base, args, seed: int) -> list[dict]:
                 review(chosen, args.pool)
                 with session_scope() as session:
                     reviewed |= {queries.get_prediction(session, i).uri for i in chosen}
-                run = run_retrain(slot=f"{strategy}-{total}", force=True)
+                run = run_retrain(slot=f"{strategy}-{total}", force=True,
+                                  settings=get_settings(), sessions=session_scope)
                 if run.status != "done":
                     raise RuntimeError(f"retrain {run.slot} {run.status}: {run.reason}")
                 version = run.model_version

@@ -11,6 +11,7 @@ import pytest
 
 from db import queries
 from db.session import session_scope
+from db.settings import get_settings
 from scheduler.submit import submit_source
 from tests.helpers.images import write_images
 from tests.helpers.jobs import (assert_each_image_once, batch_attempts, batches_written,
@@ -160,9 +161,9 @@ def test_batch_written_before_a_crash_finishes_the_job_when_redelivered(
     folder = tmp_path / "incoming"
     uris = write_images(folder, 8)
     submission = submit_source(str(folder), batch_size=4)  # no worker yet: both stay queued
-    cache = ModelCache()
+    cache = ModelCache(get_settings())
     for index, batch in enumerate((uris[:4], uris[4:])):
-        classify_batch(submission.job_id, index, batch, cache, "crashed@host")
+        classify_batch(submission.job_id, index, batch, cache, session_scope, "crashed@host")
     with session_scope() as session:  # ... and "crashed" before calling complete_job
         assert queries.get_job(session, submission.job_id).status == "running"
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from db import queries
 from db.locks import RECONCILE_LOCK
 from db.session import session_scope, try_lock
+from db.settings import get_settings
 from db.tables import JobBatch, utc_now
 from scheduler import reconcile
 from scheduler.celery_app import sender_app
@@ -131,9 +132,10 @@ def test_a_batch_written_twice_has_its_rows_once(app, photos, registered_baselin
 def test_finishing_a_job_happens_once(photos, registered_baseline_model):
     folder, uris = photos
     job_id = submit_source(folder, batch_size=4).job_id
-    cache = classify.ModelCache()
-    assert classify.classify_batch(job_id, 0, uris[:4], cache, "test") is False
-    assert classify.classify_batch(job_id, 1, uris[4:], cache, "test") is True  # the last
+    cache = classify.ModelCache(get_settings())
+    assert classify.classify_batch(job_id, 0, uris[:4], cache, session_scope, "test") is False
+    # the last batch
+    assert classify.classify_batch(job_id, 1, uris[4:], cache, session_scope, "test") is True
     assert job(job_id).status == "running"  # finishing is the task's: complete_job
     tasks.complete_job(job_id)
     done = job(job_id)
@@ -157,9 +159,10 @@ def test_a_reconciler_pass_sends_lost_batches_again_and_finishes_complete_jobs(
     resent = queued_tasks(app)
     assert resent == [(CLASSIFY_BATCH_TASK, [job_id, 0, uris[:4]]),
                       (CLASSIFY_BATCH_TASK, [job_id, 1, uris[4:]])]
-    cache = classify.ModelCache()  # written, but the job left unfinished (its worker died)
+    # written, but the job left unfinished (its worker died)
+    cache = classify.ModelCache(get_settings())
     for _, (_, batch_index, batch) in resent:
-        classify.classify_batch(job_id, batch_index, batch, cache, "test")
+        classify.classify_batch(job_id, batch_index, batch, cache, session_scope, "test")
     done = reconcile.reconcile_once(app)
     assert done["finished"] == [job_id] and done["resent"] == 0
     run_in_process(queued_tasks(app))  # the finish_job message
@@ -210,7 +213,7 @@ def test_the_report_holds_the_jobs_figures_and_plots(tmp_path, isolated_env):
                                             ("gone.jpg", None)], source=str(folder))
     from worker.report import build_report
 
-    path = build_report(job_id)
+    path = build_report(job_id, settings=get_settings(), sessions=session_scope)
     report_folder = isolated_env / "jobs" / str(job_id)
     assert path.endswith("report.html")
     assert sorted(file.name for file in report_folder.iterdir()) == [

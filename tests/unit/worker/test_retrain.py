@@ -14,7 +14,8 @@ from db.session import get_engine, session_scope
 from db.settings import get_settings, reset_settings
 from tests.helpers.commands import happysad
 from worker.task_names import CLASSIFY_BATCH_TASK, RETRAIN_TASK
-from worker.retrain import cron_slot, previous_fire_time, run_retrain
+from worker.retrain import cron_slot, previous_fire_time
+from worker.retrain import run_retrain as run_retrain_with
 
 UTC = ZoneInfo("UTC")
 
@@ -77,6 +78,12 @@ def train_data(sample_folder, monkeypatch) -> str:
     monkeypatch.setenv("HAPPYSAD_TRAIN_DATA", str(sample_folder))
     reset_settings()
     return str(sample_folder)
+
+
+def run_retrain(slot: str, force: bool = False):
+    """The retrain as its task runs it: with the process's settings and transactions."""
+    return run_retrain_with(slot=slot, force=force, settings=get_settings(),
+                            sessions=session_scope)
 
 
 def runs_by_slot() -> dict[str, tuple[str, str | None]]:

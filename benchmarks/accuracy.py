@@ -38,9 +38,11 @@ def label_through_workers(test_folder: str, version: int, class_names: list[str]
     failed) for its rows."""
     from db import queries
     from db.session import session_scope
+    from db.settings import get_settings
     from scheduler.submit import submit_source
 
-    submission = submit_source(test_folder, model_version=version)
+    submission = submit_source(test_folder, model_version=version, settings=get_settings(),
+                               sessions=session_scope)
     while True:
         with session_scope() as session:
             if queries.get_job(session, submission.job_id).status == "done":

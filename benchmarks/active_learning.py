@@ -54,9 +54,11 @@ def label(folder: str, version: int, workers) -> int:
     """A job over `folder` pinned to `version`, labelled by the workers; its id."""
     from db import queries
     from db.session import session_scope
+    from db.settings import get_settings
     from scheduler.submit import submit_source
 
-    job_id = submit_source(folder, model_version=version).job_id
+    job_id = submit_source(folder, model_version=version, settings=get_settings(),
+                           sessions=session_scope).job_id
     while True:
         with session_scope() as session:
             if queries.get_job(session, job_id).status == "done":

@@ -173,7 +173,8 @@ def main() -> None:
         # The submitter's own share: a job sent with no worker running.
         image_folder(work / "submit-only", args.batches * args.batch_size)
         before = snapshot(redis_client, pg)
-        job = submit_source(str(work / "submit-only"), batch_size=args.batch_size)
+        job = submit_source(str(work / "submit-only"), batch_size=args.batch_size,
+                            settings=get_settings(), sessions=session_scope)
         results["submitter"] = difference(before, snapshot(redis_client, pg), job.batches, 0)
         redis_client.flushdb()  # the queued batches are not worked
         for processes in args.processes:
@@ -183,9 +184,12 @@ def main() -> None:
             try:
                 warm = work / f"warm-{processes}"
                 image_folder(warm, processes * 2 * args.batch_size)  # every process loads the model
-                wait_done(pg, submit_source(str(warm), batch_size=args.batch_size).job_id)
+                wait_done(pg, submit_source(str(warm), batch_size=args.batch_size,
+                                            settings=get_settings(),
+                                            sessions=session_scope).job_id)
                 before = snapshot(redis_client, pg)
-                job = submit_source(str(folder), batch_size=args.batch_size)
+                job = submit_source(str(folder), batch_size=args.batch_size,
+                                    settings=get_settings(), sessions=session_scope)
                 polls = wait_done(pg, job.job_id)
                 run = difference(before, snapshot(redis_client, pg), job.batches, polls)
             finally:

@@ -29,8 +29,11 @@ def _before_fork(sender=None, **_kwargs) -> None:
 @worker_ready.connect
 def _start_reconciler(sender=None, **_kwargs) -> None:
     """In the worker's parent, once its pool runs: the reconciler's timer thread."""
+    from db.session import session_scope
+
     workers.register_worker(sorted(app.amqp.queues.consume_from))  # now with its queues
-    reconcile.start_reconciler(app, getattr(sender, "hostname", None))
+    reconcile.start_reconciler(app, get_settings(), session_scope,
+                               getattr(sender, "hostname", None))
 
 
 @worker_shutdown.connect

@@ -92,7 +92,8 @@ def run_demo(folder: Path | None = None) -> dict:
     train_folder, incoming = _ensure_data(folder)
     version = _ensure_model(train_folder)
     output.say(f"3/4 submitting {incoming} for labelling with model v{version}")
-    submission = submit_source(str(incoming), version)
+    submission = submit_source(str(incoming), version, settings=settings,
+                               sessions=session_scope)
     with local_workers_for(LABELLING_QUEUE) as watch:
         record = wait_for_job(submission.job_id, check_workers=watch.check)
     output.say("4/4 done")

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_workers_sharing_a_node_name_record_distinct_hosts(tmp_path, postgres, redis_url,
                                                            registered_baseline_model,
                                                            start_worker):
-    from scheduler.submit import submit_source
+    from tests.helpers.jobs import submit
 
     uris = write_images(tmp_path / "incoming", 48)
     # Two `celery worker` processes on one machine with the same node name, as two
@@ -30,7 +30,7 @@ def test_workers_sharing_a_node_name_record_distinct_hosts(tmp_path, postgres, r
         # this one's own pool processes.
         wait_until(lambda: len(worker.children()) == count, f"{count} pool processes")
     children = {pid for worker in workers for pid in worker.children()}
-    rows = assert_each_image_once(submit_source(str(tmp_path / "incoming"), batch_size=2).job_id,
+    rows = assert_each_image_once(submit(str(tmp_path / "incoming"), batch_size=2).job_id,
                                   uris)
     hosts = {row.worker_host for row in rows.values()}
     node = f"celery@{socket.gethostname()}"

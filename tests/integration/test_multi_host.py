@@ -123,7 +123,7 @@ def test_a_worker_host_cut_off_mid_job_the_other_finishes_it(tmp_path, monkeypat
                                                              tiny_baseline_training):
     from db.session import session_scope
     from db.settings import get_settings
-    from scheduler.submit import submit_source
+    from tests.helpers.jobs import submit
     from trainer.registry import register
 
     # The visibility timeout stays at its default (3600 s): what host A held when it was cut
@@ -139,7 +139,7 @@ def test_a_worker_host_cut_off_mid_job_the_other_finishes_it(tmp_path, monkeypat
         hosts.start_worker(host)
     for worker in hosts.workers.values():
         worker.wait_ready()
-    job_id = submit_source(str(tmp_path / "incoming"), batch_size=BATCH_SIZE).job_id
+    job_id = submit(str(tmp_path / "incoming"), batch_size=BATCH_SIZE).job_id
 
     def written_by(host: str) -> list[str]:
         return [name for name in batches_written(job_id).values() if name.startswith(host + "@")]

@@ -61,14 +61,14 @@ def test_passwords_in_urls_are_masked(url, shown):
 
 
 def test_an_unreachable_broker_is_named_without_its_password(monkeypatch):
-    from db.settings import reset_settings
+    from db.settings import get_settings, reset_settings
     from scheduler.submit import BrokerUnavailable, check_broker
     from scheduler.celery_app import sender_app
 
     monkeypatch.setenv("HAPPYSAD_BROKER_URL", "redis://:pa55word@127.0.0.1:1/0")  # nothing there
     reset_settings()
     with pytest.raises(BrokerUnavailable) as refused:
-        check_broker(sender_app())
+        check_broker(sender_app(), get_settings())
     assert "redis://:***@127.0.0.1:1/0" in str(refused.value)
     assert "pa55word" not in str(refused.value)
 

@@ -52,7 +52,7 @@ def reconcile_once(app, settings: Settings, sessions: Sessions) -> dict:
                 session, now - timedelta(seconds=settings.listing_deadline))
         for job_id in done["finished"]:
             app.send_task(FINISH_JOB_TASK, args=[job_id])
-        done["resent"] = _resend_from_gone_holders(app, sessions)
+        done["resent"] = _resend_from_gone_holders(app, settings, sessions)
         if queued_messages(app) == 0:
             # On Redis a worker takes a batch only when a process is free and records its start
             # first (prefetch 1, scheduler.celery_app): with the queue empty, a batch not started
@@ -77,7 +77,7 @@ def reconcile_once(app, settings: Settings, sessions: Sessions) -> dict:
     return done
 
 
-def _resend_from_gone_holders(app, sessions: Sessions) -> int:
+def _resend_from_gone_holders(app, settings: Settings, sessions: Sessions) -> int:
     """Batches whose worker process is known to be gone (killed, its host's worker stopped)
     are sent again now, whatever the queue holds, not after HAPPYSAD_RESEND_AFTER: on this
     host its pid is dead; on another, its node's heartbeat stopped (scheduler.heartbeat)."""
@@ -85,7 +85,7 @@ def _resend_from_gone_holders(app, sessions: Sessions) -> int:
 
     with sessions() as session:
         held = outbox.held_batches(session, RESEND_PER_PASS)
-    dead_nodes = gone_nodes({holder.rpartition(":")[0] for _, _, _, holder in held})
+    dead_nodes = gone_nodes({holder.rpartition(":")[0] for _, _, _, holder in held}, settings)
     gone = [(job_id, index, uris, holder) for job_id, index, uris, holder in held
             if holder_gone(holder) or holder.rpartition(":")[0] in dead_nodes]
     for job_id, batch_index, uris, holder in gone:
@@ -156,7 +156,7 @@ def start_reconciler(app, settings: Settings, sessions: Sessions,
     if node_name and not settings.embedded_broker and _node_beat is None:
         from scheduler.heartbeat import NodeBeat
 
-        _node_beat = NodeBeat(node_name).start()
+        _node_beat = NodeBeat(node_name, settings).start()
 
 
 def stop_reconciler() -> None:

@@ -68,21 +68,22 @@ def test_a_node_is_gone_once_its_heartbeat_stops_and_redis_can_tell(redis_url, m
     (its keys lost less than a key's lifetime ago)."""
     import redis
 
-    from db.settings import reset_settings
+    from db.settings import get_settings, reset_settings
     from scheduler.heartbeat import PRESENCE_SINCE_KEY, forget_node, gone_nodes, mark_node_alive
 
     monkeypatch.setenv("HAPPYSAD_RECONCILE_INTERVAL", "1")  # keys live 3 s
     reset_settings()
-    mark_node_alive("alive@b")
-    mark_node_alive("stopped@c")
-    forget_node("stopped@c")
+    settings = get_settings()
+    mark_node_alive("alive@b", settings)
+    mark_node_alive("stopped@c", settings)
+    forget_node("stopped@c", settings)
     nodes = {"alive@b", "stopped@c", "never@d"}
-    assert gone_nodes(nodes) == set()  # the beats began just now: Redis cannot tell yet
+    assert gone_nodes(nodes, settings) == set()  # the beats began just now: Redis cannot tell yet
     client = redis.Redis.from_url(redis_url)
     client.set(PRESENCE_SINCE_KEY, "0")  # as if beating for long
-    assert gone_nodes(nodes) == {"stopped@c", "never@d"}
-    wait_until(lambda: gone_nodes({"alive@b"}) == {"alive@b"}, "the unrenewed key to expire",
-               timeout=30, poll=0.5)
+    assert gone_nodes(nodes, settings) == {"stopped@c", "never@d"}
+    wait_until(lambda: gone_nodes({"alive@b"}, settings) == {"alive@b"},
+               "the unrenewed key to expire", timeout=30, poll=0.5)
     client.flushdb()  # Redis restarted without its data: the beats start again
-    mark_node_alive("alive@b")
-    assert gone_nodes(nodes) == set()
+    mark_node_alive("alive@b", settings)
+    assert gone_nodes(nodes, settings) == set()

@@ -38,9 +38,11 @@ def label_through_workers(test_folder: str, version: int, class_names: list[str]
     failed) for its rows."""
     from db import queries
     from db.session import session_scope
+    from db.settings import get_settings
     from scheduler.submit import submit_source
 
-    submission = submit_source(test_folder, model_version=version)
+    submission = submit_source(test_folder, model_version=version, settings=get_settings(),
+                               sessions=session_scope)
     while True:
         with session_scope() as session:
             if queries.get_job(session, submission.job_id).status == "done":
@@ -85,6 +87,8 @@ def trust_metrics(truth: np.ndarray, probabilities: np.ndarray, familiarities: l
 def run_once(train_folder: str, test_folders: list[str], architecture: str, seed: int,
              epochs: int | None, workers) -> list[dict]:
     """Train one model, register it, and score it on each test folder through the workers."""
+    from db.session import session_scope
+    from db.settings import get_settings
     from trainer.evaluate import classification_metrics
     from trainer.registry import register
     from trainer.train import TrainingParams, train
@@ -92,7 +96,8 @@ def run_once(train_folder: str, test_folders: list[str], architecture: str, seed
     result = train(train_folder, TrainingParams(architecture=architecture, seed=seed,
                                                 epochs=epochs))
     class_names = result.data.class_names
-    version = register(result, promote="never").version
+    version = register(result, promote="never", settings=get_settings(),
+                       sessions=session_scope).version
     runs = []
     for test_folder in test_folders:
         started = time.perf_counter()

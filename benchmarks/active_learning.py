@@ -54,9 +54,11 @@ def label(folder: str, version: int, workers) -> int:
     """A job over `folder` pinned to `version`, labelled by the workers; its id."""
     from db import queries
     from db.session import session_scope
+    from db.settings import get_settings
     from scheduler.submit import submit_source
 
-    job_id = submit_source(folder, model_version=version).job_id
+    job_id = submit_source(folder, model_version=version, settings=get_settings(),
+                           sessions=session_scope).job_id
     while True:
         with session_scope() as session:
             if queries.get_job(session, job_id).status == "done":
@@ -124,6 +126,7 @@ def run_strategy(strategy: str, base, args, seed: int) -> list[dict]:
     """One strategy from the base model: review, retrain, score, per step."""
     from db import queries
     from db.session import session_scope
+    from db.settings import get_settings
     from trainer.registry import register
     from scheduler.workers import start_local_workers, stop_local_workers
     from worker.retrain import run_retrain
@@ -133,7 +136,8 @@ def run_strategy(strategy: str, base, args, seed: int) -> list[dict]:
         use_home(home)
         workers = start_local_workers(args.workers, Path(home) / "worker.log")
         try:
-            version = register(base, promote="always").version
+            version = register(base, promote="always", settings=get_settings(),
+                               sessions=session_scope).version
             steps.append({"reviewed": 0, "model_version": version,
                           "pool_unreviewed_accuracy": accuracy_on(args.pool, version, workers),
                           "accuracy": accuracy_on(args.test, version, workers)
@@ -155,7 +159,8 @@ def run_strategy(strategy: str, base, args, seed: int) -> list[dict]:
                 review(chosen, args.pool)
                 with session_scope() as session:
                     reviewed |= {queries.get_prediction(session, i).uri for i in chosen}
-                run = run_retrain(slot=f"{strategy}-{total}", force=True)
+                run = run_retrain(slot=f"{strategy}-{total}", force=True,
+                                  settings=get_settings(), sessions=session_scope)
                 if run.status != "done":
                     raise RuntimeError(f"retrain {run.slot} {run.status}: {run.reason}")
                 version = run.model_version

@@ -79,14 +79,19 @@ class Bench:
         reset_settings()
 
     def register_model(self) -> None:
+        from db.session import session_scope
+        from db.settings import get_settings
         from trainer.registry import register
 
-        register(self.training, promote="always")
+        register(self.training, promote="always", settings=get_settings(),
+                 sessions=session_scope)
 
     def start_workers(self, count: int, case: str) -> list[Worker]:
         """`count` workers, ready and warm: each pool process has loaded TensorFlow and the
         model on a first batch (tens of seconds on a loaded machine, which a figure of
         recovery must not include)."""
+        from db.session import session_scope
+        from db.settings import get_settings
         from scheduler.submit import submit_source
 
         started = [Worker(f"{case}-{index}", dict(os.environ), self.work / "logs")
@@ -96,7 +101,8 @@ class Bench:
             worker.wait_ready()
         # Idle workers each take one batch at once (one pool process, prefetch 1 on Redis).
         warm = image_folder(self.work / f"warm-{case}", 2 * count * BATCH_SIZE)
-        job_id = submit_source(str(warm), batch_size=BATCH_SIZE).job_id
+        job_id = submit_source(str(warm), batch_size=BATCH_SIZE, settings=get_settings(),
+                               sessions=session_scope).job_id
         wait_for(lambda: job_status(job_id) == "done", f"warm-up job {job_id}")
         return started
 

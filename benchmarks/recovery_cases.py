@@ -178,9 +178,12 @@ def concurrent_waiters(bench: Bench) -> Figures:
 
 
 def _submit(folder) -> int:
+    from db.session import session_scope
+    from db.settings import get_settings
     from scheduler.submit import submit_source
 
-    return submit_source(str(folder), batch_size=BATCH_SIZE).job_id
+    return submit_source(str(folder), batch_size=BATCH_SIZE, settings=get_settings(),
+                         sessions=session_scope).job_id
 
 
 def _newest_job(source: str) -> int | None:

@@ -155,7 +155,8 @@ def main() -> None:
     url = fresh_database()
     os.environ.update(HAPPYSAD_HOME=str(work / "home"), HAPPYSAD_DATABASE_URL=url,
                       HAPPYSAD_BROKER_URL=f"redis://127.0.0.1:{port}/0")
-    from db.settings import reset_settings
+    from db.session import session_scope
+    from db.settings import get_settings, reset_settings
     from scheduler.submit import submit_source
     from trainer.registry import register
     from trainer.sample_data import write_sample_dataset
@@ -166,13 +167,14 @@ def main() -> None:
     redis_client = redis.Redis(port=port)
     write_sample_dataset(work / "train", per_class=12, image_size=32, seed=0)
     register(train(str(work / "train"), TrainingParams(epochs=1, image_size=32, batch_size=16)),
-             promote="always")
+             promote="always", settings=get_settings(), sessions=session_scope)
     results = {"cpu": _cpu_name(), "batch_size": args.batch_size, "runs": []}
     with psycopg.connect(url, autocommit=True) as pg:
         # The submitter's own share: a job sent with no worker running.
         image_folder(work / "submit-only", args.batches * args.batch_size)
         before = snapshot(redis_client, pg)
-        job = submit_source(str(work / "submit-only"), batch_size=args.batch_size)
+        job = submit_source(str(work / "submit-only"), batch_size=args.batch_size,
+                            settings=get_settings(), sessions=session_scope)
         results["submitter"] = difference(before, snapshot(redis_client, pg), job.batches, 0)
         redis_client.flushdb()  # the queued batches are not worked
         for processes in args.processes:
@@ -182,9 +184,12 @@ def main() -> None:
             try:
                 warm = work / f"warm-{processes}"
                 image_folder(warm, processes * 2 * args.batch_size)  # every process loads the model
-                wait_done(pg, submit_source(str(warm), batch_size=args.batch_size).job_id)
+                wait_done(pg, submit_source(str(warm), batch_size=args.batch_size,
+                                            settings=get_settings(),
+                                            sessions=session_scope).job_id)
                 before = snapshot(redis_client, pg)
-                job = submit_source(str(folder), batch_size=args.batch_size)
+                job = submit_source(str(folder), batch_size=args.batch_size,
+                                    settings=get_settings(), sessions=session_scope)
                 polls = wait_done(pg, job.job_id)
                 run = difference(before, snapshot(redis_client, pg), job.batches, polls)
             finally:

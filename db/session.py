@@ -6,7 +6,8 @@ them. So the engine is keyed by the process id and built on first use in each pr
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -18,6 +19,10 @@ from db.locks import MIGRATION_LOCK, Lock, held_lock
 from db.settings import get_settings, mask_url
 
 _engines: dict[tuple[int, str], Engine] = {}
+
+# A way to open transactions, for library code that needs several (each step committed on its
+# own, so a crash loses nothing): the entry point passes `session_scope`, tests may pass theirs.
+Sessions = Callable[[], AbstractContextManager[Session]]
 
 
 class DatabaseUnavailable(Unavailable):

@@ -52,7 +52,7 @@ app.command("sample-data")(train.sample_data)
 def main() -> None:
     from trainer.tensorflow_startup import quiet_tensorflow_startup
 
-    quiet_tensorflow_startup()
+    quiet_tensorflow_startup(_log_level())
     _no_type_after_flags()
     try:
         app()
@@ -109,6 +109,17 @@ def _no_type_after_flags() -> None:
 
     display_type_rich.happysad_flags = True
     TyperOption.display_type_rich = display_type_rich
+
+
+def _log_level() -> str:
+    """HAPPYSAD_LOG_LEVEL, for TensorFlow's start-up lines. A bad setting is reported by the
+    command itself, not here: then the default."""
+    from db.settings import get_settings
+
+    try:
+        return get_settings().log_level
+    except Exception:
+        return "INFO"
 
 
 def _debug() -> bool:

@@ -55,9 +55,10 @@ def configure_beat() -> None:
 def _start_reconciler(**_kwargs) -> None:
     """Beat runs the reconciler too (scheduler.reconcile), so lost batches are sent again even
     while every worker is between restarts; the lock keeps passes one at a time."""
+    from db.session import session_scope
     from scheduler.reconcile import start_reconciler
 
-    start_reconciler(app)
+    start_reconciler(app, get_settings(), session_scope)
 
 
 def beat_command(loglevel: str = "INFO") -> list[str]:

@@ -20,8 +20,8 @@ from datetime import timedelta
 from db.errors import DiskFull, one_line
 from db.locks import RECONCILE_LOCK
 from db.queries import outbox
-from db.session import session_scope, try_lock
-from db.settings import get_settings
+from db.session import Sessions, try_lock
+from db.settings import Settings
 from db.tables import utc_now
 from scheduler import fork_guard
 from scheduler.outbox import queued_messages, resend_batch
@@ -38,21 +38,21 @@ UNSTARTED_GRACE = 10  # seconds from a send to the start it must have had on Red
 _node_name: str | None = None  # the Celery node running this process's reconciler
 
 
-def reconcile_once(app) -> dict:
-    """One pass; returns what it did (for logs and tests)."""
-    settings = get_settings()
+def reconcile_once(app, settings: Settings, sessions: Sessions) -> dict:
+    """One pass; returns what it did (for logs and tests). Each step is a transaction of its
+    own from `sessions`: a pass that fails half-way keeps what it did."""
     now = utc_now()
     done = {"resent": 0, "finished": [], "resumed": [], "failed": []}
     with try_lock(RECONCILE_LOCK) as held:
         if not held:
             return done
-        with session_scope() as session:
+        with sessions() as session:
             done["finished"] = outbox.complete_but_unfinished(session)
             stalled = outbox.stalled_listings(
                 session, now - timedelta(seconds=settings.listing_deadline))
         for job_id in done["finished"]:
             app.send_task(FINISH_JOB_TASK, args=[job_id])
-        done["resent"] = _resend_from_gone_holders(app)
+        done["resent"] = _resend_from_gone_holders(app, settings, sessions)
         if queued_messages(app) == 0:
             # On Redis a worker takes a batch only when a process is free and records its start
             # first (prefetch 1, scheduler.celery_app): with the queue empty, a batch not started
@@ -62,44 +62,44 @@ def reconcile_once(app) -> dict:
             unstarted_before = (None if settings.embedded_broker
                                 else now - timedelta(seconds=min(UNSTARTED_GRACE,
                                                                  settings.resend_after)))
-            with session_scope() as session:
+            with sessions() as session:
                 lost = outbox.batches_to_resend(
                     session, now - timedelta(seconds=settings.resend_after), RESEND_PER_PASS,
                     unstarted_before=unstarted_before)
             for job_id, batch_index, uris in lost:
-                resend_batch(app, job_id, batch_index, uris)
+                resend_batch(app, sessions, job_id, batch_index, uris)
             done["resent"] += len(lost)
             if lost:
                 logger.warning("reconciler: sent %s lost batches again (jobs %s)", len(lost),
                                sorted({job_id for job_id, _, _ in lost}))
     for job_id in stalled:  # outside the reconciler's lock: a listing can take a while
-        _resume_stalled(app, job_id, settings.listing_deadline, done)
+        _resume_stalled(app, sessions, job_id, settings.listing_deadline, done)
     return done
 
 
-def _resend_from_gone_holders(app) -> int:
+def _resend_from_gone_holders(app, settings: Settings, sessions: Sessions) -> int:
     """Batches whose worker process is known to be gone (killed, its host's worker stopped)
     are sent again now, whatever the queue holds, not after HAPPYSAD_RESEND_AFTER: on this
     host its pid is dead; on another, its node's heartbeat stopped (scheduler.heartbeat)."""
     from scheduler.heartbeat import gone_nodes
 
-    with session_scope() as session:
+    with sessions() as session:
         held = outbox.held_batches(session, RESEND_PER_PASS)
-    dead_nodes = gone_nodes({holder.rpartition(":")[0] for _, _, _, holder in held})
+    dead_nodes = gone_nodes({holder.rpartition(":")[0] for _, _, _, holder in held}, settings)
     gone = [(job_id, index, uris, holder) for job_id, index, uris, holder in held
             if holder_gone(holder) or holder.rpartition(":")[0] in dead_nodes]
     for job_id, batch_index, uris, holder in gone:
-        resend_batch(app, job_id, batch_index, uris)
+        resend_batch(app, sessions, job_id, batch_index, uris)
         logger.warning("reconciler: job %s batch %s sent again: its worker %s is gone", job_id,
                        batch_index, holder)
     return len(gone)
 
 
-def _resume_stalled(app, job_id: int, deadline: int, done: dict) -> None:
+def _resume_stalled(app, sessions: Sessions, job_id: int, deadline: int, done: dict) -> None:
     reason = (f"listing stopped for more than {deadline} s (its submitter died?): resumed "
               f"automatically by {worker_identity(_node_name)}")
     try:
-        resumed = resume_job(app, job_id, reason)
+        resumed = resume_job(app, sessions, job_id, reason)
     except ResumeError:
         return  # someone is listing it after all, or it ended meanwhile
     except DiskFull as error:  # noted on the job again: the next pass tries again
@@ -107,7 +107,7 @@ def _resume_stalled(app, job_id: int, deadline: int, done: dict) -> None:
         return
     except Exception as error:  # the source is gone or unreadable: the job says so
         why = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        with session_scope() as session:
+        with sessions() as session:
             outbox.fail_job(session, job_id, f"listing stopped (its submitter died?) and could "
                             f"not be resumed: {why}")
         logger.error("job %s: listing could not be resumed: %s", job_id, why)
@@ -118,20 +118,21 @@ def _resume_stalled(app, job_id: int, deadline: int, done: dict) -> None:
 
 
 class Reconciler(threading.Thread):
-    """The timer thread: a pass every interval until stopped; a failed pass (broker or
-    database away) is logged and tried again next time. A pass keeps the process from forking
-    meanwhile (scheduler.fork_guard)."""
+    """The timer thread: a pass every HAPPYSAD_RECONCILE_INTERVAL until stopped; a failed pass
+    (broker or database away) is logged and tried again next time. A pass keeps the process
+    from forking meanwhile (scheduler.fork_guard)."""
 
-    def __init__(self, app, interval: float):
+    def __init__(self, app, settings: Settings, sessions: Sessions):
         super().__init__(name="happysad-reconciler", daemon=True)
-        self.app, self.interval = app, interval
+        self.app, self.settings, self.sessions = app, settings, sessions
+        self.interval = settings.reconcile_interval
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
             try:
                 with fork_guard.no_fork():
-                    reconcile_once(self.app)
+                    reconcile_once(self.app, self.settings, self.sessions)
             except Exception as error:
                 logger.warning("reconciler pass failed: %s", str(error).splitlines()[0]
                                if str(error) else type(error).__name__)
@@ -141,19 +142,21 @@ _thread: Reconciler | None = None
 _node_beat = None  # scheduler.heartbeat.NodeBeat, with a broker server
 
 
-def start_reconciler(app, node_name: str | None = None) -> None:
+def start_reconciler(app, settings: Settings, sessions: Sessions,
+                     node_name: str | None = None) -> None:
     """The reconciler's thread and, with a broker server, the node's heartbeat (so
-    reconcilers on other hosts can tell when this worker is gone)."""
+    reconcilers on other hosts can tell when this worker is gone). Started by the worker's
+    and beat's processes, with their settings and transactions."""
     global _thread, _node_name, _node_beat
     _node_name = node_name
     fork_guard.install()
     if _thread is None or not _thread.is_alive():
-        _thread = Reconciler(app, get_settings().reconcile_interval)
+        _thread = Reconciler(app, settings, sessions)
         _thread.start()
-    if node_name and not get_settings().embedded_broker and _node_beat is None:
+    if node_name and not settings.embedded_broker and _node_beat is None:
         from scheduler.heartbeat import NodeBeat
 
-        _node_beat = NodeBeat(node_name).start()
+        _node_beat = NodeBeat(node_name, settings).start()
 
 
 def stop_reconciler() -> None:

@@ -1,18 +1,20 @@
 """Submit a source for batch labelling: scan it (streamed), make a job pinned to a model
 version, record each batch in SQL and then enqueue its task, carrying only ids and URIs.
 
-Nothing here imports TensorFlow: tasks are sent by name.
+Nothing here imports TensorFlow: tasks are sent by name. The caller (the CLI, the web app)
+passes its settings and a session factory: each step commits on its own (the outbox).
 """
 
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from db import queries
 from db.errors import InvalidInput, Unavailable, is_disk_full
 from db.locks import job_listing_lock
-from db.session import session_scope, try_lock
-from db.settings import MAX_BATCH_SIZE, get_settings, mask_url
+from db.session import Sessions, try_lock
+from db.settings import MAX_BATCH_SIZE, Settings, mask_url
 from scheduler.listing import iter_batches
 from scheduler.outbox import out_of_space, seal_and_maybe_finish, send_batches
 from trainer.storage import StorageError, is_bucket_uri, open_storage
@@ -36,8 +38,8 @@ class Submission:
     source: str
 
 
-def check_broker(app) -> None:
-    settings = get_settings()
+def check_broker(app, settings: Settings) -> None:
+    """Raise BrokerUnavailable if the broker server of `settings` does not answer."""
     if settings.embedded_broker:
         return
     try:
@@ -48,9 +50,10 @@ def check_broker(app) -> None:
             f"cannot reach the broker at {mask_url(settings.broker_url)}: {error}") from None
 
 
-def resolve_model_version(session, model_version: int | None) -> int:
-    """The version to pin the job to, once its file is found intact: a missing, corrupt or
-    tampered model is refused here, before any job exists, not by every worker later."""
+def resolve_model_version(session, model_version: int | None, cache_folder: Path) -> int:
+    """The version to pin the job to, once its file is found intact (fetched into
+    `cache_folder` from a bucket): a missing, corrupt or tampered model is refused here, before
+    any job exists, not by every worker later."""
     from trainer.model_store import verified_model_path
 
     if model_version is not None:
@@ -59,14 +62,15 @@ def resolve_model_version(session, model_version: int | None) -> int:
         row = queries.production_model_version(session)
         if row is None:
             raise SubmitError("no production model yet: train one first (`happysad train FOLDER`)")
-    verified_model_path(row)
+    verified_model_path(row, cache_folder)
     return row.version
 
 
-def checked_batch_size(batch_size: int | None) -> int:
-    """The flag if given, else HAPPYSAD_BATCH_SIZE (validated with the settings), in range."""
+def checked_batch_size(batch_size: int | None, default: int) -> int:
+    """The flag if given, else `default` (HAPPYSAD_BATCH_SIZE, validated with the settings),
+    in range."""
     if batch_size is None:
-        return get_settings().batch_size
+        return default
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise SubmitError(f"--batch-size must be between 1 and {MAX_BATCH_SIZE} (got {batch_size})")
     return batch_size
@@ -95,14 +99,14 @@ def check_allowed_source(source: str, allowed_roots: list[str]) -> None:
 
 
 def submit_source(source: str, model_version: int | None = None,
-                  batch_size: int | None = None,
-                  allowed_roots: list[str] | None = None) -> Submission:
+                  batch_size: int | None = None, allowed_roots: list[str] | None = None, *,
+                  settings: Settings, sessions: Sessions) -> Submission:
     """Make the job, then list the source and record and send each batch (the outbox), holding
     the job's listing lock: if this process dies, `jobs resume` or the reconciler goes on.
     `allowed_roots` (the web app passes them) confines where a caller may send the workers."""
     from scheduler.celery_app import sender_app
 
-    batch_size = checked_batch_size(batch_size)
+    batch_size = checked_batch_size(batch_size, settings.batch_size)
     storage = open_storage(source)
     if allowed_roots is not None:
         check_allowed_source(storage.root, allowed_roots)
@@ -110,10 +114,10 @@ def submit_source(source: str, model_version: int | None = None,
         if not is_bucket_uri(storage.root) and os.path.exists(storage.root):
             raise SubmitError(f"not a folder: {source} (give the folder that holds the images)")
         raise SubmitError(f"source not found: {source}")
-    with session_scope() as session:
-        version = resolve_model_version(session, model_version)
+    with sessions() as session:
+        version = resolve_model_version(session, model_version, settings.home_folder("cache"))
     app = sender_app()
-    check_broker(app)
+    check_broker(app, settings)
 
     skipped = [0]
     batches = iter_batches(storage, batch_size, skipped)
@@ -121,15 +125,15 @@ def submit_source(source: str, model_version: int | None = None,
     if first is None:
         raise SubmitError(f"no images found in {source} ({skipped[0]} other "
                           f"file{'' if skipped[0] == 1 else 's'})")
-    with session_scope() as session:
+    with sessions() as session:
         job_id = queries.create_job(session, storage.root, version, batch_size).id
     with try_lock(job_listing_lock(job_id)):
         try:
-            count, total = send_batches(app, job_id, _chain(first, batches), 0)
-            seal_and_maybe_finish(app, job_id, total, count, skipped[0])
+            count, total = send_batches(app, sessions, job_id, _chain(first, batches), 0)
+            seal_and_maybe_finish(app, sessions, job_id, total, count, skipped[0])
         except Exception as error:
             if is_disk_full(error):  # the job exists: say which, and how it goes on
-                raise out_of_space(job_id, error) from None
+                raise out_of_space(sessions, job_id, error) from None
             raise
     return Submission(job_id=job_id, model_version=version, total_images=total,
                       batches=count, skipped_files=skipped[0], source=storage.root)

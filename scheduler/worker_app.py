@@ -17,19 +17,23 @@ def _before_fork(sender=None, **_kwargs) -> None:
     and keep TensorFlow's start-up lines out of the children's logs."""
     from trainer.tensorflow_startup import quiet_tensorflow_startup
 
-    quiet_tensorflow_startup()
+    settings = get_settings()
+    quiet_tensorflow_startup(settings.log_level)
     concurrency = getattr(sender, "concurrency", None) or 1
     # The children read their settings afresh (_in_child): the share is set for them as the
     # setting itself, which they read through Settings like any other.
-    os.environ["HAPPYSAD_INFERENCE_THREADS"] = str(get_settings().threads_per_process(concurrency))
+    os.environ["HAPPYSAD_INFERENCE_THREADS"] = str(settings.threads_per_process(concurrency))
     workers.register_worker()
 
 
 @worker_ready.connect
 def _start_reconciler(sender=None, **_kwargs) -> None:
     """In the worker's parent, once its pool runs: the reconciler's timer thread."""
+    from db.session import session_scope
+
     workers.register_worker(sorted(app.amqp.queues.consume_from))  # now with its queues
-    reconcile.start_reconciler(app, getattr(sender, "hostname", None))
+    reconcile.start_reconciler(app, get_settings(), session_scope,
+                               getattr(sender, "hostname", None))
 
 
 @worker_shutdown.connect

@@ -224,18 +224,24 @@ def tiny_baseline_training(sample_folder, tmp_path_factory):
 @pytest.fixture
 def registered_model(tiny_training) -> int:
     """The tiny model registered as production in this test's database; returns its version."""
+    from db.session import session_scope
+    from db.settings import get_settings
     from trainer.registry import register
 
-    return register(tiny_training, promote="always").version
+    return register(tiny_training, promote="always", settings=get_settings(),
+                    sessions=session_scope).version
 
 
 @pytest.fixture
 def registered_baseline_model(tiny_baseline_training) -> int:
     """tiny_baseline_training registered as production in this test's database (promoted
     whatever it scores: one epoch may be no better than the majority); returns its version."""
+    from db.session import session_scope
+    from db.settings import get_settings
     from trainer.registry import register
 
-    return register(tiny_baseline_training, promote="always").version
+    return register(tiny_baseline_training, promote="always", settings=get_settings(),
+                    sessions=session_scope).version
 
 
 @pytest.fixture

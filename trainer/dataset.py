@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from db.errors import InvalidInput
-from db.settings import get_settings
-from trainer.images import ImageError, decode_image
+from trainer.images import DEFAULT_MAX_PIXELS, ImageError, decode_image
 from trainer.storage import Storage, open_storage
 
 MIN_IMAGES_PER_CLASS = 5
@@ -86,9 +85,11 @@ def source_fingerprint(source: str) -> str:
                               for uri, _ in files])
 
 
-def load_labelled_images(source: str, image_size: int, max_pixels: int | None = None,
+def load_labelled_images(source: str, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS,
                          threads: int = 4) -> LabelledImages:
-    """Read, identify and decode every image of a labelled source with the one decode path."""
+    """Read, identify and decode every image of a labelled source with the one decode path,
+    refusing those over `max_pixels` (the limit workers apply: HAPPYSAD_MAX_IMAGE_PIXELS, passed
+    by the caller), so training refuses the same images."""
     storage = open_storage(source)
     if not storage.exists():
         raise DatasetError(f"training source not found: {source}")
@@ -99,9 +100,6 @@ def load_labelled_images(source: str, image_size: int, max_pixels: int | None = 
             + (f" ({class_names[0]})" if class_names else "")
         )
 
-    # The limit workers apply (HAPPYSAD_MAX_IMAGE_PIXELS): training refuses the same images.
-    pixel_limit = max_pixels or get_settings().max_image_pixels
-
     def read_and_decode(item: tuple[str, str]):
         uri, class_name = item
         try:
@@ -109,7 +107,7 @@ def load_labelled_images(source: str, image_size: int, max_pixels: int | None = 
         except OSError as error:
             return uri, class_name, None, None, f"cannot read: {error.strerror or error}"
         try:
-            return uri, class_name, data, decode_image(data, image_size, pixel_limit), None
+            return uri, class_name, data, decode_image(data, image_size, max_pixels), None
         except ImageError as error:
             return uri, class_name, data, None, str(error)
 

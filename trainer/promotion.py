@@ -1,5 +1,6 @@
-"""Which version is production: champion against challenger on the same held-out images, the
-promotion modes a training run may ask for, and the manual override (and rollback).
+"""Which version is production after a training run: champion against challenger on the same
+held-out images, and the promotion modes a run may ask for (the manual override and the
+rollback are happysad.promotions').
 
 Light at import (NumPy, OpenCV and TensorFlow only inside `evaluate_version_on`): the CLI lists
 the modes in its help.
@@ -8,15 +9,17 @@ the modes in its help.
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from db import queries
-from db.session import session_scope
-from db.settings import get_settings
+from db.settings import Settings
 from db.tables import ModelVersion
 from trainer.storage import open_storage
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from trainer.train import TrainingResult
 
 
@@ -26,8 +29,9 @@ class PromoteMode(StrEnum):
     NEVER = "never"
 
 
-def evaluate_version_on(row: ModelVersion, result: TrainingResult) -> dict:
-    """Score an existing version on the new run's test images, decoded at its own input size."""
+def evaluate_version_on(row: ModelVersion, result: TrainingResult, cache_folder: Path) -> dict:
+    """Score an existing version on the new run's test images, decoded at its own input size
+    (its file fetched into `cache_folder` if it lives in a bucket)."""
     import numpy as np
 
     from trainer.evaluate import classification_metrics
@@ -35,7 +39,7 @@ def evaluate_version_on(row: ModelVersion, result: TrainingResult) -> dict:
     from trainer.model_store import load_model
     from trainer.train import predict_probabilities
 
-    model = load_model(row)
+    model = load_model(row, cache_folder)
     storage = open_storage(result.data.source)
     test_uris = [result.data.uris[i] for i in result.split.test]
     images = np.stack([model_input(decode_pixels(storage.read_bytes(uri), row.image_size),
@@ -62,23 +66,22 @@ def majority_warning(result: TrainingResult) -> str | None:
             f"{accuracy:.3f} against {baseline:.3f} for that on its {len(labels)} test images")
 
 
-def production_version() -> ModelVersion | None:
-    """The production row, read in a short session and detached: evaluating it needs no
-    transaction (on SQLite an open write transaction would stop every worker's writes)."""
-    with session_scope() as session:
-        row = queries.production_model_version(session)
-        if row is not None:
-            session.expunge(row)
+def production_version(session: Session) -> ModelVersion | None:
+    """The production row, detached: the caller reads it in a short session and closes that
+    before evaluating it, which needs no transaction (on SQLite an open write transaction
+    would stop every worker's writes)."""
+    row = queries.production_model_version(session)
+    if row is not None:
+        session.expunge(row)
     return row
 
 
-def promotion_decision(result: TrainingResult, promote: str,
-                       production: ModelVersion | None) -> tuple[bool, str]:
+def promotion_decision(result: TrainingResult, promote: str, production: ModelVersion | None,
+                       settings: Settings) -> tuple[bool, str]:
     """Champion against challenger, on the same held-out images; never, automatically, a model
     no better than the majority class, even as the first version. Runs no query: the caller
     reads `production` first and writes the outcome after, so no transaction is open while the
-    production model computes."""
-    settings = get_settings()
+    production model computes. `settings` name the metric and margin (HAPPYSAD_PROMOTION_*)."""
     metric, margin = settings.promotion_metric, settings.promotion_margin
     if promote == PromoteMode.NEVER:
         return False, "promotion not requested (--promote never)"
@@ -91,17 +94,10 @@ def promotion_decision(result: TrainingResult, promote: str,
     if production.class_names != result.data.class_names:
         return False, (f"not comparable with production v{production.version}: classes "
                        f"{production.class_names} != {result.data.class_names}")
-    champion = evaluate_version_on(production, result)[metric]
+    champion = evaluate_version_on(production, result, settings.home_folder("cache"))[metric]
     challenger = result.metrics[metric]
     verdict = challenger >= champion + margin
     return verdict, (f"{metric} {challenger:.4f} vs production v{production.version} "
                      f"{champion:.4f} on the same {len(result.split.test)} test images "
                      f"(margin {margin:+.4f}): {'promoted' if verdict else 'kept production'}")
 
-
-def promote_version(version: int, reason: str = "manual promotion") -> int | None:
-    """Make `version` production (the manual override, and the rollback). Returns the previous."""
-    with session_scope() as session:
-        production = queries.production_model_version(session)
-        kind = "rollback" if production and version < production.version else "manual"
-        return queries.set_production(session, version, kind, reason).previous_version

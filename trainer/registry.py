@@ -15,8 +15,8 @@ from pathlib import Path
 
 
 from db import queries
-from db.session import session_scope
-from db.settings import get_settings
+from db.session import Sessions
+from db.settings import Settings
 from db.tables import ModelVersion
 from trainer.formats import PREPROCESSING_VERSION
 from trainer.model_store import version_folder
@@ -134,21 +134,23 @@ def _write_version_files(store: str, version: int, result: TrainingResult,
     return storage.write_bytes(f"{folder}/model.keras", model_bytes)
 
 
-def register(result: TrainingResult, promote: str = PromoteMode.AUTO) -> Registration:
+def register(result: TrainingResult, promote: str = PromoteMode.AUTO, *, settings: Settings,
+             sessions: Sessions) -> Registration:
     """Claim a version number, write its files, decide promotion (evaluating production with no
     transaction open), then write its row and the promotion in one short transaction. Two
-    trainers at once get two numbers: neither writes into the other's folder."""
+    trainers at once get two numbers: neither writes into the other's folder. Each step is a
+    transaction of its own from `sessions`; `settings` name the model store and the gate."""
     promote = PromoteMode(promote)  # a bad mode is a bug of the caller: the CLI offers these
     model_bytes = _model_bytes(result.model)
     engine_files, engines = _engine_files(result)
-    store = get_settings().effective_model_store
-    version = claim_version()
-    path = _write_version_files(store, version, result, model_bytes, engine_files,
-                                engines)  # the folder is ours
+    version = claim_version(sessions)
+    path = _write_version_files(settings.effective_model_store, version, result, model_bytes,
+                                engine_files, engines)  # the folder is ours
     for attempt in range(DECISION_ATTEMPTS):
-        production = production_version()
-        promoted, reason = promotion_decision(result, promote, production)  # computes
-        with session_scope() as session:
+        with sessions() as session:
+            production = production_version(session)
+        promoted, reason = promotion_decision(result, promote, production, settings)  # computes
+        with sessions() as session:
             current = queries.production_model_version(session)
             if (_number(current) != _number(production) and promote == PromoteMode.AUTO
                     and attempt < DECISION_ATTEMPTS - 1):
@@ -182,11 +184,12 @@ def _version_row(version: int, path: str, model_bytes: bytes, result: TrainingRe
         params=result.params_record() | {"engines": engines})
 
 
-def claim_version() -> int:
-    """A version number of this run's own, claimed in SQL before any file is written."""
+def claim_version(sessions: Sessions) -> int:
+    """A version number of this run's own, claimed in SQL before any file is written (each try
+    committed on its own)."""
     claimed_by = f"{socket.gethostname()}:{os.getpid()}"
     for _attempt in range(20):
-        with session_scope() as session:
+        with sessions() as session:
             version = queries.claim_model_version(session, claimed_by)
         if version is not None:
             return version

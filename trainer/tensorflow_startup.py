@@ -10,8 +10,8 @@ the import succeeds and printed when it fails. TF_CPP_MIN_LOG_LEVEL=3 silences w
 logs later (the CUDA probe on first use), and a filter drops the warning that training's one
 graph per fitted part is "retracing". HAPPYSAD_LOG_LEVEL=DEBUG shows all of it.
 
-Entry points call it (the CLI, the worker's parent before it forks); importing this module
-does nothing.
+Entry points call it with their log level (the CLI, the worker's parent before it forks);
+importing this module does nothing.
 """
 
 import importlib.abc
@@ -24,10 +24,10 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 
 
-def quiet_tensorflow_startup() -> None:
+def quiet_tensorflow_startup(log_level: str) -> None:
     """Install the quiet first import of TensorFlow, unless it is imported already or the log
-    level asks to see everything."""
-    if _wants_tensorflow_log():
+    level (HAPPYSAD_LOG_LEVEL) is DEBUG, which asks to see everything."""
+    if log_level.upper() == "DEBUG":
         return
     tensorflow_log = logging.getLogger("tensorflow")
     if _retracing_by_design not in tensorflow_log.filters:
@@ -45,15 +45,6 @@ def _retracing_by_design(record: logging.LogRecord) -> bool:
     (trainer.transfer.tensor_runner), each traced once, which that heuristic counts as
     retracing of one function."""
     return "triggered tf.function retracing" not in record.getMessage()
-
-
-def _wants_tensorflow_log() -> bool:
-    from db.settings import get_settings
-
-    try:
-        return get_settings().log_level.upper() == "DEBUG"
-    except Exception:  # a bad setting is reported by the command itself, not here
-        return False
 
 
 class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):

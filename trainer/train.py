@@ -14,6 +14,7 @@ from db.errors import InvalidInput
 from trainer.dataset import LabelledImages, Split, class_weights, load_labelled_images
 from trainer.dataset import stratified_split
 from trainer.evaluate import classification_metrics
+from trainer.images import DEFAULT_MAX_PIXELS
 from trainer.model import ARCHITECTURES, DEFAULT_ARCHITECTURE, RECIPES, build_model
 from trainer.model import class_probabilities
 
@@ -196,9 +197,10 @@ def fit_whole_model(model, data: LabelledImages, split: Split, params: TrainingP
 
 
 def train(source: str, params: TrainingParams, log_dir: Path | None = None,
-          on_epoch: EpochCallback | None = None,
-          corrections: list | None = None) -> TrainingResult:
-    """Decode the source, split it 70/20/10, fit, and evaluate on the test split.
+          on_epoch: EpochCallback | None = None, corrections: list | None = None,
+          max_pixels: int = DEFAULT_MAX_PIXELS) -> TrainingResult:
+    """Decode the source, split it 70/20/10, fit, and evaluate on the test split. Images over
+    `max_pixels` are refused, as workers refuse them (the caller's HAPPYSAD_MAX_IMAGE_PIXELS).
 
     `corrections` (trainer.corrections.Correction: reviewed images) join the training split
     only; the validation and test splits are the source's, as without them.
@@ -206,7 +208,7 @@ def train(source: str, params: TrainingParams, log_dir: Path | None = None,
     from trainer.corrections import add_to_training
 
     params = params.resolved()
-    data = load_labelled_images(source, params.image_size)
+    data = load_labelled_images(source, params.image_size, max_pixels)
     split = stratified_split(data.labels, params.seed)
     reviewed = add_to_training(data, split, corrections, params.image_size) if corrections else 0
 

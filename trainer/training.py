@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from db.locks import TRAINING_LOCK, held_lock
-from db.session import get_engine
+from db.session import Sessions, get_engine
+from db.settings import Settings
 
 if TYPE_CHECKING:  # TensorFlow loads only when a training starts
     from trainer.registry import Registration
@@ -30,18 +31,20 @@ class Training:
         self.held = held
 
     def train_and_register(self, source: str, params: "TrainingParams", promote: str, *,
+                           settings: Settings, sessions: Sessions,
                            corrections: list | None = None, log_dir: Path | None = None,
                            on_epoch: Callable | None = None) -> TrainedVersion:
         """Train (trainer.train.train), then register the model behind the promotion gate
-        (trainer.registry.register)."""
+        (trainer.registry.register), with the caller's settings and transactions."""
         if not self.held:
             raise RuntimeError("training without the training lock")  # a caller's bug
         from trainer.registry import register
         from trainer.train import train
 
         result = train(source, params, log_dir=log_dir, on_epoch=on_epoch,
-                       corrections=corrections)
-        return TrainedVersion(result, register(result, promote=promote))
+                       corrections=corrections, max_pixels=settings.max_image_pixels)
+        return TrainedVersion(result, register(result, promote=promote, settings=settings,
+                                               sessions=sessions))
 
 
 @contextlib.contextmanager

@@ -1,7 +1,8 @@
 """Classify one batch of a job: read and decode in threads, overlapped with model calls on
 chunks of the batch, then every row in one bulk insert and one transaction.
 
-Pure of Celery: the task hands over ids and URIs; tests call `classify_batch` directly.
+Pure of Celery: the task hands over ids and URIs, and its process's settings (in the
+ModelCache) and transactions; tests call `classify_batch` directly.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -10,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from db import queries
-from db.session import session_scope
-from db.settings import get_settings
+from db.session import Sessions
+from db.settings import Settings
 from trainer.images import ImageError, decode_pixels, input_scale
 from trainer.model import class_probabilities
 from trainer.model_store import load_model, verified_engine_files
@@ -58,30 +59,39 @@ def model_outputs(raw, class_count: int) -> tuple[np.ndarray, np.ndarray | None]
 
 class ModelCache:
     """This process's warm state: model versions loaded (newest use last; a few are kept) and
-    the decode threads.
+    the decode threads, made as its `settings` say (the worker process's: HAPPYSAD_ENGINE,
+    HAPPYSAD_INFERENCE_THREADS, HAPPYSAD_MAX_IMAGE_PIXELS, the cache folder).
 
     Each process loads the versions its jobs are pinned to on first use, so a promotion reaches
     new jobs without a restart while running jobs keep their own version.
     """
 
-    def __init__(self, capacity: int = 2):
+    def __init__(self, settings: Settings, capacity: int = 2):
+        self.settings = settings
         self.capacity = capacity
         self._models: dict[int, LoadedModel] = {}
         self._decode_pool: ThreadPoolExecutor | None = None
 
-    def get(self, version: int) -> LoadedModel:
+    @property
+    def inference_threads(self) -> int:
+        """TensorFlow threads for this process: the celery parent sets cores / processes."""
+        return self.settings.threads_per_process()
+
+    def get(self, version: int, sessions: Sessions) -> LoadedModel:
+        """The version's model, loaded on first use (its row read in a transaction of its own)."""
         if version in self._models:
             self._models[version] = self._models.pop(version)
             return self._models[version]
-        configure_threads()
-        with session_scope() as session:
+        configure_threads(self.inference_threads)
+        with sessions() as session:
             row = queries.get_model_version(session, version)
-        model, choice = load_model(row), engine_choice()
+        cache_folder, choice = self.settings.home_folder("cache"), self.settings.engine
+        model = load_model(row, cache_folder)
         files, unavailable = None, ""
         if choice != "tensorflow":  # the IR, hash-checked like model.keras; never converted here
-            files, unavailable = verified_engine_files(row, "openvino")
+            files, unavailable = verified_engine_files(row, "openvino", cache_folder)
         candidates = openvino_candidates(files, (row.params or {}).get("engines", {}),
-                                         inference_threads())
+                                         self.inference_threads)
         engine = load_engine(model, len(row.class_names), choice, candidates,
                              input_scale(row.preprocessing_version),
                              unavailable and f"v{row.version}'s OpenVINO IR {unavailable}")
@@ -96,30 +106,21 @@ class ModelCache:
     def decode_pool(self) -> ThreadPoolExecutor:
         """Made on first use, in the process that uses it (never inherited across a fork)."""
         if self._decode_pool is None:
-            self._decode_pool = ThreadPoolExecutor(decode_threads(), "decode")
+            self._decode_pool = ThreadPoolExecutor(decode_threads(self.inference_threads),
+                                                   "decode")
         return self._decode_pool
 
 
-def engine_choice() -> str:
-    """HAPPYSAD_ENGINE: auto | tensorflow | openvino."""
-    return get_settings().engine
-
-
-def inference_threads() -> int:
-    """TensorFlow threads for this process: the celery parent sets cores / processes."""
-    return get_settings().threads_per_process()
-
-
-def decode_threads() -> int:
+def decode_threads(inference_threads: int) -> int:
     # Two per TensorFlow thread: one image is read while another decodes. Timed side by side on
     # 2 cores, one process per core with two decode threads beat one and four.
-    return 2 * inference_threads()
+    return 2 * inference_threads
 
 
 _threads_configured = False
 
 
-def configure_threads() -> None:
+def configure_threads(threads: int) -> None:
     """TensorFlow threads per process, so processes x threads fit the cores, and OpenCV single
     threaded: decoding is parallel across images in our pool, and OpenCV's own threads would
     fight TensorFlow's for the same cores. Once per process, before TensorFlow builds its pools."""
@@ -129,7 +130,6 @@ def configure_threads() -> None:
     import cv2
     import tensorflow as tf
 
-    threads = inference_threads()
     cv2.setNumThreads(1)
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -197,20 +197,23 @@ def error_rows(job_id: int, model_version: int, uris: list[str], error: str | No
 
 
 def classify_batch(job_id: int, batch_index: int, uris: list[str], cache: ModelCache,
-                   worker_host: str | None = None) -> bool | None:
-    """Classify and store one batch. Returns whether it completed the job (None: already done)."""
+                   sessions: Sessions, worker_host: str | None = None) -> bool | None:
+    """Classify and store one batch. Returns whether it completed the job (None: already done).
+    The job is read in one transaction and the rows written in another (`sessions`), with no
+    transaction open while the images are classified."""
     worker_host = worker_host or worker_identity()
-    with session_scope() as session:
+    with sessions() as session:
         job = queries.get_job(session, job_id)
         source, model_version = job.source, job.model_version
-    model = cache.get(model_version)
+    model = cache.get(model_version, sessions)
     storage = open_storage(source)
     probabilities, errors, familiarity = classify_images(
-        storage, uris, model, get_settings().max_image_pixels, cache.decode_pool)
+        storage, uris, model, cache.settings.max_image_pixels, cache.decode_pool)
     rows = prediction_rows(job_id, model, uris, probabilities, errors, worker_host, familiarity)
-    return write_batch(job_id, batch_index, rows, worker_host)
+    return write_batch(sessions, job_id, batch_index, rows, worker_host)
 
 
-def write_batch(job_id: int, batch_index: int, rows: list[dict], worker_host: str) -> bool | None:
-    with session_scope() as session:
+def write_batch(sessions: Sessions, job_id: int, batch_index: int, rows: list[dict],
+                worker_host: str) -> bool | None:
+    with sessions() as session:
         return queries.record_batch(session, job_id, batch_index, rows, worker_host)

@@ -10,8 +10,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from db import queries
-from db.session import session_scope
-from db.settings import get_settings
+from db.session import Sessions
+from db.settings import Settings
 from db.tables import Prediction
 from trainer.images import ImageError, decode_pixels
 from trainer.plots import figure_png
@@ -72,10 +72,10 @@ def contact_sheet(storage, rows_by_class: dict[str, dict[str, list[Prediction]]]
     return figure
 
 
-def build_report(job_id: int) -> str:
-    """Write the job's plots and report.html; returns where report.html is."""
-    settings = get_settings()
-    with session_scope() as session:
+def build_report(job_id: int, *, settings: Settings, sessions: Sessions) -> str:
+    """Write the job's plots and report.html to the report store of `settings`; returns where
+    report.html is. The rows are read in one transaction, closed before anything is drawn."""
+    with sessions() as session:
         job = queries.get_job(session, job_id)
         version = queries.get_model_version(session, job.model_version)
         counts, totals = queries.label_counts(session, job_id), queries.job_counts(session, job_id)

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 from db import queries
 from db.errors import InvalidInput
-from db.session import session_scope
-from db.settings import get_settings
+from db.session import Sessions
+from db.settings import Settings
 from db.tables import RUN_DONE, RUN_FAILED, RUN_SKIPPED, RetrainRun
 from trainer.training import Training, training_lock
 
@@ -78,22 +78,25 @@ def close_abandoned_runs(session, slot: str | None = None, before_id: int | None
         logger.warning("retrain run %s (%s) was abandoned by its worker", run_id, run_slot)
 
 
-def finish_run(run_id: int, status: str, reason: str, **fields_) -> RetrainRun:
-    with session_scope() as session:
+def finish_run(sessions: Sessions, run_id: int, status: str, reason: str,
+               **fields_) -> RetrainRun:
+    with sessions() as session:
         queries.finish_retrain_run(session, run_id, status, reason, **fields_)
         return session.get(RetrainRun, run_id)
 
 
-def run_retrain(slot: str | None = None, force: bool = False) -> RetrainRun | None:
+def run_retrain(slot: str | None = None, force: bool = False, *, settings: Settings,
+                sessions: Sessions) -> RetrainRun | None:
     """Run (or skip) the retrain for a slot; returns its row, or None for a duplicate delivery.
 
-    `slot` None means the cron slot due now (a message sent without one).
+    `slot` None means the cron slot due now (a message sent without one). Each step (the claim,
+    the reads, the outcome) is a transaction of its own from `sessions`: none is open while the
+    model trains.
     """
-    settings = get_settings()
     slot = slot or cron_slot(settings.retrain_cron, settings.timezone)
     source = settings.train_data or ""
     with training_lock(wait=False) as training:
-        with session_scope() as session:
+        with sessions() as session:
             run = queries.claim_retrain_slot(session, slot, source)
             run_id = run.id if run is not None else None
             if run_id is None:
@@ -104,40 +107,45 @@ def run_retrain(slot: str | None = None, force: bool = False) -> RetrainRun | No
             if training.held:
                 close_abandoned_runs(session, before_id=run_id)
         if not training.held:
-            return finish_run(run_id, RUN_SKIPPED, "another retrain is running (at most one at "
-                              "a time)")
-        return train_and_register(training, run_id, slot, source, force)
+            return finish_run(sessions, run_id, RUN_SKIPPED, "another retrain is running (at "
+                              "most one at a time)")
+        return train_and_register(training, run_id, slot, force, settings, sessions)
 
 
-def train_and_register(training: Training, run_id: int, slot: str, source: str,
-                       force: bool) -> RetrainRun:
+def train_and_register(training: Training, run_id: int, slot: str, force: bool,
+                       settings: Settings, sessions: Sessions) -> RetrainRun:
     """The run itself: fingerprint (HAPPYSAD_TRAIN_DATA and the reviewed images), skip if
     unchanged, train, register behind the gate."""
     from db.queries.reviews import reviewed_images
     from trainer.corrections import read_corrections, training_fingerprint
     from trainer.dataset import source_fingerprint
 
+    source = settings.train_data or ""
     if not source:
-        return finish_run(run_id, RUN_FAILED, "HAPPYSAD_TRAIN_DATA is not set: nothing to train on")
+        return finish_run(sessions, run_id, RUN_FAILED,
+                          "HAPPYSAD_TRAIN_DATA is not set: nothing to train on")
     try:
-        with session_scope() as session:
+        with sessions() as session:
             reviewed = reviewed_images(session)
         corrections, unreadable = read_corrections(reviewed)
         for item in unreadable:
             logger.warning("reviewed image left out of the retrain: %s: %s", item["uri"],
                            item["reason"])
         fingerprint = training_fingerprint(source_fingerprint(source), corrections)
-        with session_scope() as session:
+        with sessions() as session:
             versions = queries.list_model_versions(session)
             latest = versions[-1].dataset_fingerprint if versions else None
             params = retrain_params(session)
         if not force and fingerprint == latest:
-            return finish_run(run_id, RUN_SKIPPED, "training data and reviews unchanged since the "
-                              f"last version (v{versions[-1].version})", fingerprint=fingerprint)
-        trained = training.train_and_register(source, params, "auto", corrections=corrections)
+            return finish_run(sessions, run_id, RUN_SKIPPED, "training data and reviews "
+                              f"unchanged since the last version (v{versions[-1].version})",
+                              fingerprint=fingerprint)
+        trained = training.train_and_register(source, params, "auto", settings=settings,
+                                              sessions=sessions, corrections=corrections)
         result, registration = trained.result, trained.registration
     except Exception as error:  # recorded on the run: the operator reads why in `retrain list`
         logger.exception("retrain %s failed", slot)
-        return finish_run(run_id, RUN_FAILED, f"{type(error).__name__}: {error}")
-    return finish_run(run_id, RUN_DONE, registration.reason, fingerprint=result.data.fingerprint,
-                      model_version=registration.version, promoted=registration.promoted)
+        return finish_run(sessions, run_id, RUN_FAILED, f"{type(error).__name__}: {error}")
+    return finish_run(sessions, run_id, RUN_DONE, registration.reason,
+                      fingerprint=result.data.fingerprint, model_version=registration.version,
+                      promoted=registration.promoted)

@@ -20,11 +20,13 @@ _model_cache = None
 
 
 def model_cache():
+    """The process's models and decode threads, made on its first batch with its settings."""
     global _model_cache
     if _model_cache is None:
+        from db.settings import get_settings
         from worker.classify import ModelCache
 
-        _model_cache = ModelCache()
+        _model_cache = ModelCache(get_settings())
     return _model_cache
 
 
@@ -68,7 +70,7 @@ def classify_batch(self, job_id: int, batch_index: int, uris: list[str]) -> None
     else:
         try:
             finished = classify.classify_batch(job_id, batch_index, uris, model_cache(),
-                                               worker_host)
+                                               session_scope, worker_host)
         except (OperationalError, DatabaseUnavailable):
             raise  # the database is away: retried with backoff (autoretry_for)
         except Exception as error:
@@ -101,7 +103,7 @@ def record_batch_error(job_id: int, batch_index: int, uris: list[str], worker_ho
     with session_scope() as session:
         version = queries.get_job(session, job_id).model_version
     rows = classify.error_rows(job_id, version, uris, error, worker_host)
-    return classify.write_batch(job_id, batch_index, rows, worker_host)
+    return classify.write_batch(session_scope, job_id, batch_index, rows, worker_host)
 
 
 @shared_task(name=FINISH_JOB_TASK, bind=True, autoretry_for=(OperationalError,
@@ -114,13 +116,14 @@ def finish_job(self, job_id: int) -> None:
 def complete_job(job_id: int) -> None:
     from db import queries
     from db.session import session_scope
+    from db.settings import get_settings
     from worker.report import build_report
 
     with session_scope() as session:
         if queries.finish_job(session, job_id) != JOB_DONE:
             return  # already ended elsewhere, or failed: no result to plot (status_reason says why)
     try:
-        path = build_report(job_id)
+        path = build_report(job_id, settings=get_settings(), sessions=session_scope)
     except Exception:  # the job's rows are safe; `happysad report JOB` can rebuild
         logger.exception("job %s: report could not be built", job_id)
         return
@@ -136,6 +139,8 @@ def retrain(self, slot: str | None = None, force: bool = False) -> None:
     Runs on the `training` queue; the slot's row in SQL makes a duplicate delivery (a second
     beat, a redelivery after a crash, a retry) a no-op, and a lock keeps runs one at a time.
     """
+    from db.session import session_scope
+    from db.settings import get_settings
     from worker.retrain import run_retrain
 
-    run_retrain(slot=slot, force=force)
+    run_retrain(slot=slot, force=force, settings=get_settings(), sessions=session_scope)

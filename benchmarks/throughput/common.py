@@ -91,6 +91,8 @@ def train_and_register(sample_folder: Path, homes: dict[str, dict],
     architecture's own epochs and augmentation, the model a user gets (real photos: the engines'
     reduced-precision check is judged on a fitted model, not a near-random one). Returns the
     first registration's file."""
+    from db.session import session_scope
+    from db.settings import get_settings
     from trainer.registry import register
     from trainer.train import TrainingParams, train
 
@@ -101,7 +103,8 @@ def train_and_register(sample_folder: Path, homes: dict[str, dict],
     paths = []
     for env in homes.values():
         use_env(env)
-        paths.append(register(result, promote="always").path)
+        paths.append(register(result, promote="always", settings=get_settings(),
+                              sessions=session_scope).path)
     return paths[0]
 
 def tutorial_model(sample_folder: Path, path: Path) -> str:

@@ -127,8 +127,9 @@ def stages_per_engine(model_path: str, source: Path, envs: dict) -> dict:
                "error": None}
         batches = range(0, count, 64)
         for batch, start in enumerate(batches):
-            write_batch(job_id, batch, [row | {"uri": f"stages/{index}.jpg"} for index in
-                                        range(start, min(start + 64, count))], "bench")
+            write_batch(session_scope, job_id, batch,
+                        [row | {"uri": f"stages/{index}.jpg"}
+                         for index in range(start, min(start + 64, count))], "bench")
         with session_scope() as session:  # sealed and done: no reconciler resumes it
             queries.seal_job(session, job_id, count, len(batches), 0)
             queries.finish_job(session, job_id)

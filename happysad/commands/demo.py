@@ -54,10 +54,12 @@ def _ensure_model(train_folder: Path) -> int:
     # is regularised for a few hundred real photos, and its strong augmentation kept it near
     # chance on the demo's drawings when tried.
     output.say("2/4 training a model, architecture baseline (a minute or two)...")
+    settings = get_settings()
     with training_lock(on_wait=say_waiting) as training:  # as `train` and the retrain do
         trained = training.train_and_register(
             str(train_folder), TrainingParams(architecture="baseline", seed=0), "always",
-            log_dir=get_settings().home_folder("tensorboard") / "demo")
+            settings=settings, sessions=session_scope,
+            log_dir=settings.home_folder("tensorboard") / "demo")
     result, registration = trained.result, trained.registration
     output.say(f"    model v{registration.version}: test accuracy "
                          f"{result.metrics['accuracy']:.3f} on {result.metrics['count']} images")
@@ -90,7 +92,8 @@ def run_demo(folder: Path | None = None) -> dict:
     train_folder, incoming = _ensure_data(folder)
     version = _ensure_model(train_folder)
     output.say(f"3/4 submitting {incoming} for labelling with model v{version}")
-    submission = submit_source(str(incoming), version)
+    submission = submit_source(str(incoming), version, settings=settings,
+                               sessions=session_scope)
     with local_workers_for(LABELLING_QUEUE) as watch:
         record = wait_for_job(submission.job_id, check_workers=watch.check)
     output.say("4/4 done")

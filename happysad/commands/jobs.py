@@ -31,10 +31,13 @@ def submit_command(
     json_output: JsonOption = False,
 ) -> None:
     """Submit a folder or bucket of images for labelling; prints the job id."""
+    from db.session import session_scope
+    from db.settings import get_settings
     from happysad.local_workers import local_workers_for
     from scheduler.submit import submit_source
 
-    submission = submit_source(source, model, batch_size)
+    submission = submit_source(source, model, batch_size, settings=get_settings(),
+                               sessions=session_scope)
     if not wait:
         record = _job_record(submission.job_id)
         if json_output:

@@ -15,14 +15,17 @@ def jobs_resume(job: Annotated[int, typer.Argument(help="Job id.")],
                 json_output: JsonOption = False) -> None:
     """Go on with a job whose submitter died: list its source again, send what is not recorded
     yet, and send its unwritten batches again."""
+    from db.session import session_scope
+    from db.settings import get_settings
     from scheduler.celery_app import sender_app
     from scheduler.resume import resume_job
     from scheduler.submit import check_broker
     from worker.identity import worker_identity
 
     app = sender_app()
-    check_broker(app)
-    resumed = resume_job(app, job, f"resumed by `happysad jobs resume` ({worker_identity('cli')})")
+    check_broker(app, get_settings())
+    resumed = resume_job(app, session_scope, job,
+                         f"resumed by `happysad jobs resume` ({worker_identity('cli')})")
     record = vars(resumed)
     if json_output:
         output.print_json(record)
@@ -41,13 +44,15 @@ def jobs_retry(job: Annotated[int, typer.Argument(help="Job id.")],
     """A new attempt for a done job's images that failed (e.g. after a model file came back)."""
     if not failed:
         output.fail("say what to retry: `happysad jobs retry JOB --failed`")
+    from db.session import session_scope
+    from db.settings import get_settings
     from scheduler.celery_app import sender_app
     from scheduler.resume import retry_failed
     from scheduler.submit import check_broker
 
     app = sender_app()
-    check_broker(app)
-    retried = retry_failed(app, job)
+    check_broker(app, get_settings())
+    retried = retry_failed(app, session_scope, job)
     if json_output:
         output.print_json(vars(retried))
         return

@@ -92,9 +92,10 @@ def report_command(job: Annotated[int, typer.Argument(help="Job id.")]) -> None:
     """Rebuild a job's plots and report.html."""
     from db import queries
     from db.session import session_scope
+    from db.settings import get_settings
     from worker.report import build_report
 
-    path = build_report(job)
+    path = build_report(job, settings=get_settings(), sessions=session_scope)
     with session_scope() as session:
         queries.set_report_path(session, job, path)
     output.say(f"report: {path}")

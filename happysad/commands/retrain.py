@@ -22,16 +22,18 @@ def retrain(ctx: typer.Context,
     """Run the scheduled retrain now, on the training queue."""
     if ctx.invoked_subcommand:
         return
+    from db.session import session_scope
+    from db.settings import get_settings
     from happysad.local_workers import local_workers_for
     from happysad.records import retrain_run_record
     from scheduler.retrain import request_retrain, wait_for_run
 
-    slot = request_retrain(force)
+    slot = request_retrain(get_settings(), force)
     if not wait:
         output.console.print(f"retrain {slot} queued on the training queue")
         return
     with local_workers_for(TRAINING_QUEUE) as watch:
-        run = wait_for_run(slot, timeout, check_workers=watch.check)
+        run = wait_for_run(slot, session_scope, timeout, check_workers=watch.check)
     record = retrain_run_record(run)
     if json_output:
         output.print_json(record)

@@ -34,17 +34,20 @@ def train(
     json_output: JsonOption = False,
 ) -> None:
     """Train a model on a labelled folder or bucket and register it as a new version."""
+    from db.session import session_scope
     from db.settings import get_settings
     from trainer.train import TrainingParams
     from trainer.training import training_lock
 
+    settings = get_settings()
     params = TrainingParams(architecture=architecture.value, epochs=epochs,
                             image_size=image_size, batch_size=batch_size, seed=seed,
                             augment=augment).resolved()
-    log_dir = get_settings().home_folder("tensorboard") / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    log_dir = settings.home_folder("tensorboard") / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     with training_lock(on_wait=say_waiting) as training:  # one training at a time
         with _epoch_progress(enabled=not json_output, total=params.epochs) as on_epoch:
-            trained = training.train_and_register(source, params, promote, log_dir=log_dir,
+            trained = training.train_and_register(source, params, promote, settings=settings,
+                                                  sessions=session_scope, log_dir=log_dir,
                                                   on_epoch=on_epoch)
     result, registration = trained.result, trained.registration
     payload = {"version": registration.version, "metrics": result.metrics,

@@ -10,8 +10,10 @@ def submit(source: str, model_version: int | None, batch_size: int | None) -> in
     """Submit a source as the CLI does, confined to HAPPYSAD_ALLOWED_SOURCES; the job id."""
     from scheduler.submit import submit_source
 
-    roots = get_settings().allowed_source_roots
-    return submit_source(source, model_version, batch_size, allowed_roots=roots).job_id
+    settings = get_settings()
+    return submit_source(source, model_version, batch_size,
+                         allowed_roots=settings.allowed_source_roots, settings=settings,
+                         sessions=session_scope).job_id
 
 
 def cancel(job_id: int, cancelled_by: str, reason: str) -> None:
@@ -38,7 +40,7 @@ def rollback(reason: str) -> dict:
 def start_retrain(force: bool) -> str:
     from scheduler.retrain import request_retrain
 
-    return request_retrain(force)
+    return request_retrain(get_settings(), force)
 
 
 def review(prediction_id: int, label: str, reviewer: str) -> dict:

@@ -60,9 +60,9 @@ def test_review_on_the_page_and_the_retrain_trains_on_it(
     page = browser_page
     folder = isolated_env / "incoming"
     write_sample_dataset(folder, per_class=8, image_size=48, seed=21, labelled=False)
-    from scheduler.submit import submit_source
+    from tests.helpers.jobs import submit
 
-    job_id = submit_source(str(folder), None, 4).job_id
+    job_id = submit(str(folder), None, 4).job_id
     labeller = start_worker("labeller")
     labeller.wait_ready()
     deadline = time.monotonic() + 300

@@ -63,3 +63,13 @@ def batches_written(job_id: int) -> dict[int, str]:
 def in_flight_batches(job_id: int) -> set[int]:
     """Batches a worker has started (the attempt is committed first) but not yet written."""
     return set(batch_attempts(job_id)) - set(batches_written(job_id))
+
+
+def submit(source: str, model_version: int | None = None, batch_size: int | None = None):
+    """scheduler.submit.submit_source as `happysad submit` calls it: with the settings in force
+    now (tests change them) and the process's transactions."""
+    from db.settings import get_settings
+    from scheduler.submit import submit_source
+
+    return submit_source(source, model_version, batch_size, settings=get_settings(),
+                         sessions=session_scope)

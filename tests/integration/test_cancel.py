@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from db import queries
 from db.session import session_scope
 from db.tables import JOB_CANCELLED, Prediction
-from scheduler.submit import submit_source
 from tests.helpers.commands import happysad
+from tests.helpers.jobs import submit
 from trainer.sample_data import write_sample_dataset
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -41,7 +41,7 @@ def test_workers_skip_a_cancelled_jobs_remaining_batches(tmp_path, postgres, red
                                                         registered_baseline_model, start_worker):
     folder = tmp_path / "incoming"
     write_sample_dataset(folder, per_class=150, image_size=32, seed=3, labelled=False)
-    submission = submit_source(str(folder), batch_size=1)  # queued before any worker runs
+    submission = submit(str(folder), batch_size=1)  # queued before any worker runs
     assert submission.batches == 300
     worker = start_worker("canceller")
     worker.wait_ready()
@@ -67,7 +67,7 @@ def test_cli_cancels_once_then_says_why_not(tmp_path, postgres, redis_url,
                                            registered_baseline_model):
     folder = tmp_path / "incoming"
     write_sample_dataset(folder, per_class=3, image_size=32, seed=4, labelled=False)
-    submission = submit_source(str(folder), batch_size=2)  # no worker: it stays running
+    submission = submit(str(folder), batch_size=2)  # no worker: it stays running
 
     out = happysad("jobs", "cancel", str(submission.job_id), "--reason", "wrong folder")
     assert f"job {submission.job_id} cancelled" in out.stdout

@@ -20,10 +20,9 @@ from sqlalchemy import text
 
 from db import queries
 from db.session import session_scope
-from scheduler.submit import submit_source
 from tests.helpers.commands import happysad
 from tests.helpers.images import pil_bytes, png_header_only
-from tests.helpers.jobs import assert_each_image_once, wait_for_job_done
+from tests.helpers.jobs import assert_each_image_once, submit, wait_for_job_done
 from tests.helpers.processes import log_text
 from trainer.sample_data import draw_face
 from worker.task_names import CLASSIFY_BATCH_TASK
@@ -139,7 +138,7 @@ def test_hostile_files_each_get_one_clear_row(tmp_path, postgres, redis_url, mon
     os.symlink("pipe.jpg", folder / "link-to-pipe.jpg")
     worker = start_worker_without_root_file_access(start_worker, monkeypatch, "hostile")
     worker.wait_ready()
-    submission = submit_source(str(folder), batch_size=5)
+    submission = submit(str(folder), batch_size=5)
     assert submission.skipped_files == 3
 
     root = os.path.realpath(folder)
@@ -156,7 +155,7 @@ def test_hostile_files_each_get_one_clear_row(tmp_path, postgres, redis_url, mon
             assert row.probabilities["happy"] == pytest.approx(expected, abs=0.03), name
     # The worker took it all in its stride: no process died, and it takes the next job (the
     # folder the link led to, submitted on purpose this time).
-    second = submit_source(str(tmp_path / "outside"), batch_size=5)
+    second = submit(str(tmp_path / "outside"), batch_size=5)
     assert wait_for_job_done(second.job_id)["classified"] == 1
     assert "WorkerLostError" not in log_text(worker) and worker.process.poll() is None
 
@@ -218,7 +217,7 @@ def test_pickled_task_is_refused_and_never_run(tmp_path, postgres, redis_url,
     folder = tmp_path / "incoming"
     folder.mkdir()
     cv2.imwrite(str(folder / "face.jpg"), draw_face("sad", 64, np.random.default_rng(4)))
-    job = wait_for_job_done(submit_source(str(folder)).job_id)  # queued behind the pickle
+    job = wait_for_job_done(submit(str(folder)).job_id)  # queued behind the pickle
 
     assert job["classified"] == 1 and not marker.exists()
     assert "Refusing to deserialize untrusted content of type pickle" in log_text(worker)
@@ -290,7 +289,7 @@ def test_model_tampered_after_submission_gives_error_rows(tmp_path, postgres, re
     for index in range(3):
         cv2.imwrite(str(folder / f"face{index}.jpg"),
                     draw_face("sad", 64, np.random.default_rng(index)))
-    submission = submit_source(str(folder), batch_size=2)  # checked intact, then tampered with
+    submission = submit(str(folder), batch_size=2)  # checked intact, then tampered with
     with session_scope() as session:
         _tamper(Path(queries.get_model_version(session, registered_baseline_model).path))
     start_worker("refuses").wait_ready()

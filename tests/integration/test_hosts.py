@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_workers_sharing_a_node_name_record_distinct_hosts(tmp_path, postgres, redis_url,
                                                            registered_baseline_model,
                                                            start_worker):
-    from scheduler.submit import submit_source
+    from tests.helpers.jobs import submit
 
     uris = write_images(tmp_path / "incoming", 48)
     # Two `celery worker` processes on one machine with the same node name, as two
@@ -30,7 +30,7 @@ def test_workers_sharing_a_node_name_record_distinct_hosts(tmp_path, postgres, r
         # this one's own pool processes.
         wait_until(lambda: len(worker.children()) == count, f"{count} pool processes")
     children = {pid for worker in workers for pid in worker.children()}
-    rows = assert_each_image_once(submit_source(str(tmp_path / "incoming"), batch_size=2).job_id,
+    rows = assert_each_image_once(submit(str(tmp_path / "incoming"), batch_size=2).job_id,
                                   uris)
     hosts = {row.worker_host for row in rows.values()}
     node = f"celery@{socket.gethostname()}"
@@ -68,21 +68,22 @@ def test_a_node_is_gone_once_its_heartbeat_stops_and_redis_can_tell(redis_url, m
     (its keys lost less than a key's lifetime ago)."""
     import redis
 
-    from db.settings import reset_settings
+    from db.settings import get_settings, reset_settings
     from scheduler.heartbeat import PRESENCE_SINCE_KEY, forget_node, gone_nodes, mark_node_alive
 
     monkeypatch.setenv("HAPPYSAD_RECONCILE_INTERVAL", "1")  # keys live 3 s
     reset_settings()
-    mark_node_alive("alive@b")
-    mark_node_alive("stopped@c")
-    forget_node("stopped@c")
+    settings = get_settings()
+    mark_node_alive("alive@b", settings)
+    mark_node_alive("stopped@c", settings)
+    forget_node("stopped@c", settings)
     nodes = {"alive@b", "stopped@c", "never@d"}
-    assert gone_nodes(nodes) == set()  # the beats began just now: Redis cannot tell yet
+    assert gone_nodes(nodes, settings) == set()  # the beats began just now: Redis cannot tell yet
     client = redis.Redis.from_url(redis_url)
     client.set(PRESENCE_SINCE_KEY, "0")  # as if beating for long
-    assert gone_nodes(nodes) == {"stopped@c", "never@d"}
-    wait_until(lambda: gone_nodes({"alive@b"}) == {"alive@b"}, "the unrenewed key to expire",
-               timeout=30, poll=0.5)
+    assert gone_nodes(nodes, settings) == {"stopped@c", "never@d"}
+    wait_until(lambda: gone_nodes({"alive@b"}, settings) == {"alive@b"},
+               "the unrenewed key to expire", timeout=30, poll=0.5)
     client.flushdb()  # Redis restarted without its data: the beats start again
-    mark_node_alive("alive@b")
-    assert gone_nodes(nodes) == set()
+    mark_node_alive("alive@b", settings)
+    assert gone_nodes(nodes, settings) == set()

@@ -10,9 +10,8 @@ import pytest
 
 from db import queries
 from db.session import session_scope
-from scheduler.submit import submit_source
 from tests.helpers.commands import happysad
-from tests.helpers.jobs import wait_for_job_done
+from tests.helpers.jobs import submit, wait_for_job_done
 from trainer.sample_data import write_sample_dataset
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -34,7 +33,7 @@ def test_two_workers_share_a_job_on_redis_and_postgres(tmp_path, postgres, redis
     second = start_worker("two")
     first.wait_ready()
     second.wait_ready()
-    submission = submit_source(str(folder), batch_size=3)
+    submission = submit(str(folder), batch_size=3)
     assert submission.total_images == 41 and submission.skipped_files == 1  # the notice .txt
     job = wait_for_job_done(submission.job_id)
     assert job["classified"] == 40 and job["failed"] == 1
@@ -100,7 +99,7 @@ def test_embedded_queue_is_shared_by_two_worker_commands(tmp_path, registered_ba
     workers = [start_worker("a"), start_worker("b")]
     for worker in workers:
         worker.wait_ready()
-    submission = submit_source(str(folder), batch_size=2)
+    submission = submit(str(folder), batch_size=2)
     wait_for_job_done(submission.job_id)
     with session_scope() as session:
         predictions = list(queries.iter_predictions(session, submission.job_id))

@@ -6,9 +6,8 @@ import os
 
 import pytest
 
-from scheduler.submit import submit_source
 from tests.helpers.images import write_images
-from tests.helpers.jobs import assert_each_image_once
+from tests.helpers.jobs import assert_each_image_once, submit
 from trainer.storage.uri_text import decode_uri
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -26,7 +25,7 @@ def test_names_that_render_alike_each_get_their_own_row(tmp_path, postgres, redi
         with open(os.path.join(os.fsencode(folder), name), "wb") as file:
             file.write(open(image, "rb").read())
     start_worker("names").wait_ready()
-    submission = submit_source(str(folder), batch_size=2)
+    submission = submit(str(folder), batch_size=2)
     assert submission.total_images == 3
 
     root = os.path.realpath(folder)

@@ -10,10 +10,9 @@ import time
 import pytest
 
 from db.settings import reset_settings
-from scheduler.submit import submit_source
 from tests.helpers.faults import killable_redis, report_rows, wait_restarting_workers
 from tests.helpers.images import write_images
-from tests.helpers.jobs import batches_written
+from tests.helpers.jobs import batches_written, submit
 from tests.helpers.paced_app import APP as PACED_APP, BATCH_SECONDS
 from tests.helpers.polling import wait_until
 
@@ -38,7 +37,7 @@ def test_redis_killed_mid_job_the_job_still_finishes(tmp_path, postgres, monkeyp
                    for name in ("lost-a", "lost-b")]
         for worker in workers:
             worker.wait_ready()
-        job_id = submit_source(str(tmp_path / "incoming"), batch_size=4).job_id
+        job_id = submit(str(tmp_path / "incoming"), batch_size=4).job_id
         wait_until(lambda: len(batches_written(job_id)) >= 3, "a few batches", timeout=180)
         redis_server.kill()
         fault_at = time.monotonic()

@@ -124,7 +124,9 @@ def started_not_written(job_id: int, host: str) -> list[int]:
 
 def test_a_worker_host_cut_off_mid_job_the_other_finishes_it(tmp_path, monkeypatch, hosts,
                                                              tiny_baseline_training):
-    from scheduler.submit import submit_source
+    from db.session import session_scope
+    from db.settings import get_settings
+    from tests.helpers.jobs import submit
     from trainer.registry import register
 
     # The visibility timeout stays at its default (3600 s): what host A held when it was cut
@@ -132,14 +134,15 @@ def test_a_worker_host_cut_off_mid_job_the_other_finishes_it(tmp_path, monkeypat
     monkeypatch.setenv("HAPPYSAD_RESEND_AFTER", "10")
     monkeypatch.setenv("HAPPYSAD_RECONCILE_INTERVAL", "2")
     reset_settings()
-    register(tiny_baseline_training, promote="always")
+    register(tiny_baseline_training, promote="always", settings=get_settings(),
+             sessions=session_scope)
     uris = write_images(tmp_path / "incoming", 300)
     batch_count = -(-len(uris) // BATCH_SIZE)
     for host in LINKS:
         hosts.start_worker(host)
     for worker in hosts.workers.values():
         worker.wait_ready()
-    job_id = submit_source(str(tmp_path / "incoming"), batch_size=BATCH_SIZE).job_id
+    job_id = submit(str(tmp_path / "incoming"), batch_size=BATCH_SIZE).job_id
 
     def written_by(host: str) -> list[str]:
         return [name for name in batches_written(job_id).values() if name.startswith(host + "@")]

@@ -16,6 +16,7 @@ import pytest
 from db import queries
 from db.locks import TRAINING_LOCK, held_lock
 from db.session import get_engine, session_scope
+from db.settings import get_settings
 from tests.helpers.polling import wait_until
 from trainer.model_store import verified_model_path
 
@@ -24,6 +25,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REGISTER_AT_THE_SAME_TIME = """
 import os, sys, time
 from pathlib import Path
+from db.session import session_scope
+from db.settings import get_settings
 from trainer.registry import register
 from trainer.train import TrainingParams, train
 result = train(sys.argv[1], TrainingParams(architecture="baseline", epochs=1, image_size=32,
@@ -31,7 +34,8 @@ result = train(sys.argv[1], TrainingParams(architecture="baseline", epochs=1, im
 Path(sys.argv[3] + f".ready{sys.argv[2]}").touch()
 while not Path(sys.argv[3]).exists():  # both trained: register at the same moment
     time.sleep(0.005)
-print(register(result, promote="never").version)
+print(register(result, promote="never", settings=get_settings(),
+               sessions=session_scope).version)
 """
 
 
@@ -52,7 +56,8 @@ def test_trainers_at_once_never_share_a_version(tmp_path, postgres, sample_folde
     assert sorted(versions) == [1, 2]
     with session_scope() as session:
         for row in queries.list_model_versions(session):
-            verified_model_path(row)  # each version's file is the one its row names
+            # each version's file is the one its row names
+            verified_model_path(row, get_settings().home_folder("cache"))
     print(f"\nversions registered at the same moment: {sorted(versions)}, each file intact")
 
 

@@ -11,10 +11,10 @@ import pytest
 
 from db import queries
 from db.session import session_scope
-from scheduler.submit import submit_source
+from db.settings import get_settings
 from tests.helpers.images import write_images
 from tests.helpers.jobs import (assert_each_image_once, batch_attempts, batches_written,
-                                in_flight_batches)
+                                in_flight_batches, submit)
 from tests.helpers.paced_app import APP as PACED_APP, BATCH_SECONDS
 from tests.helpers.poison_app import MARKER_VARIABLE
 from tests.helpers.polling import wait_until
@@ -30,7 +30,7 @@ def test_pool_process_killed_mid_batch_is_redelivered(tmp_path, postgres, redis_
     uris = write_images(tmp_path / "incoming", 24)
     worker = start_worker("pool", concurrency=1)
     worker.wait_ready()
-    job_id = submit_source(str(tmp_path / "incoming"), batch_size=6).job_id
+    job_id = submit(str(tmp_path / "incoming"), batch_size=6).job_id
     # The first batch of a fresh pool process loads TensorFlow and the model after its attempt
     # is committed: seconds during which the batch is certainly running.
     killed = min(wait_until(lambda: in_flight_batches(job_id), "a batch in flight"))
@@ -53,7 +53,7 @@ def survivor_doomed_and_a_job(tmp_path, start_worker, doomed_name: str = "doomed
     doomed = start_worker(doomed_name, concurrency=1)
     survivor.wait_ready()
     doomed.wait_ready()
-    return uris, survivor, doomed, submit_source(str(tmp_path / "incoming"), batch_size=5).job_id
+    return uris, survivor, doomed, submit(str(tmp_path / "incoming"), batch_size=5).job_id
 
 
 def test_whole_worker_killed_while_another_runs(tmp_path, postgres, redis_url, monkeypatch,
@@ -134,7 +134,7 @@ def test_poison_batch_is_abandoned_after_bounded_attempts(tmp_path, postgres, re
     uris[5] = uris[5].replace(".jpg", "_poison.jpg")
     worker = start_worker("poisoned", concurrency=1, app="tests.helpers.poison_app")
     worker.wait_ready()
-    job_id = submit_source(str(folder), batch_size=4).job_id
+    job_id = submit(str(folder), batch_size=4).job_id
 
     rows = assert_each_image_once(job_id, uris)
     # The poison file's batch: it and three innocent neighbours (in listing order) get the
@@ -160,10 +160,10 @@ def test_batch_written_before_a_crash_finishes_the_job_when_redelivered(
 
     folder = tmp_path / "incoming"
     uris = write_images(folder, 8)
-    submission = submit_source(str(folder), batch_size=4)  # no worker yet: both stay queued
-    cache = ModelCache()
+    submission = submit(str(folder), batch_size=4)  # no worker yet: both stay queued
+    cache = ModelCache(get_settings())
     for index, batch in enumerate((uris[:4], uris[4:])):
-        classify_batch(submission.job_id, index, batch, cache, "crashed@host")
+        classify_batch(submission.job_id, index, batch, cache, session_scope, "crashed@host")
     with session_scope() as session:  # ... and "crashed" before calling complete_job
         assert queries.get_job(session, submission.job_id).status == "running"
 
@@ -192,7 +192,7 @@ def test_redis_restarted_mid_job(tmp_path, postgres, own_redis, monkeypatch,
     uris = write_images(tmp_path / "incoming", 40)
     workers = [start_worker("restart0", concurrency=1, app=PACED_APP)]
     workers[0].wait_ready()
-    job_id = submit_source(str(tmp_path / "incoming"), batch_size=4).job_id
+    job_id = submit(str(tmp_path / "incoming"), batch_size=4).job_id
     wait_until(lambda: batches_written(job_id), "a first batch", timeout=180)
     redis_server.stop()
     assert len(batches_written(job_id)) < 10  # batches were still queued in Redis
@@ -228,7 +228,7 @@ def test_database_briefly_unreachable(tmp_path, postgres, redis_url, monkeypatch
                **{BATCH_SECONDS: "0.5"})  # the job still running when the cut comes
     worker = start_worker("cut-off", concurrency=1, env=env, app=PACED_APP)
     worker.wait_ready()
-    job_id = submit_source(str(tmp_path / "incoming"), batch_size=4).job_id
+    job_id = submit(str(tmp_path / "incoming"), batch_size=4).job_id
     wait_until(lambda: batches_written(job_id), "a first batch", timeout=180)
     proxy.cut()
     time.sleep(4)
@@ -246,7 +246,7 @@ def test_bucket_object_deleted_between_scan_and_read(tmp_path, postgres, redis_u
     for path in local_uris:
         moto_bucket.upload_file(path, "photos", f"incoming/{os.path.basename(path)}")
     uris = [f"s3://photos/incoming/{os.path.basename(path)}" for path in local_uris]
-    job_id = submit_source("s3://photos/incoming", batch_size=3).job_id  # listed, queued
+    job_id = submit("s3://photos/incoming", batch_size=3).job_id  # listed, queued
     moto_bucket.delete_object(Bucket="photos", Key="incoming/img_004.jpg")
     start_worker("bucket").wait_ready()
 

@@ -9,11 +9,9 @@ import pytest
 from db import queries
 from db.session import session_scope
 from db.settings import reset_settings
-from scheduler.submit import submit_source
 from tests.helpers.commands import happysad
-from tests.helpers.jobs import wait_for_job_done
 from tests.helpers.images import write_images
-from tests.helpers.jobs import job_rows
+from tests.helpers.jobs import job_rows, submit, wait_for_job_done
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -23,7 +21,7 @@ def test_failed_images_get_a_new_attempt(tmp_path, postgres, redis_url, monkeypa
     monkeypatch.setenv("HAPPYSAD_TASK_MAX_RETRIES", "0")  # a failed batch gets error rows at once
     reset_settings()
     uris = write_images(tmp_path / "incoming", 12)
-    job_id = submit_source(str(tmp_path / "incoming"), batch_size=4).job_id  # queued, no worker
+    job_id = submit(str(tmp_path / "incoming"), batch_size=4).job_id  # queued, no worker
     with session_scope() as session:
         model_path = queries.get_model_version(session, registered_baseline_model).path
     os.rename(model_path, model_path + ".away")

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from db import queries
 from db.session import session_scope
-from db.settings import reset_settings
+from db.settings import get_settings, reset_settings
 from db.tables import JobBatch, RetrainRun
 from tests.helpers.commands import happysad
 from tests.helpers.jobs import wait_for_job_done
@@ -139,12 +139,14 @@ def test_a_running_job_keeps_its_version_across_a_promotion(
     # not take the job's listing for a dead submitter's while the test sends its batches.
     monkeypatch.setenv("HAPPYSAD_LISTING_DEADLINE", "3600")
     from scheduler.celery_app import sender_app
-    from scheduler.submit import iter_batches, submit_source
+    from scheduler.submit import iter_batches
+    from tests.helpers.jobs import submit
     from trainer.registry import register
     from trainer.storage import open_storage
     from worker.task_names import CLASSIFY_BATCH_TASK
 
-    new_version = register(tiny_baseline_training, promote="never").version
+    new_version = register(tiny_baseline_training, promote="never", settings=get_settings(),
+                           sessions=session_scope).version
     folder = tmp_path / "incoming"
     write_sample_dataset(folder, per_class=8, image_size=32, seed=3, labelled=False)
     worker = start_worker("labeller", concurrency=1, queues=LABELLING_QUEUE)
@@ -166,7 +168,7 @@ def test_a_running_job_keeps_its_version_across_a_promotion(
                timeout=120, poll=0.3)
 
     happysad("models", "promote", str(new_version), "--reason", "challenger")
-    after = submit_source(str(folder), batch_size=2)  # submitted after: the new version
+    after = submit(str(folder), batch_size=2)  # submitted after: the new version
     with session_scope() as session:
         queries.seal_job(session, job_id, sum(map(len, batches)), len(batches), skipped[0])
     for index in range(half, len(batches)):

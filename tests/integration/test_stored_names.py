@@ -13,9 +13,8 @@ import pytest
 from db import queries
 from db.queries import reviews
 from db.session import session_scope
-from scheduler.submit import submit_source
 from tests.helpers.images import encode, solid_rgb
-from tests.helpers.jobs import wait_for_job_done
+from tests.helpers.jobs import submit, wait_for_job_done
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -44,7 +43,7 @@ def test_each_reader_reads_its_own_image(tmp_path, postgres, redis_url, register
         with open(os.path.join(os.fsencode(folder), name), "wb") as file:
             file.write(encode(solid_rgb(48, 48, rgb), ".jpg"))
     start_worker("stored-names").wait_ready()
-    job_id = submit_source(str(folder), batch_size=1).job_id
+    job_id = submit(str(folder), batch_size=1).job_id
     wait_for_job_done(job_id, timeout=180)
     with session_scope() as session:
         rows = {os.fsencode(os.path.basename(_decoded(p.uri))): p

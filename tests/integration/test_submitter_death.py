@@ -158,7 +158,7 @@ def test_jobs_resume_sends_a_batch_never_sent_whatever_the_queue_holds(tmp_path,
         job_id = queries.create_job(session, storage.root, registered_model, 5).id
     batches = list(iter_batches(storage, 5, [0]))
     for index, uris in enumerate(batches[:4]):  # what submit does, batch after batch...
-        send_batch(sender_app(), job_id, index, uris)
+        send_batch(sender_app(), session_scope, job_id, index, uris)
     with session_scope() as session:  # ...until it is killed between commit and send
         outbox.record_batch_to_send(session, job_id, 4, batches[4])
     queue = redis.Redis.from_url(redis_url)

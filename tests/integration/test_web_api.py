@@ -132,10 +132,14 @@ def test_cancel_through_the_api(api, isolated_env, registered_model):
 
 
 def test_models_promote_roll_back_and_history(api, tiny_training):
+    from db.session import session_scope
+    from db.settings import get_settings
     from trainer.registry import register
 
-    first = register(tiny_training, promote="always").version
-    second = register(tiny_training, promote="never").version
+    first = register(tiny_training, promote="always", settings=get_settings(),
+                     sessions=session_scope).version
+    second = register(tiny_training, promote="never", settings=get_settings(),
+                      sessions=session_scope).version
     models = api.get("/api/v1/models").json()
     assert [m["version"] for m in models] == [first, second]
     assert models[0]["production"] and "accuracy" in models[0]["metrics"]

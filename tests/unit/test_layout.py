@@ -161,6 +161,63 @@ def test_every_query_is_in_db_queries():
             assert not found, f"{relative}: SQL outside db/queries/: {'; '.join(found)}"
 
 
+# The caller owns lifecycles (STYLE.md, principle 5): transactions are opened, and the settings
+# read, by the entry points, and passed down. Where each may still be called:
+LIFECYCLE_CALLS = {"session_scope", "get_settings"}
+ENTRY_POINTS = [
+    ("happysad",),  # the CLI's commands and the web app's dependencies, routes and pages
+    ("worker", "tasks.py"),  # the Celery tasks
+    ("scheduler", "worker_app.py"),  # the worker process's signal handlers
+    ("scheduler", "beat.py"),  # beat's schedule and signal handlers (scheduler.beat_app)
+    ("scheduler", "celery_app.py"),  # the app factory: its configuration, read in each process
+    ("db", "settings.py"), ("db", "session.py"),  # the two themselves
+    ("db", "locks.py"),  # where the engine's lock files live, beside the engine's own read
+]
+# Read deep still, each for its reason (to move out when a caller can hand it in cheaply):
+DEEP_SETTINGS = [
+    ("trainer", "faces.py"),  # the face detector, one per process, made wherever it is first
+                              # called (training, evaluation, a worker's engine): its cache
+    ("trainer", "storage", "bucket.py"),  # one s3fs filesystem per process, whatever URI opens
+                                          # it (open_storage is called from every layer)
+    ("scheduler", "presence.py"),  # the "waiting for a worker" hint of every job record
+    ("scheduler", "workers.py"),  # the pid files of this machine's workers
+]
+
+
+def lifecycle_calls(path: Path) -> list[str]:
+    """Each call of session_scope() or get_settings() in a module, by line."""
+    return [f"line {node.lineno} calls {name}()" for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call)
+            and (name := getattr(node.func, "id", getattr(node.func, "attr", None)))
+            in LIFECYCLE_CALLS]
+
+
+def test_lifecycle_calls_are_found(tmp_path):
+    module = tmp_path / "module.py"
+    module.write_text("from db.session import session_scope\nimport db.settings\n"
+                      "def f(sessions=session_scope):\n    with session_scope() as s:\n"
+                      "        return db.settings.get_settings().home\n")
+    assert lifecycle_calls(module) == ["line 4 calls session_scope()",
+                                       "line 5 calls get_settings()"]
+
+
+def test_sessions_and_settings_are_opened_by_the_entry_points():
+    """Library code takes the session (or a session factory, where each step must commit on
+    its own) and the settings from its caller: it never opens a transaction or reads the
+    settings itself, so tests and other callers decide both."""
+    allowed = ENTRY_POINTS + DEEP_SETTINGS
+    for layer in LAYERS:
+        for path in (ROOT / layer).rglob("*.py"):
+            relative = path.relative_to(ROOT)
+            if any(relative.parts[:len(home)] == home for home in allowed):
+                continue
+            found = lifecycle_calls(path)
+            assert not found, f"{relative}: {'; '.join(found)}: take it from the caller"
+    for home in DEEP_SETTINGS:  # what is read deep is settings only, never a transaction
+        found = [call for call in lifecycle_calls(ROOT.joinpath(*home)) if "session_scope" in call]
+        assert not found, f"{'/'.join(home)}: {'; '.join(found)}"
+
+
 def test_no_installed_distribution_claims_our_top_level_names():
     ours = set(LAYERS)
     for distribution in importlib.metadata.distributions():

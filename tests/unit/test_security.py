@@ -61,14 +61,14 @@ def test_passwords_in_urls_are_masked(url, shown):
 
 
 def test_an_unreachable_broker_is_named_without_its_password(monkeypatch):
-    from db.settings import reset_settings
+    from db.settings import get_settings, reset_settings
     from scheduler.submit import BrokerUnavailable, check_broker
     from scheduler.celery_app import sender_app
 
     monkeypatch.setenv("HAPPYSAD_BROKER_URL", "redis://:pa55word@127.0.0.1:1/0")  # nothing there
     reset_settings()
     with pytest.raises(BrokerUnavailable) as refused:
-        check_broker(sender_app())
+        check_broker(sender_app(), get_settings())
     assert "redis://:***@127.0.0.1:1/0" in str(refused.value)
     assert "pa55word" not in str(refused.value)
 
@@ -184,12 +184,12 @@ def test_a_tampered_model_file_is_refused_before_keras_reads_it(tmp_path):
 
     path = save_model(tmp_path / "model.keras", with_lambda=False)
     row = model_row(path)
-    assert load_model(row) is not None  # intact: loads
+    assert load_model(row, tmp_path / "cache") is not None  # intact: loads
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(ModelLoadError, match="does not match its recorded hash"):
-        load_model(row)
+        load_model(row, tmp_path / "cache")
 
 
 def test_a_model_with_python_code_is_refused_by_safe_mode(tmp_path):
@@ -199,4 +199,4 @@ def test_a_model_with_python_code_is_refused_by_safe_mode(tmp_path):
 
     path = save_model(tmp_path / "model.keras", with_lambda=True)
     with pytest.raises(ModelLoadError, match="cannot be loaded: .*Lambda"):
-        load_model(model_row(path))
+        load_model(model_row(path), tmp_path / "cache")

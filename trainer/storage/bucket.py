@@ -12,14 +12,15 @@ _filesystems: dict[tuple, object] = {}
 def s3_filesystem():
     """An s3fs filesystem for this process, pointed at HAPPYSAD_S3_ENDPOINT_URL if set.
 
-    Credentials come from the standard AWS variables. Made per process: s3fs runs an event loop
+    Credentials, and the endpoint when that is not set (AWS_ENDPOINT_URL), come from the
+    standard AWS variables, which botocore reads itself. Made per process: s3fs runs an event loop
     in a thread, which does not survive a fork.
     """
     import s3fs
 
     from db.settings import get_settings
 
-    endpoint = get_settings().s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = get_settings().s3_endpoint_url
     key = (os.getpid(), endpoint)
     if key not in _filesystems:
         client_kwargs = {"endpoint_url": endpoint} if endpoint else {}

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from db.settings import MAX_BATCH_SIZE, Settings, reset_settings
+from db.settings import MAX_BATCH_SIZE, Settings, get_settings, reset_settings
 from scheduler.submit import SubmitError, checked_batch_size
 from tests.helpers.commands import happysad
 from tests.helpers.commands import assert_one_line_error
@@ -14,14 +14,16 @@ from tests.helpers.commands import assert_one_line_error
 @pytest.mark.parametrize("size", [0, -1, MAX_BATCH_SIZE + 1, 1_000_000_000])
 def test_a_batch_size_out_of_range_is_refused(size):
     with pytest.raises(SubmitError, match=f"between 1 and {MAX_BATCH_SIZE} \\(got {size}\\)"):
-        checked_batch_size(size)
+        checked_batch_size(size, 64)
 
 
 def test_the_flag_wins_and_the_setting_is_the_default(monkeypatch):
-    assert checked_batch_size(1) == 1 and checked_batch_size(MAX_BATCH_SIZE) == MAX_BATCH_SIZE
+    assert checked_batch_size(1, 64) == 1
+    assert checked_batch_size(MAX_BATCH_SIZE, 64) == MAX_BATCH_SIZE
     monkeypatch.setenv("HAPPYSAD_BATCH_SIZE", "32")
     reset_settings()
-    assert checked_batch_size(None) == 32 and checked_batch_size(7) == 7
+    default = get_settings().batch_size  # as submit_source passes it
+    assert checked_batch_size(None, default) == 32 and checked_batch_size(7, default) == 7
 
 
 @pytest.mark.parametrize("value", ["0", "-3", str(MAX_BATCH_SIZE + 1), "1000000000"])

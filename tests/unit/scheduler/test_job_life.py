@@ -12,15 +12,15 @@ from sqlalchemy import select
 from db import queries
 from db.locks import RECONCILE_LOCK
 from db.session import session_scope, try_lock
+from db.settings import get_settings
 from db.tables import JobBatch, utc_now
 from scheduler import reconcile
 from scheduler.celery_app import sender_app
 from scheduler.listing import iter_batches
 from scheduler.outbox import send_batches
 from scheduler.resume import resume_job, retry_failed
-from scheduler.submit import submit_source
 from tests.helpers.images import encode, solid_rgb, write_images
-from tests.helpers.jobs import job_rows
+from tests.helpers.jobs import job_rows, submit
 from tests.helpers.records import make_job
 from trainer.storage import open_storage
 from worker import classify, tasks
@@ -92,7 +92,7 @@ def test_listing_streams_batches_and_skips_what_is_not_an_image(photos):
 
 def test_submit_records_each_batch_before_sending_it(app, photos, registered_baseline_model):
     folder, uris = photos
-    submission = submit_source(folder, batch_size=4)
+    submission = submit(folder, batch_size=4)
     assert (submission.total_images, submission.batches, submission.skipped_files) == (6, 2, 1)
     recorded = outbox_rows(submission.job_id)
     assert [row.uris for row in recorded.values()] == [uris[:4], uris[4:]]
@@ -106,7 +106,7 @@ def test_submit_records_each_batch_before_sending_it(app, photos, registered_bas
 def test_classifying_every_batch_finishes_the_job_with_its_report(app, photos,
                                                                   registered_baseline_model):
     folder, uris = photos
-    job_id = submit_source(folder, batch_size=4).job_id
+    job_id = submit(folder, batch_size=4).job_id
     run_in_process(queued_tasks(app))
     rows = job_rows(job_id)
     assert sorted(rows) == sorted(uris)
@@ -121,7 +121,7 @@ def test_classifying_every_batch_finishes_the_job_with_its_report(app, photos,
 
 def test_a_batch_written_twice_has_its_rows_once(app, photos, registered_baseline_model):
     folder, uris = photos
-    job_id = submit_source(folder, batch_size=4).job_id
+    job_id = submit(folder, batch_size=4).job_id
     messages = queued_tasks(app)
     run_in_process(messages[:1] * 2)  # a redelivery of the first batch
     assert sorted(job_rows(job_id)) == sorted(uris[:4])
@@ -130,10 +130,11 @@ def test_a_batch_written_twice_has_its_rows_once(app, photos, registered_baselin
 
 def test_finishing_a_job_happens_once(photos, registered_baseline_model):
     folder, uris = photos
-    job_id = submit_source(folder, batch_size=4).job_id
-    cache = classify.ModelCache()
-    assert classify.classify_batch(job_id, 0, uris[:4], cache, "test") is False
-    assert classify.classify_batch(job_id, 1, uris[4:], cache, "test") is True  # the last
+    job_id = submit(folder, batch_size=4).job_id
+    cache = classify.ModelCache(get_settings())
+    assert classify.classify_batch(job_id, 0, uris[:4], cache, session_scope, "test") is False
+    # the last batch
+    assert classify.classify_batch(job_id, 1, uris[4:], cache, session_scope, "test") is True
     assert job(job_id).status == "running"  # finishing is the task's: complete_job
     tasks.complete_job(job_id)
     done = job(job_id)
@@ -142,25 +143,31 @@ def test_finishing_a_job_happens_once(photos, registered_baseline_model):
     assert job(job_id).finished_at == done.finished_at
 
 
+def reconcile_pass(app) -> dict:
+    """One pass, as a worker's reconciler makes it: with the settings in force now."""
+    return reconcile.reconcile_once(app, get_settings(), session_scope)
+
+
 def test_a_reconciler_pass_sends_lost_batches_again_and_finishes_complete_jobs(
         app, photos, registered_baseline_model, monkeypatch):
     folder, uris = photos
-    job_id = submit_source(folder, batch_size=4).job_id
+    job_id = submit(folder, batch_size=4).job_id
     queued_tasks(app)  # both messages lost
-    assert reconcile.reconcile_once(app)["resent"] == 0  # not yet: they may be in flight
+    assert reconcile_pass(app)["resent"] == 0  # not yet: they may be in flight
     later = utc_now() + timedelta(hours=1)  # past HAPPYSAD_RESEND_AFTER, without waiting for it
     monkeypatch.setattr(reconcile, "utc_now", lambda: later)
     with try_lock(RECONCILE_LOCK):  # another process's pass is going on: this one does nothing
-        assert reconcile.reconcile_once(app)["resent"] == 0
-    assert reconcile.reconcile_once(app)["resent"] == 2
+        assert reconcile_pass(app)["resent"] == 0
+    assert reconcile_pass(app)["resent"] == 2
     assert [row.sends for row in outbox_rows(job_id).values()] == [2, 2]
     resent = queued_tasks(app)
     assert resent == [(CLASSIFY_BATCH_TASK, [job_id, 0, uris[:4]]),
                       (CLASSIFY_BATCH_TASK, [job_id, 1, uris[4:]])]
-    cache = classify.ModelCache()  # written, but the job left unfinished (its worker died)
+    # written, but the job left unfinished (its worker died)
+    cache = classify.ModelCache(get_settings())
     for _, (_, batch_index, batch) in resent:
-        classify.classify_batch(job_id, batch_index, batch, cache, "test")
-    done = reconcile.reconcile_once(app)
+        classify.classify_batch(job_id, batch_index, batch, cache, session_scope, "test")
+    done = reconcile_pass(app)
     assert done["finished"] == [job_id] and done["resent"] == 0
     run_in_process(queued_tasks(app))  # the finish_job message
     assert job(job_id).status == "done"
@@ -171,9 +178,9 @@ def test_resume_lists_again_only_what_is_not_recorded(app, photos, registered_ba
     storage = open_storage(folder)
     with session_scope() as session:  # a submitter that died after its first batch
         job_id = queries.create_job(session, storage.root, registered_baseline_model, 4).id
-    send_batches(app, job_id, [uris[:4]], 0)
+    send_batches(app, session_scope, job_id, [uris[:4]], 0)
     assert queued_tasks(app) == [(CLASSIFY_BATCH_TASK, [job_id, 0, uris[:4]])]
-    resumed = resume_job(app, job_id, "resumed by the test")
+    resumed = resume_job(app, session_scope, job_id, "resumed by the test")
     assert (resumed.listed_again, resumed.already_recorded, resumed.new_images,
             resumed.new_batches, resumed.total_images) == (True, 4, 2, 1, 6)
     assert queued_tasks(app) == [(CLASSIFY_BATCH_TASK, [job_id, 1, uris[4:]])]
@@ -183,12 +190,12 @@ def test_resume_lists_again_only_what_is_not_recorded(app, photos, registered_ba
 
 def test_retry_sends_a_done_jobs_failed_images_again(app, photos, registered_baseline_model):
     folder, uris = photos
-    job_id = submit_source(folder, batch_size=4).job_id
+    job_id = submit(folder, batch_size=4).job_id
     run_in_process(queued_tasks(app))
     assert queries_counts(job_id) == (5, 1)
     broken = next(uri for uri in uris if uri.endswith("zz_broken.jpg"))
     Path(broken).write_bytes(encode(solid_rgb(40, 40), ".jpg"))  # the file was mended
-    retried = retry_failed(app, job_id)
+    retried = retry_failed(app, session_scope, job_id)
     assert (retried.images, retried.batches) == (1, 1)
     assert job(job_id).status == "running"
     assert queued_tasks(app) == [(CLASSIFY_BATCH_TASK, [job_id, 2, [broken]])]
@@ -210,7 +217,7 @@ def test_the_report_holds_the_jobs_figures_and_plots(tmp_path, isolated_env):
                                             ("gone.jpg", None)], source=str(folder))
     from worker.report import build_report
 
-    path = build_report(job_id)
+    path = build_report(job_id, settings=get_settings(), sessions=session_scope)
     report_folder = isolated_env / "jobs" / str(job_id)
     assert path.endswith("report.html")
     assert sorted(file.name for file in report_folder.iterdir()) == [

@@ -104,10 +104,15 @@ def test_a_new_review_triggers_the_retrain_and_none_does_not(sample_folder, tmp_
                                                             registered_baseline_model,
                                                             monkeypatch):
     """On the tutorial's CNN: what triggers a retrain is the same for every recipe."""
-    from worker.retrain import run_retrain
+    from db.settings import get_settings
+    from worker.retrain import run_retrain as run_retrain_with
 
     monkeypatch.setenv("HAPPYSAD_TRAIN_DATA", str(sample_folder))
     reset_settings()
+
+    def run_retrain(slot: str):  # as its task runs it
+        return run_retrain_with(slot=slot, settings=get_settings(), sessions=session_scope)
+
     assert run_retrain(slot="before").status == "skipped"  # no review: the data is unchanged
     incoming = tmp_path / "incoming"
     write_sample_dataset(incoming, per_class=2, image_size=48, seed=4, labelled=False)

@@ -31,14 +31,10 @@ def test_skips_non_images_with_reasons_and_never_touches_files(tmp_path):
     assert before == {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-def test_training_refuses_what_workers_refuse_over_the_pixel_limit(tmp_path, monkeypatch):
-    from db.settings import reset_settings
-
+def test_training_refuses_what_workers_refuse_over_the_pixel_limit(tmp_path):
     root = make_folder(tmp_path, {"happy": 6, "sad": 6})  # 20x20 = 400 pixels each
     (root / "happy" / "large.png").write_bytes(encode(solid_rgb(40, 40)))  # 1,600 pixels
-    monkeypatch.setenv("HAPPYSAD_MAX_IMAGE_PIXELS", "1000")
-    reset_settings()
-    data = load_labelled_images(str(root), 16)
+    data = load_labelled_images(str(root), 16, max_pixels=1000)
     assert len(data.uris) == 12
     reasons = {s["uri"].rsplit("/", 1)[-1]: s["reason"] for s in data.skipped}
     assert reasons == {"large.png": "image is 40x40 pixels, over the limit of 1,000: refused"}

@@ -15,6 +15,7 @@ from tests.helpers.records import rows
 def test_a_majority_class_model_is_registered_not_promoted(tiny_training):
     from db import queries
     from db.session import session_scope
+    from db.settings import get_settings
     from trainer.registry import majority_warning, register
 
     test_labels = tiny_training.data.labels[tiny_training.split.test]
@@ -22,7 +23,8 @@ def test_a_majority_class_model_is_registered_not_promoted(tiny_training):
     constant = dataclasses.replace(tiny_training, metrics=dict(tiny_training.metrics,
                                                                accuracy=float(majority_share)))
     assert "no better than always answering" in majority_warning(constant)
-    registration = register(constant, promote="auto")
+    registration = register(constant, promote="auto", settings=get_settings(),
+                            sessions=session_scope)
     assert not registration.promoted and "no better than always answering" in registration.reason
     assert registration.warning
     with session_scope() as session:
@@ -32,8 +34,10 @@ def test_a_majority_class_model_is_registered_not_promoted(tiny_training):
     better = dataclasses.replace(tiny_training, metrics=dict(tiny_training.metrics,
                                                              accuracy=float(majority_share) + 0.1))
     assert majority_warning(better) is None
-    assert register(better, promote="auto").promoted
-    forced = register(constant, promote="always")  # by hand it is the user's call, still warned
+    assert register(better, promote="auto", settings=get_settings(),
+                    sessions=session_scope).promoted
+    forced = register(constant, promote="always", settings=get_settings(),
+                      sessions=session_scope)  # by hand it is the user's call, still warned
     assert forced.promoted and forced.warning
 
 
@@ -77,16 +81,17 @@ def test_a_second_connection_writes_while_production_is_evaluated(tiny_training,
     written = []
     real_evaluation = promotion.evaluate_version_on
 
-    def evaluate_while_another_writes(row, result):
+    def evaluate_while_another_writes(row, result, cache_folder):
         with Session(other) as session:  # a job and its rows, as a worker would write them
             job_id = queries.create_job(session, "/photos", registered_model, batch_size=1).id
             queries.record_batch(session, job_id, 0, rows(job_id, ["/photos/a.jpg"]), "w")
             session.commit()
         written.append(job_id)
-        return real_evaluation(row, result)
+        return real_evaluation(row, result, cache_folder)
 
     monkeypatch.setattr(promotion, "evaluate_version_on", evaluate_while_another_writes)
-    registration = register(tiny_training, promote="auto")
+    registration = register(tiny_training, promote="auto", settings=get_settings(),
+                            sessions=session_scope)
     other.dispose()
     assert written and "vs production v1" in registration.reason
     with session_scope() as session:
@@ -99,9 +104,12 @@ def test_a_version_carries_its_calibration_and_reliability_diagram(tiny_training
     and mean familiarity are in the version's metadata, and the diagram among its plots."""
     from pathlib import Path
 
+    from db.session import session_scope
+    from db.settings import get_settings
     from trainer.registry import register
 
-    registration = register(tiny_training, promote="never")
+    registration = register(tiny_training, promote="never", settings=get_settings(),
+                            sessions=session_scope)
     folder = Path(registration.path).parent
     calibration = json.loads((folder / "metadata.json").read_text())["metrics"]["calibration"]
     assert 0 <= calibration["ece"] <= 1 and calibration["temperature"] > 0
@@ -119,6 +127,7 @@ def test_a_model_registered_twice_is_converted_once(tiny_baseline_training, monk
 
     from db import queries
     from db.session import session_scope
+    from db.settings import get_settings
     from trainer import registry
 
     conversions = []
@@ -126,8 +135,10 @@ def test_a_model_registered_twice_is_converted_once(tiny_baseline_training, monk
     monkeypatch.setattr(registry, "_convert",
                         lambda result: conversions.append(result) or real_convert(result))
     monkeypatch.setattr(registry, "_CONVERTED", {})
-    first = registry.register(tiny_baseline_training, promote="always")
-    second = registry.register(dataclasses.replace(tiny_baseline_training), promote="never")
+    first = registry.register(tiny_baseline_training, promote="always", settings=get_settings(),
+                              sessions=session_scope)
+    second = registry.register(dataclasses.replace(tiny_baseline_training), promote="never",
+                               settings=get_settings(), sessions=session_scope)
     assert len(conversions) == 1
     with session_scope() as session:
         engines = [queries.get_model_version(session, registration.version).params["engines"]

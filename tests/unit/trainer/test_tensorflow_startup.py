@@ -15,8 +15,9 @@ def import_fake_tensorflow(tmp_path: Path, body: str, **env) -> subprocess.Compl
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("import os\nos.write(2, b'C++ chatter\\n')\n" + body)
     script = textwrap.dedent("""
+        from db.settings import get_settings
         from trainer.tensorflow_startup import quiet_tensorflow_startup
-        quiet_tensorflow_startup()
+        quiet_tensorflow_startup(get_settings().log_level)
         import tensorflow
         print("imported")
     """)

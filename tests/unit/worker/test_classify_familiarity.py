@@ -58,7 +58,7 @@ def classify_and_store(folder: Path, infer) -> tuple[list[str], dict[str, object
             open_storage(str(folder)), uris, model, 10**8, pool)
     rows = classify.prediction_rows(job_id, model, uris, probabilities, errors, "host",
                                     familiarity)
-    classify.write_batch(job_id, 0, rows, "host")
+    classify.write_batch(session_scope, job_id, 0, rows, "host")
     with session_scope() as session:
         stored = {Path(p.uri).name: (p.label, p.confidence, p.familiarity)
                   for p in queries.iter_predictions(session, job_id)}

@@ -12,11 +12,12 @@ from trainer.conversion import OPENVINO_FILES
 
 
 def loaded_engine(version: int):
-    from db.settings import reset_settings
+    from db.session import session_scope
+    from db.settings import get_settings, reset_settings
     from worker.classify import ModelCache
 
     reset_settings()
-    return ModelCache().get(version).infer
+    return ModelCache(get_settings()).get(version, session_scope).infer
 
 
 @pytest.fixture

@@ -11,10 +11,11 @@ import pytest
 from db import queries
 from db.locks import TRAINING_LOCK, held_lock
 from db.session import get_engine, session_scope
-from db.settings import reset_settings
+from db.settings import get_settings, reset_settings
 from tests.helpers.commands import happysad
 from worker.task_names import CLASSIFY_BATCH_TASK, RETRAIN_TASK
-from worker.retrain import cron_slot, previous_fire_time, run_retrain
+from worker.retrain import cron_slot, previous_fire_time
+from worker.retrain import run_retrain as run_retrain_with
 
 UTC = ZoneInfo("UTC")
 
@@ -79,6 +80,12 @@ def train_data(sample_folder, monkeypatch) -> str:
     return str(sample_folder)
 
 
+def run_retrain(slot: str, force: bool = False):
+    """The retrain as its task runs it: with the process's settings and transactions."""
+    return run_retrain_with(slot=slot, force=force, settings=get_settings(),
+                            sessions=session_scope)
+
+
 def runs_by_slot() -> dict[str, tuple[str, str | None]]:
     with session_scope() as session:
         return {run.slot: (run.status, run.reason) for run in queries.list_retrain_runs(session)}
@@ -128,7 +135,8 @@ def score_on_same_test_images(version: int, result) -> float:
     from trainer.promotion import evaluate_version_on
 
     with session_scope() as session:
-        return evaluate_version_on(queries.get_model_version(session, version), result)["f1"]
+        row = queries.get_model_version(session, version)
+        return evaluate_version_on(row, result, get_settings().home_folder("cache"))["f1"]
 
 
 def test_the_gate_refuses_a_worse_challenger(train_data, registered_model, tiny_training,

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,16 +150,22 @@ def test_sql_outside_queries_is_found(tmp_path):
                                            "line 2 holds SQL 'SELECT 1 FROM jobs'"]
 
 
-def test_every_query_is_in_db_queries():
-    """One home for SQL: db/queries/, one module per subject, each taking the caller's session
-    (or connection). No statement built anywhere else, and no query module beside it."""
+def modules_outside(homes: list[tuple[str, ...]]) -> Iterator[Path]:
+    """Every module of the project's packages, as a path from the root, but those in `homes`
+    (each the parts of a folder or a file's path)."""
     for layer in LAYERS:
         for path in (ROOT / layer).rglob("*.py"):
             relative = path.relative_to(ROOT)
-            if any(relative.parts[:len(home)] == home for home in SQL_HOMES):
-                continue
-            found = sql_outside_queries(path)
-            assert not found, f"{relative}: SQL outside db/queries/: {'; '.join(found)}"
+            if not any(relative.parts[:len(home)] == home for home in homes):
+                yield relative
+
+
+def test_every_query_is_in_db_queries():
+    """One home for SQL: db/queries/, one module per subject, each taking the caller's session
+    (or connection). No statement built anywhere else, and no query module beside it."""
+    for relative in modules_outside(SQL_HOMES):
+        found = sql_outside_queries(ROOT / relative)
+        assert not found, f"{relative}: SQL outside db/queries/: {'; '.join(found)}"
 
 
 # The caller owns lifecycles (STYLE.md, principle 5): transactions are opened, and the settings
@@ -205,14 +212,9 @@ def test_sessions_and_settings_are_opened_by_the_entry_points():
     """Library code takes the session (or a session factory, where each step must commit on
     its own) and the settings from its caller: it never opens a transaction or reads the
     settings itself, so tests and other callers decide both."""
-    allowed = ENTRY_POINTS + DEEP_SETTINGS
-    for layer in LAYERS:
-        for path in (ROOT / layer).rglob("*.py"):
-            relative = path.relative_to(ROOT)
-            if any(relative.parts[:len(home)] == home for home in allowed):
-                continue
-            found = lifecycle_calls(path)
-            assert not found, f"{relative}: {'; '.join(found)}: take it from the caller"
+    for relative in modules_outside(ENTRY_POINTS + DEEP_SETTINGS):
+        found = lifecycle_calls(ROOT / relative)
+        assert not found, f"{relative}: {'; '.join(found)}: take it from the caller"
     for home in DEEP_SETTINGS:  # what is read deep is settings only, never a transaction
         found = [call for call in lifecycle_calls(ROOT.joinpath(*home)) if "session_scope" in call]
         assert not found, f"{'/'.join(home)}: {'; '.join(found)}"

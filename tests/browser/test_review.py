@@ -144,5 +144,7 @@ def test_review_on_the_page_and_the_retrain_trains_on_it(
 
 
 def queries_job_done(job_id: int) -> bool:
+    """Done and its report written: the job page is settled, its script never reloads it."""
     with session_scope() as session:
-        return queries.get_job(session, job_id).status == "done"
+        job = queries.get_job(session, job_id)
+        return job.status == "done" and bool(job.report_path)

@@ -1,7 +1,9 @@
 """Review in a real Chromium against a real server and real workers on Redis + PostgreSQL:
 confirm and correct images on a job's page by keyboard and by click, "review next" served by
 the review queue, the next image following by itself; then a forced retrain on a real
-training worker trains on exactly those reviewed images."""
+training worker trains on exactly those reviewed images. On the tiny baseline model: the page
+and the path of the verdicts are the subject here; the default architecture's training on
+reviewed images is tests/unit/trainer/test_corrections.py's and test_retrain's."""
 
 import time
 
@@ -56,7 +58,7 @@ def train_data(sample_folder, monkeypatch):
 
 def test_review_on_the_page_and_the_retrain_trains_on_it(
         train_data, live_server, browser_page, isolated_env, start_worker, sample_folder,
-        monkeypatch, registered_model):
+        monkeypatch, registered_baseline_model):
     page = browser_page
     folder = isolated_env / "incoming"
     write_sample_dataset(folder, per_class=8, image_size=48, seed=21, labelled=False)

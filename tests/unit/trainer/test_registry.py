@@ -12,16 +12,18 @@ from tests.helpers.images import encode, solid_rgb
 from tests.helpers.records import rows
 
 
-def test_a_majority_class_model_is_registered_not_promoted(tiny_training):
+def test_a_majority_class_model_is_registered_not_promoted(tiny_baseline_training):
+    """On the tiny baseline model: the gate reads the metrics, whatever the architecture."""
     from db import queries
     from db.session import session_scope
     from db.settings import get_settings
     from trainer.registry import majority_warning, register
 
-    test_labels = tiny_training.data.labels[tiny_training.split.test]
+    trained = tiny_baseline_training
+    test_labels = trained.data.labels[trained.split.test]
     majority_share = np.bincount(test_labels).max() / len(test_labels)
-    constant = dataclasses.replace(tiny_training, metrics=dict(tiny_training.metrics,
-                                                               accuracy=float(majority_share)))
+    constant = dataclasses.replace(trained, metrics=dict(trained.metrics,
+                                                         accuracy=float(majority_share)))
     assert "no better than always answering" in majority_warning(constant)
     registration = register(constant, promote="auto", settings=get_settings(),
                             sessions=session_scope)
@@ -31,8 +33,8 @@ def test_a_majority_class_model_is_registered_not_promoted(tiny_training):
         assert queries.get_model_version(session, registration.version) is not None
         assert queries.production_model_version(session) is None  # even as the first version
 
-    better = dataclasses.replace(tiny_training, metrics=dict(tiny_training.metrics,
-                                                             accuracy=float(majority_share) + 0.1))
+    better = dataclasses.replace(trained, metrics=dict(trained.metrics,
+                                                       accuracy=float(majority_share) + 0.1))
     assert majority_warning(better) is None
     assert register(better, promote="auto", settings=get_settings(),
                     sessions=session_scope).promoted

@@ -206,7 +206,8 @@ def tiny_baseline_training(sample_folder, tmp_path_factory):
     """The tutorial's CNN (`baseline`), one epoch at 32 px, trained once per run: for the fault
     and load tests that send hundreds of images through real workers to prove delivery (every
     image's row once), not the model, and for the tests about something else than the model
-    (cancelling, a full disk, retrying, waiting for a worker, file names, a poison batch). The
+    (cancelling, a full disk, retrying, waiting for a worker, file names, a poison batch, the
+    registry's gate and promotions, the API's fuzzing, the review page's verdicts). The
     default architecture's face search costs about 100 times more per image (227 ms against
     2 ms a batch of 4 on this machine); its serving path through real workers stays proven by
     test_labelling, test_hostile_files, test_web_api and the browser tests. The faults that

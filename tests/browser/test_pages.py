@@ -116,13 +116,13 @@ def test_cancel_a_job_from_its_page(live_server, browser_page, isolated_env):
         assert (job.status, job.cancelled_by) == ("cancelled", "web")
 
 
-def test_promote_and_roll_back_from_the_models_page(live_server, browser_page, tiny_training,
-                                                    registered_model):
+def test_promote_and_roll_back_from_the_models_page(live_server, browser_page,
+                                                    tiny_baseline_training, registered_model):
     from db.settings import get_settings
     from trainer.registry import register
 
     page = browser_page
-    challenger = register(tiny_training, promote="never", settings=get_settings(),
+    challenger = register(tiny_baseline_training, promote="never", settings=get_settings(),
                           sessions=session_scope).version
     log_in(page, live_server)
     page.goto(live_server + "/models")

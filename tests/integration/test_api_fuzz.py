@@ -16,21 +16,22 @@ EXAMPLES = 25  # per operation and mode
 
 
 @pytest.fixture
-def api_schema(monkeypatch, postgres, redis_url, isolated_env, registered_model):
+def api_schema(monkeypatch, postgres, redis_url, isolated_env, registered_baseline_model):
     from db.settings import reset_settings
     from happysad.web.app import create_app
 
     folder = isolated_env / "incoming"
     folder.mkdir(parents=True)
     with session_scope() as session:  # a job with a labelled row and an error row
-        job_id = queries.create_job(session, str(folder), registered_model, batch_size=2).id
+        version = registered_baseline_model
+        job_id = queries.create_job(session, str(folder), version, batch_size=2).id
         queries.record_batch(session, job_id, 0, [
             {"job_id": job_id, "uri": str(folder / "a.jpg"), "label": "happy",
              "confidence": 0.7, "probabilities": {"happy": 0.7, "sad": 0.3}, "error": None,
-             "model_version": registered_model, "worker_host": "fuzz"},
+             "model_version": version, "worker_host": "fuzz"},
             {"job_id": job_id, "uri": str(folder / "b.jpg"), "label": None, "confidence": None,
              "probabilities": None, "error": "not a recognised image", "worker_host": "fuzz",
-             "model_version": registered_model}], "fuzz")
+             "model_version": version}], "fuzz")
     monkeypatch.setenv("HAPPYSAD_API_TOKEN", TOKEN)
     reset_settings()
     return schemathesis.openapi.from_asgi("/openapi.json", create_app())

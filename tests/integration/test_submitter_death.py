@@ -138,9 +138,8 @@ def test_a_killed_submitter_whose_source_is_gone_fails_with_the_reason(
     assert shown["status"] == "failed" and "could not be resumed" in shown["status_reason"]
 
 
-def test_jobs_resume_sends_a_batch_never_sent_whatever_the_queue_holds(tmp_path, postgres,
-                                                                      redis_url,
-                                                                      registered_model):
+def test_jobs_resume_sends_a_batch_never_sent_whatever_the_queue_holds(
+        tmp_path, postgres, redis_url, registered_baseline_model):
     """A submitter killed between recording a batch and sending it leaves a batch no message
     exists for. `jobs resume` used to send nothing while the queue held any message (a killed
     submitter's last batch then waited for the queue to drain and HAPPYSAD_RESEND_AFTER)."""
@@ -155,7 +154,7 @@ def test_jobs_resume_sends_a_batch_never_sent_whatever_the_queue_holds(tmp_path,
     tiny_image_folder(tmp_path / "incoming", 25)
     storage = open_storage(str(tmp_path / "incoming"))
     with session_scope() as session:
-        job_id = queries.create_job(session, storage.root, registered_model, 5).id
+        job_id = queries.create_job(session, storage.root, registered_baseline_model, 5).id
     batches = list(iter_batches(storage, 5, [0]))
     for index, uris in enumerate(batches[:4]):  # what submit does, batch after batch...
         send_batch(sender_app(), session_scope, job_id, index, uris)

@@ -116,7 +116,7 @@ def test_submit_follow_page_download_and_thumbnails(api, isolated_env, registere
     assert page.status_code == 200 and "broken.jpg" in page.text and "thumbnail" in page.text
 
 
-def test_cancel_through_the_api(api, isolated_env, registered_model):
+def test_cancel_through_the_api(api, isolated_env, registered_baseline_model):
     folder = isolated_env / "incoming"
     write_sample_dataset(folder, per_class=4, image_size=32, seed=6, labelled=False)
     job_id = api.post("/api/v1/jobs", json={"source": str(folder), "batch_size": 2},
@@ -131,14 +131,14 @@ def test_cancel_through_the_api(api, isolated_env, registered_model):
     assert again.json() == {"detail": f"job {job_id} is already cancelled: nothing to cancel"}
 
 
-def test_models_promote_roll_back_and_history(api, tiny_training):
+def test_models_promote_roll_back_and_history(api, tiny_baseline_training):
     from db.session import session_scope
     from db.settings import get_settings
     from trainer.registry import register
 
-    first = register(tiny_training, promote="always", settings=get_settings(),
+    first = register(tiny_baseline_training, promote="always", settings=get_settings(),
                      sessions=session_scope).version
-    second = register(tiny_training, promote="never", settings=get_settings(),
+    second = register(tiny_baseline_training, promote="never", settings=get_settings(),
                       sessions=session_scope).version
     models = api.get("/api/v1/models").json()
     assert [m["version"] for m in models] == [first, second]
@@ -186,7 +186,8 @@ def test_bad_input_gets_one_line_and_a_4xx(api, isolated_env):
     assert api.post("/api/v1/models/rollback", headers=AUTH).status_code == 409
 
 
-def test_bucket_sources_and_their_thumbnails(s3_server, api, monkeypatch, registered_model):
+def test_bucket_sources_and_their_thumbnails(s3_server, api, monkeypatch,
+                                            registered_baseline_model):
     from db import queries
     from db.session import session_scope
     from db.settings import reset_settings
@@ -205,7 +206,7 @@ def test_bucket_sources_and_their_thumbnails(s3_server, api, monkeypatch, regist
         queries.record_batch(session, job_id, 0, [
             {"job_id": job_id, "uri": uri, "label": "happy", "confidence": 0.8,
              "probabilities": {"happy": 0.8, "sad": 0.2}, "error": None,
-             "model_version": registered_model, "worker_host": "test"}
+             "model_version": registered_baseline_model, "worker_host": "test"}
             for uri in ("s3://photos/incoming/happy_0.jpg", "s3://photos/secret/key.jpg")], "t")
         ids = [p.id for p in queries.iter_predictions(session, job_id)]
     thumbnail = api.get(f"/api/v1/predictions/{ids[0]}/thumbnail")

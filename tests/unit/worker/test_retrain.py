@@ -107,13 +107,13 @@ def test_unchanged_data_is_skipped_and_forced_retrains(train_data, registered_mo
     assert forced.promoted == (production == forced.model_version)
 
 
-def test_a_duplicate_delivery_is_a_no_op(train_data, registered_model):
+def test_a_duplicate_delivery_is_a_no_op(train_data, registered_baseline_model):
     first = run_retrain(slot="cron-2024-03-05T02:00:00+00:00")
     assert run_retrain(slot="cron-2024-03-05T02:00:00+00:00") is None
     assert runs_by_slot() == {first.slot: (first.status, first.reason)}
 
 
-def test_one_run_at_a_time_and_a_crashed_run_never_blocks(train_data, registered_model):
+def test_one_run_at_a_time_and_a_crashed_run_never_blocks(train_data, registered_baseline_model):
     with held_lock(get_engine(), TRAINING_LOCK, wait=False) as held:  # as if another worker were training now
         assert held
         busy = run_retrain(slot="busy")

@@ -305,9 +305,9 @@ def build_pretrained_faces(image_size: int, class_count: int,
     drawn face): no face adds nothing, so a missing face is no evidence for any class. The final
     score weighs that photo score by familiarity and the face's score by the rest: a drawing
     unlike the training photos, or a drawn face with flat fills (drawing_familiarity), is read
-    by what knows expressions, within the recipe's unfamiliar_confidence, and an unfamiliar
-    image without a face gets a score near zero, a probability near 1/classes: an unfamiliar
-    image never gets a confident label.
+    by what knows expressions, and an unfamiliar image without any face by its photo score,
+    both within the recipe's unfamiliar_confidence: an unfamiliar image never gets a confident
+    label.
     A temperature fitted on the validation split calibrates the scores."""
     import keras
     from keras import layers
@@ -353,10 +353,18 @@ def build_pretrained_faces(image_size: int, class_count: int,
     limited_face_logits = layers.Rescaling(1.0, offset=-limit, name="face_logits_limited")(
         layers.ReLU(max_value=2 * limit, name="face_logits_clipped")(
             layers.Rescaling(1.0, offset=limit, name="face_logits_raised")(face_logits)))
+    # An unfamiliar image without any face keeps its photo's reading, bounded the same way: a
+    # score near zero there was a coin toss on the photos the style statistics find unusual.
+    limited_photo_logits = layers.Rescaling(1.0, offset=-limit, name="photo_logits_limited")(
+        layers.ReLU(max_value=2 * limit, name="photo_logits_clipped")(
+            layers.Rescaling(1.0, offset=limit, name="photo_logits_raised")(photo_logits)))
+    no_face = layers.Rescaling(-1.0, offset=1.0, name="no_face")(any_face)
     logits = layers.Add(name="logits")([
         layers.Multiply(name="familiar_photo_logits")([photo_logits, familiarity]),
         layers.Multiply(name="unfamiliar_face_logits")(
-            [limited_face_logits, any_face, unfamiliarity])])
+            [limited_face_logits, any_face, unfamiliarity]),
+        layers.Multiply(name="unfamiliar_faceless_logits")(
+            [limited_photo_logits, no_face, unfamiliarity])])
     calibrated = layers.Rescaling(1.0, name="temperature")(logits)
     probabilities = layers.Activation("sigmoid" if class_count == 2 else "softmax",
                                       name="class_probabilities")(calibrated)

@@ -111,8 +111,9 @@ def test_the_face_model_saved_and_reloaded_in_safe_mode_gives_identical_outputs(
 
 def test_a_missing_face_is_no_evidence_for_any_class():
     """No shortcut through a missing face: with no face found the model's score is the image's
-    own (weighed by familiarity), whatever the blank crop holds; a found face adds its own
-    score to it, and blanking it takes exactly that away again."""
+    own (weighed by familiarity, the rest of it bounded to the unfamiliar confidence), whatever
+    the blank crop holds; a found face adds its own score to it, and blanking it takes exactly
+    that away again."""
     import keras
 
     from trainer.model import FACE_LOGITS_LAYER, IMAGE_LOGITS_LAYER
@@ -134,11 +135,14 @@ def test_a_missing_face_is_no_evidence_for_any_class():
     other_crops = dict(blanked, **{FACE_INPUT: 255 - blanked[FACE_INPUT]})
     logits, image, face, familiarity = scores(inputs)
     blank_logits, blank_image, _, _ = scores(blanked)
-    np.testing.assert_allclose(blank_logits, image * familiarity, rtol=1e-5, atol=1e-6)
+    from trainer.model import RECIPES, score_limit
+
+    limit = score_limit(RECIPES["pretrained-faces"].unfamiliar_confidence, 2)
+    np.testing.assert_allclose(
+        blank_logits, image * familiarity + np.clip(image, -limit, limit) * (1 - familiarity),
+        rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(scores(other_crops)[0], blank_logits, rtol=1e-5, atol=1e-6)
     found = inputs[FOUND_INPUT][:, 0] > 0
-    from trainer.model import RECIPES
-
     gain = RECIPES["pretrained-faces"].face_weight
     np.testing.assert_allclose(logits[found], (image[found] + gain * face[found])
                                * familiarity[found] + face[found] * (1 - familiarity[found]),
@@ -155,7 +159,10 @@ def test_a_missing_face_is_no_evidence_for_any_class():
 
 def test_an_image_unlike_the_training_images_is_unfamiliar_and_gets_no_confident_label():
     """Trained on textured, photo-like images, the model finds flat drawings unfamiliar, and
-    without a face their probability stays near one half however sure the image part is."""
+    without a face they keep the image part's label, never surer than the recipe's unfamiliar
+    confidence however sure the image part is."""
+    import keras
+
     from trainer.model import IMAGE_LOGITS_LAYER
     from trainer.sample_data import draw_face
 
@@ -172,11 +179,16 @@ def test_an_image_unlike_the_training_images_is_unfamiliar_and_gets_no_confident
     strange = model({"image": drawings, **blank})
     assert np.median(familiar) > 0.9
     assert np.asarray(strange["familiarity"]).max() < 0.2
-    probabilities = np.asarray(strange["class_probabilities"])
-    assert np.abs(probabilities - 0.5).max() < 0.4
+    from trainer.model import FACE_LOGITS_LAYER, RECIPES
+
+    ceiling = RECIPES["pretrained-faces"].unfamiliar_confidence
+    probabilities = np.asarray(strange["class_probabilities"])[:, 0]
+    image_part = keras.Model(model.inputs, model.get_layer(IMAGE_LOGITS_LAYER).output)
+    image_says = np.asarray(image_part({"image": drawings, **blank}))[:, 0] > 0
+    assert np.all(np.maximum(probabilities, 1 - probabilities) <= ceiling + 1e-5)
+    assert np.array_equal(probabilities > 0.5, image_says)
     # Even a face part sure of its reading gives an unfamiliar drawing at most the recipe's
     # unfamiliar confidence, and still the face's own label.
-    from trainer.model import FACE_LOGITS_LAYER, RECIPES
 
     face_head = model.get_layer(FACE_LOGITS_LAYER)
     face_kernel, face_bias = face_head.get_weights()
@@ -185,7 +197,6 @@ def test_an_image_unlike_the_training_images_is_unfamiliar_and_gets_no_confident
                            DRAWN_INPUT: np.ones((10, 1), np.float32)})
     sure = np.asarray(model({"image": drawings, **drawn})["class_probabilities"])
     familiarity = np.asarray(model({"image": drawings, **drawn})["familiarity"])
-    ceiling = RECIPES["pretrained-faces"].unfamiliar_confidence
     assert np.all(sure[familiarity[:, 0] == 0] <= ceiling + 1e-5)
     assert np.all(sure[familiarity[:, 0] == 0] > 0.5)
 

@@ -291,6 +291,16 @@ def score_limit(confidence: float, class_count: int) -> float:
     return 0.5 * math.log(confidence * (class_count - 1) / (1 - confidence))
 
 
+def bounded(scores, limit: float, name: str):
+    """`scores` clipped to [-limit, limit], from Keras's own layers (named `name`_raised,
+    _clipped, _limited)."""
+    from keras import layers
+
+    raised = layers.Rescaling(1.0, offset=limit, name=f"{name}_raised")(scores)
+    clipped = layers.ReLU(max_value=2 * limit, name=f"{name}_clipped")(raised)
+    return layers.Rescaling(1.0, offset=-limit, name=f"{name}_limited")(clipped)
+
+
 def build_pretrained_faces(image_size: int, class_count: int,
                            backbone: str = PRETRAINED_BACKBONE):
     """`pretrained`, reading faces and knowing what it has not seen. Inputs: the image; the
@@ -350,14 +360,10 @@ def build_pretrained_faces(image_size: int, class_count: int,
     unfamiliarity = layers.Rescaling(-1.0, offset=1.0, name="unfamiliarity")(familiarity)
     any_face = layers.Add(name="any_face")([found, drawn])
     limit = score_limit(recipe.unfamiliar_confidence, class_count)
-    limited_face_logits = layers.Rescaling(1.0, offset=-limit, name="face_logits_limited")(
-        layers.ReLU(max_value=2 * limit, name="face_logits_clipped")(
-            layers.Rescaling(1.0, offset=limit, name="face_logits_raised")(face_logits)))
+    limited_face_logits = bounded(face_logits, limit, "face_logits")
     # An unfamiliar image without any face keeps its photo's reading, bounded the same way: a
     # score near zero there was a coin toss on the photos the style statistics find unusual.
-    limited_photo_logits = layers.Rescaling(1.0, offset=-limit, name="photo_logits_limited")(
-        layers.ReLU(max_value=2 * limit, name="photo_logits_clipped")(
-            layers.Rescaling(1.0, offset=limit, name="photo_logits_raised")(photo_logits)))
+    limited_photo_logits = bounded(photo_logits, limit, "photo_logits")
     no_face = layers.Rescaling(-1.0, offset=1.0, name="no_face")(any_face)
     logits = layers.Add(name="logits")([
         layers.Multiply(name="familiar_photo_logits")([photo_logits, familiarity]),

@@ -81,15 +81,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("source", type=Path, help="the package's folder of per-emoji images")
     parser.add_argument("out", type=Path, help="the labelled folder to write (happy/, sad/)")
     args = parser.parse_args(argv)
+    grounds, written = backgrounds(), 0
     for label, points in (("happy", HAPPY), ("sad", SAD)):
         (args.out / label).mkdir(parents=True, exist_ok=True)
         for point in points:
             rgba = read_rgba(source_path(args.source, PATTERNS[args.style], point))
-            for b, background in enumerate(backgrounds()):
+            for b, background in enumerate(grounds):
                 for s, scale in enumerate(SCALES):
                     name = f"{args.style}__u{point}_b{b}_s{s}.png"
                     cv2.imwrite(str(args.out / label / name), place(rgba, background, scale))
-    print(f"{args.out}: {2 * len(HAPPY) * len(backgrounds()) * len(SCALES)} images")
+                    written += 1
+    print(f"{args.out}: {written} images")
 
 
 if __name__ == "__main__":

@@ -41,8 +41,8 @@ class Recipe:
     familiarity_components: int = 32
     familiar_quantile: float = 0.9
     familiar_span: float = 1.5
-    # A drawn face whose crop is flat (flat_share: the share of its inner pixels level with
-    # their neighbours) is unfamiliar, however much clip art the training folder holds:
+    # A face (drawn, or found by the photo finder) whose crop is flat (flat_share: the share of
+    # its inner pixels level with their neighbours) is unfamiliar, however much clip art the training folder holds:
     # familiarity at most 1 below the first share, 0 from the second. Photo faces' crops are at
     # most 0.28 flat in 9 of 10 on all three photo sets; with style statistics alone, a folder
     # with clip art made every emoji familiar (docs/research.md). Unless at least
@@ -263,17 +263,19 @@ def flat_share(face):
 FLAT_DRAWING_GATE = "flat_drawing_gate"
 
 
-def drawing_familiarity(style_familiarity, face, drawn, flat_drawing: tuple[float, float]):
-    """Familiarity from the style statistics, at most 1 minus how surely the image is a drawn
-    face with flat fills ("flat_drawing": `drawn` times flat_share's ramp from flat_drawing[0]
-    (0) to flat_drawing[1] (1)), unless FLAT_DRAWING_GATE's scale is 0."""
+def drawing_familiarity(style_familiarity, face, any_face, flat_drawing: tuple[float, float]):
+    """Familiarity from the style statistics, at most 1 minus how surely the image is a face
+    with flat fills, a drawing ("flat_drawing": `any_face` times flat_share's ramp from
+    flat_drawing[0] (0) to flat_drawing[1] (1)), unless FLAT_DRAWING_GATE's scale is 0. Any
+    face, whichever finder found it: the photo finder fires on some line-drawn emoji, which
+    then kept the style's familiarity and got confident photo labels (docs/research.md)."""
     from keras import layers
 
     low, high = flat_drawing
     scaled = layers.Rescaling(1 / (high - low), offset=-low / (high - low),
                               name="flat_drawing_scale")(flat_share(face))
     flatness = layers.ReLU(max_value=1.0, name="flat_drawing_ramp")(scaled)
-    drawing = layers.Multiply(name="flat_drawing")([flatness, drawn])
+    drawing = layers.Multiply(name="flat_drawing")([flatness, any_face])
     # 1, or 0 where the training folder is mostly drawn faces (trainer.transfer sets it).
     drawing = layers.Rescaling(1.0, name=FLAT_DRAWING_GATE)(drawing)
     return layers.Minimum(name="familiarity")(
@@ -314,7 +316,7 @@ def build_pretrained_faces(image_size: int, class_count: int,
     face_weight times the face's where there is a photo's face (drawn_weight times it for a
     drawn face): no face adds nothing, so a missing face is no evidence for any class. The final
     score weighs that photo score by familiarity and the face's score by the rest: a drawing
-    unlike the training photos, or a drawn face with flat fills (drawing_familiarity), is read
+    unlike the training photos, or a face with flat fills (drawing_familiarity), is read
     by what knows expressions, and an unfamiliar image without any face by its photo score,
     both within the recipe's unfamiliar_confidence: an unfamiliar image never gets a confident
     label.
@@ -356,9 +358,9 @@ def build_pretrained_faces(image_size: int, class_count: int,
             layers.Multiply(name="face_logits_if_drawn")([face_logits, drawn]))])
     familiarity = familiarity_output(_style_statistics(
         backbone_part.get_layer("stem_relu6").output), recipe.familiarity_components)
-    familiarity = drawing_familiarity(familiarity, face, drawn, recipe.flat_drawing)
-    unfamiliarity = layers.Rescaling(-1.0, offset=1.0, name="unfamiliarity")(familiarity)
     any_face = layers.Add(name="any_face")([found, drawn])
+    familiarity = drawing_familiarity(familiarity, face, any_face, recipe.flat_drawing)
+    unfamiliarity = layers.Rescaling(-1.0, offset=1.0, name="unfamiliarity")(familiarity)
     limit = score_limit(recipe.unfamiliar_confidence, class_count)
     limited_face_logits = bounded(face_logits, limit, "face_logits")
     # An unfamiliar image without any face keeps its photo's reading, bounded the same way: a

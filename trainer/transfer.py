@@ -73,6 +73,54 @@ def fit_linear(inputs, labels, validation, validation_labels, class_count: int, 
     return history, head.layers[-1].get_weights()
 
 
+def fit_converged(inputs: np.ndarray, labels: np.ndarray, class_count: int,
+                  l2: float) -> list[np.ndarray]:
+    """fit_linear's objective (mean balanced-class-weighted cross-entropy plus `l2` times the
+    squared kernel) solved to its optimum by Newton's method from zero: [kernel, bias] of the
+    one model the data define, whatever the random state. For a few features (the face
+    part's): the Hessian is (features + 1) x units squared."""
+    from trainer.dataset import class_weights
+
+    binary, units = class_count == 2, output_units(class_count)
+    rows = np.hstack([np.asarray(inputs, np.float64), np.ones((len(labels), 1))])
+    targets = (labels[:, None].astype(np.float64) if binary
+               else np.eye(class_count)[labels])
+    weights = np.vectorize(class_weights(labels, class_count).get)(labels) / len(labels)
+    penalty = np.full(rows.shape[1], 2 * l2)
+    penalty[-1] = 0.0  # the bias is not penalised, as with Keras's kernel_regularizer
+    theta = np.zeros((rows.shape[1], units))
+
+    def outputs(theta):
+        scores = rows @ theta
+        if binary:
+            return 1 / (1 + np.exp(-scores))
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+        return scores / scores.sum(axis=1, keepdims=True)
+
+    def loss(theta):
+        p = np.clip(outputs(theta), 1e-12, 1 - 1e-12)
+        cross = targets * np.log(p) + ((1 - targets) * np.log(1 - p) if binary else 0)
+        return -np.sum(weights[:, None] * cross) + np.sum(penalty[:, None] / 2 * theta ** 2)
+
+    size = theta.size
+    for _ in range(100):
+        p = outputs(theta)
+        gradient = rows.T @ (weights[:, None] * (p - targets)) + penalty[:, None] * theta
+        # d2/dtheta_ik dtheta_jl: sum_n w_n x_ni x_nj (p_nk [k == l] - p_nk p_nl); binary: p(1-p)
+        curvature = (p[:, :, None] * np.eye(units) - p[:, :, None] * p[:, None, :]
+                     if not binary else (p * (1 - p))[:, :, None])
+        hessian = np.einsum("n,ni,nkl,nj->ikjl", weights, rows, curvature, rows).reshape(
+            size, size) + np.diag(np.repeat(penalty, units)) + 1e-9 * np.eye(size)
+        step = np.linalg.solve(hessian, gradient.reshape(-1)).reshape(theta.shape)
+        before, scale = loss(theta), 1.0
+        while loss(theta - scale * step) > before and scale > 1e-4:  # damped where it overshoots
+            scale /= 2
+        theta -= scale * step
+        if np.abs(scale * step).max() < 1e-10:
+            break
+    return [theta[:-1].astype(np.float32), theta[-1].astype(np.float32)]
+
+
 def fit_head(model, data, split, params, callbacks: list):
     """Fit `model`'s trained parts on its frozen networks' outputs for the training split;
     returns the Keras History of the image part's epochs (validated on the validation split)."""
@@ -110,12 +158,15 @@ def fit_head(model, data, split, params, callbacks: list):
 
 def fit_faces(model, data, split, params, train_faces: dict | None = None) -> None:
     """The face part: a linear map from the expression network's scores to the classes, fitted
-    on the faces found in the training photos (and their mirror images), validated on the
-    validation split's. A drawn face counts only in an image a person reviewed: a training
-    folder's drawn finds are often whole figures, not heads, while a person's verdicts on a
-    folder of drawings are what teaches the face part to read them (docs/research.md). With
-    too few faces of a class it stays zero: faces then add nothing. `train_faces`: the
-    training split's face inputs (trainer.faces.face_inputs), found here when not given."""
+    on the faces found in the training photos (and their mirror images) and solved to its
+    optimum (fit_converged). Keras's 150 full-batch steps left it near its random start: a
+    retrain in a worker process that had built the face networks before got another face part
+    than `happysad train` from the same folder and seed (docs/research.md). A drawn face
+    counts only in an image a person reviewed: a training folder's drawn finds are often whole
+    figures, not heads, while a person's verdicts on a folder of drawings are what teaches the
+    face part to read them (docs/research.md). With too few faces of a class it stays zero:
+    faces then add nothing. `train_faces`: the training split's face inputs
+    (trainer.faces.face_inputs), found here when not given."""
     from trainer.faces import face_inputs
     from trainer.inputs import FACE_INPUT, FOUND_INPUT
 
@@ -142,11 +193,8 @@ def fit_faces(model, data, split, params, train_faces: dict | None = None) -> No
         face_logits.set_weights([np.zeros_like(w) for w in face_logits.get_weights()])
         return
     standardise.adapt(scores)
-    validation_scores, validation_labels = face_scores(split.validation)
-    _history, weights = fit_linear(np.asarray(standardise(scores)), labels,
-                                   np.asarray(standardise(validation_scores)), validation_labels,
-                                   class_count, params)
-    face_logits.set_weights(weights)
+    face_logits.set_weights(fit_converged(np.asarray(standardise(scores)), labels, class_count,
+                                          RECIPES[params.architecture].head_l2))
 
 
 def fit_familiarity(model, train_images: np.ndarray, validation_images: np.ndarray,

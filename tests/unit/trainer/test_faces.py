@@ -303,7 +303,7 @@ def test_flat_share_counts_the_inner_pixels_level_with_their_neighbours():
 def familiarity_fitted_on(folder: np.ndarray, folder_faces: dict, reviewed_drawings: int = 0):
     """The default architecture at SIZE, familiarity fitted on `folder` (half of it
     validation), and a function: (images, crops, drawn flag) -> (familiarity, the style
-    statistics' own familiarity)."""
+    statistics' own familiarity); a found photo face is `found` 1 with `drawn` 0."""
     import keras
 
     from trainer.model import build_pretrained_faces
@@ -314,9 +314,9 @@ def familiarity_fitted_on(folder: np.ndarray, folder_faces: dict, reviewed_drawi
     fit_familiarity(model, folder, folder[1::2], folder_faces, reviewed_drawings)
     style_part = keras.Model(model.inputs, model.get_layer("style_familiarity").output)
 
-    def familiarity(images, crops, drawn: float):
+    def familiarity(images, crops, drawn: float, found: float = 0.0):
         inputs = {"image": images, FACE_INPUT: crops,
-                  FOUND_INPUT: np.zeros((len(images), 1), np.float32),
+                  FOUND_INPUT: np.full((len(images), 1), found, np.float32),
                   DRAWN_INPUT: np.full((len(images), 1), drawn, np.float32)}
         return np.asarray(model(inputs)["familiarity"]), np.asarray(style_part(inputs))
 
@@ -336,15 +336,18 @@ def clip_art_folder(pixels: np.ndarray, crops: np.ndarray) -> tuple[np.ndarray, 
 
 def test_a_flat_drawn_face_is_unfamiliar_however_much_clip_art_the_training_folder_holds():
     """Photo-like images with a few emoji among them: whatever the style statistics make of the
-    emoji, a drawn face with flat fills is unfamiliar. The same crops with a photo's grain, or
-    not called a drawn face, keep the style's familiarity."""
+    emoji, a face with flat fills is unfamiliar, found as drawn or by the photo finder (which
+    fires on some line-drawn emoji). The same crops with a photo's grain, or no face found,
+    keep the style's familiarity."""
     pixels, crops, grainy = flat_emoji()
     folder, faces = clip_art_folder(pixels, crops)
     familiarity = familiarity_fitted_on(folder, faces)
-    undrawn, style = familiarity(pixels, crops, 0.0)
-    np.testing.assert_allclose(undrawn, style, atol=1e-6)
+    faceless, style = familiarity(pixels, crops, 0.0)
+    np.testing.assert_allclose(faceless, style, atol=1e-6)
     assert familiarity(pixels, crops, 1.0)[0].max() == 0
+    assert familiarity(pixels, crops, 0.0, found=1.0)[0].max() == 0
     np.testing.assert_allclose(familiarity(pixels, grainy, 1.0)[0], style, atol=1e-6)
+    np.testing.assert_allclose(familiarity(pixels, grainy, 0.0, found=1.0)[0], style, atol=1e-6)
 
 
 def test_once_a_person_reviewed_enough_drawn_faces_the_style_decides_again():

@@ -42,13 +42,14 @@ class Recipe:
     familiar_quantile: float = 0.9
     familiar_span: float = 1.5
     # A face (drawn, or found by the photo finder) whose crop is flat (flat_share: the share of
-    # its inner pixels level with their neighbours) is unfamiliar, however much clip art the training folder holds:
-    # familiarity at most 1 below the first share, 0 from the second. Photo faces' crops are at
-    # most 0.28 flat in 9 of 10 on all three photo sets; with style statistics alone, a folder
-    # with clip art made every emoji familiar (docs/research.md). Unless at least
-    # `drawings_familiar` of the training folder are drawn faces, or a person reviewed at
-    # least `reviewed_drawings_learned` drawn faces: the image part then learned them (a folder
-    # of drawings, the sample data; the review loop on a folder of emoji, docs/research.md).
+    # its inner pixels level with their neighbours) is unfamiliar, however much clip art the
+    # training folder holds: familiarity at most 1 below the first share, 0 from the second.
+    # Photo faces' crops are at most 0.28 flat in 9 of 10 on all three photo sets; with style
+    # statistics alone, a folder with clip art made every emoji familiar (docs/research.md).
+    # Unless at least `drawings_familiar` of the training folder are drawn faces, or a person
+    # reviewed at least `reviewed_drawings_learned` drawn faces: the image part then learned
+    # them (a folder of drawings, the sample data; the review loop on a folder of emoji,
+    # docs/research.md).
     flat_drawing: tuple[float, float] = (0.3, 0.5)
     drawings_familiar: float = 0.5
     reviewed_drawings_learned: int = 20

@@ -174,17 +174,14 @@ def fit_faces(model, data, split, params, train_faces: dict | None = None) -> No
     scores_of = tensor_runner(model, [FACE_INPUT],
                               model.get_layer("face_standardisation").input)
 
-    def face_scores(indices, mirrored: bool = False, faces: dict | None = None):
-        faces = face_inputs(data.images[indices]) if faces is None else faces
-        drawn_reviewed = (faces[DRAWN_INPUT][:, 0] > 0) & np.isin(indices, split.reviewed)
-        used = (faces[FOUND_INPUT][:, 0] > 0) | drawn_reviewed
-        crops, labels = faces[FACE_INPUT][used], data.labels[indices][used]
-        if mirrored:
-            crops, labels = np.concatenate([crops, crops[:, :, ::-1]]), np.concatenate(
-                [labels, labels])
-        return scores_of(crops), labels
-
-    scores, labels = face_scores(split.train, mirrored=params.augment, faces=train_faces)
+    faces = face_inputs(data.images[split.train]) if train_faces is None else train_faces
+    drawn_reviewed = (faces[DRAWN_INPUT][:, 0] > 0) & np.isin(split.train, split.reviewed)
+    used = (faces[FOUND_INPUT][:, 0] > 0) | drawn_reviewed
+    crops, labels = faces[FACE_INPUT][used], data.labels[split.train][used]
+    if params.augment:
+        crops, labels = np.concatenate([crops, crops[:, :, ::-1]]), np.concatenate(
+            [labels, labels])
+    scores = scores_of(crops)
     face_logits = model.get_layer(FACE_LOGITS_LAYER)
     standardise = model.get_layer("face_standardisation")
     counts = np.bincount(labels, minlength=class_count)

@@ -1,4 +1,5 @@
-"""Keras models in tests: saved and reloaded the way workers load a version."""
+"""Keras models in tests: saved and reloaded the way workers load a version, and a small
+labelled folder of drawn faces to fit their parts on."""
 
 import numpy as np
 
@@ -22,3 +23,18 @@ def reloaded_identical(model, inputs, folder, class_count: int):
     for name in before:
         np.testing.assert_array_equal(np.asarray(before[name]), np.asarray(after[name]))
     return reloaded
+
+
+def drawn_faces_data(pairs: int = 5):
+    """`pairs` happy and sad drawn faces (trainer.sample_data's, 260 px) as a labelled folder
+    (trainer.dataset.LabelledImages), the same every call."""
+    from trainer.dataset import LabelledImages
+    from trainer.sample_data import draw_face
+
+    rng = np.random.default_rng(4)
+    moods = ["happy", "sad"] * pairs
+    drawings = np.stack([draw_face(mood, 260, rng) for mood in moods]).astype(np.float32)
+    return LabelledImages(source="drawings", class_names=["happy", "sad"],
+                          uris=[f"{index}.png" for index in range(len(moods))],
+                          images=drawings, labels=np.array([moods.index(m) for m in moods]),
+                          fingerprint="")

@@ -6,7 +6,7 @@ mode giving identical outputs."""
 import numpy as np
 import pytest
 
-from tests.helpers.models import reloaded_identical
+from tests.helpers.models import drawn_faces_data, reloaded_identical
 from trainer.faces import crop_faces, face_inputs
 from trainer.inputs import DRAWN_INPUT, FACE_INPUT, FACE_SIZE, FOUND_INPUT
 
@@ -415,22 +415,15 @@ def test_reviewed_drawings_teach_the_face_part_and_unreviewed_ones_do_not():
     """The face part is fitted on photo faces; a drawn face counts only in an image a person
     reviewed (a training folder's drawn finds are often whole figures, not heads), so reviews
     of a folder of drawings are what teaches it to read them."""
-    from trainer.dataset import LabelledImages, Split
+    from trainer.dataset import Split
     from trainer.model import FACE_LOGITS_LAYER, build_pretrained_faces
-    from trainer.sample_data import draw_face
     from trainer.train import TrainingParams
     from trainer.transfer import fit_faces
 
-    rng = np.random.default_rng(4)
-    moods = ["happy", "sad"] * 5
-    drawings = np.stack([draw_face(mood, 260, rng) for mood in moods]).astype(np.float32)
-    data = LabelledImages(source="drawings", class_names=["happy", "sad"],
-                          uris=[f"{index}.png" for index in range(len(moods))],
-                          images=drawings, labels=np.array([moods.index(m) for m in moods]),
-                          fingerprint="")
-    assert face_inputs(drawings)[DRAWN_INPUT].all()
-    params = TrainingParams(architecture="pretrained-faces", epochs=20).resolved()
-    everything, nothing = np.arange(len(moods)), np.zeros(0, np.int64)
+    data = drawn_faces_data()
+    assert face_inputs(data.images)[DRAWN_INPUT].all()
+    params = TrainingParams(architecture="pretrained-faces").resolved()
+    everything, nothing = np.arange(len(data.labels)), np.zeros(0, np.int64)
     model = build_pretrained_faces(SIZE, 2)
     fit_faces(model, data, Split(everything, everything, nothing, reviewed=nothing), params)
     assert not np.any(model.get_layer(FACE_LOGITS_LAYER).get_weights()[0])  # no photo faces

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from tests.helpers.models import drawn_faces_data
 from trainer.transfer import fit_converged, fit_linear
 
 
@@ -40,21 +41,14 @@ def test_the_face_part_is_the_same_whatever_ran_before():
     from the same folder and seed. Fitted to its optimum, it is one model."""
     import keras
 
-    from trainer.dataset import LabelledImages, Split
+    from trainer.dataset import Split
     from trainer.model import FACE_LOGITS_LAYER, build_pretrained_faces
-    from trainer.sample_data import draw_face
     from trainer.train import TrainingParams
     from trainer.transfer import fit_faces
 
-    rng = np.random.default_rng(4)
-    moods = ["happy", "sad"] * 5
-    drawings = np.stack([draw_face(mood, 260, rng) for mood in moods]).astype(np.float32)
-    data = LabelledImages(source="drawings", class_names=["happy", "sad"],
-                          uris=[f"{index}.png" for index in range(len(moods))],
-                          images=drawings, labels=np.array([moods.index(m) for m in moods]),
-                          fingerprint="")
+    data = drawn_faces_data()
     params = TrainingParams(architecture="pretrained-faces").resolved()
-    everything = np.arange(len(moods))
+    everything = np.arange(len(data.labels))
     split = Split(everything, everything, np.zeros(0, np.int64), reviewed=everything)
     fitted = []
     for history in (0, 1):  # two histories of the process's random state

@@ -40,10 +40,12 @@ def model_path() -> Path:
 
 
 def layer_classes(path: Path) -> set[str]:
-    """The layer classes a Keras 2 HDF5 model file's architecture names."""
+    """The layer classes a Keras 2 HDF5 model file's architecture names. Read without HDF5's
+    file lock: the file is only read, and a lock that cannot be taken (a read-only or network
+    mount, a handle the file's writer has not released yet) must not stop the check."""
     import h5py
 
-    with h5py.File(path, "r") as file:
+    with h5py.File(path, "r", locking=False) as file:
         config = file.attrs.get("model_config")
     if config is None:
         raise ExpressionModelError(f"{path} holds no model architecture")

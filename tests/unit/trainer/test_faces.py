@@ -44,6 +44,29 @@ def test_an_expression_file_naming_a_lambda_layer_is_refused_unread(tmp_path, mo
         expression.expression_scores_model(path)
 
 
+def test_the_expression_file_check_reads_a_file_whose_lock_another_holds(tmp_path):
+    """The architecture check only reads: a lock held elsewhere (here an exclusive flock, what
+    HDF5's own locking takes) does not stop it, as it did a test at random in a full run."""
+    import fcntl
+    import json
+    import os
+
+    import h5py
+
+    from trainer.backbones import expression
+
+    path = tmp_path / "emotion_model.hdf5"
+    with h5py.File(path, "w") as file:
+        file.attrs["model_config"] = json.dumps({"config": {"layers": [
+            {"class_name": "Conv2D"}, {"class_name": "Lambda"}]}})
+    holder = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        assert expression.layer_classes(path) == {"Conv2D", "Lambda"}
+    finally:
+        os.close(holder)
+
+
 def test_a_face_crop_is_the_square_around_its_box_in_grey():
     pixels = np.zeros((2, 100, 100, 3), np.uint8)
     pixels[0, 40:60, 20:40] = 255  # a white 20x20 "face" at x 20..40, y 40..60

@@ -16,7 +16,8 @@ DRAWN_SEARCH_SIZE in two ways, the first that finds one wins:
 - a figure on a plain background: the image's border is mostly one colour (DRAWN_BORDER_SHARE
   within DRAWN_TOLERANCE of its median), and the largest shape that differs from it, its holes
   filled (a line drawing's outline encloses the face), is roundish and fills its box like a
-  disc (emoji, stickers, line-drawn smileys on any flat background);
+  disc (emoji, stickers, line-drawn smileys on any flat background); on a sticker sheet, the
+  largest of several such shapes side by side, apart or touching;
 - a round outline (a Hough circle) of at least DRAWN_RADII[0] of the image whose inside is
   mostly one flat colour (DRAWN_FLATNESS; the round things of photos are textured): smileys on
   busy backgrounds.
@@ -39,9 +40,14 @@ DRAWN_MARGIN = -0.05  # a drawn face's box is its whole head: cut 5% off each si
 DETECTION_BATCH = 32
 DRAWN_SEARCH_SIZE = 130  # drawn faces are looked for at this size: 8x cheaper than at 260 px
 DRAWN_BORDER_SHARE = 0.9  # a plain background: this share of the border within the tolerance
-DRAWN_SHAPE_AREA = (0.03, 0.97)  # the figure's share of the image
+DRAWN_SHAPE_AREA = (0.02, 0.97)  # the figure's share of the image
 DRAWN_SHAPE_ASPECT = (0.6, 1.6)  # width over height of a roundish figure
 DRAWN_SHAPE_FILL = 0.45  # of its box (a disc fills 0.79 of it)
+DRAWN_SPLIT_RADII = (2, 4, 6)  # erosions (pixels at DRAWN_SEARCH_SIZE) that part touching figures
+# Several figures side by side (a sticker sheet): the second largest at least this share of the
+# first's size, and all of them, as discs, this share of what differs from the background.
+DRAWN_SEVERAL_SIMILAR = 0.5
+DRAWN_SEVERAL_COVER = 0.6
 DRAWN_RADII = (0.15, 0.55)  # of the image's side
 DRAWN_FLATNESS = 0.7  # the share of the inside within DRAWN_TOLERANCE of its median colour
 DRAWN_TOLERANCE = 20  # per RGB channel, of 255
@@ -112,33 +118,77 @@ def _search_image(image: np.ndarray) -> tuple[np.ndarray, float]:
 
 def figure_on_plain_background(image: np.ndarray) -> np.ndarray:
     """The box (x, y, width, height) of the largest roundish figure on a plain background in a
-    uint8 RGB image; all zeros where the background is not plain or no such figure stands out."""
+    uint8 RGB image; all zeros where the background is not plain or no such figure stands out.
+    Several roundish figures standing apart (a sticker sheet) give the largest of them; else
+    the figure is looked for with a line drawing's broken outline closed, and figures that
+    touch are parted by erosion (DRAWN_SPLIT_RADII)."""
     import cv2
 
     small, scale = _search_image(image)
-    side = small.shape[0]
     border = np.concatenate([small[:3].reshape(-1, 3), small[-3:].reshape(-1, 3),
                              small[:, :3].reshape(-1, 3), small[:, -3:].reshape(-1, 3)])
     background = np.median(border, axis=0)
     border_distance = np.abs(border.astype(np.int16) - background).max(axis=1)
     if np.mean(border_distance < DRAWN_TOLERANCE) < DRAWN_BORDER_SHARE:
         return np.zeros(4, np.float32)
-    figure = (np.abs(small.astype(np.int16) - background).max(axis=2) > 2 * DRAWN_TOLERANCE)
-    figure = cv2.morphologyEx(figure.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
-    outside = np.zeros((side + 2, side + 2), np.uint8)  # flood the background from a corner:
-    holes = (1 - figure).astype(np.uint8)  # what it does not reach is inside a figure
-    cv2.floodFill(holes, outside, (0, 0), 2)
-    figure[holes == 1] = 1
-    count, _, stats, _ = cv2.connectedComponentsWithStats(figure, connectivity=8)
-    if count < 2:
-        return np.zeros(4, np.float32)
-    x, y, width, height, area = stats[1 + np.argmax(stats[1:, cv2.CC_STAT_AREA])]
-    roundish = (DRAWN_SHAPE_AREA[0] <= area / side ** 2 <= DRAWN_SHAPE_AREA[1]
+    drawn = (np.abs(small.astype(np.int16) - background).max(axis=2)
+             > 2 * DRAWN_TOLERANCE).astype(np.uint8)
+    apart = _holes_filled(drawn)
+    pieces = _roundish_boxes(apart)
+    if not _several(pieces, apart):  # one figure, or one drawn in broken lines: close them
+        closed = cv2.morphologyEx(apart, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+        pieces = _roundish_boxes(_holes_filled(closed)) or pieces
+        for radius in DRAWN_SPLIT_RADII:  # unless it is several that touch
+            disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+            # holes filled after: the gap that touching discs enclose is no hole in either
+            parted = _roundish_boxes(_holes_filled(cv2.erode(drawn, disc)), grown_by=radius)
+            if _several(parted, apart):
+                pieces = parted
+                break
+    return pieces[0] * scale if pieces else np.zeros(4, np.float32)
+
+
+def _several(pieces: list[np.ndarray], figures: np.ndarray) -> bool:
+    """Whether roundish pieces (largest first) are several figures side by side, as on a sticker
+    sheet: at least two, the second at least DRAWN_SEVERAL_SIMILAR of the first's size, and
+    together, as discs, DRAWN_SEVERAL_COVER of the figures' mask (a face's eyes, or a highlight
+    that breaks one face in two, are not)."""
+    if len(pieces) < 2:
+        return False
+    discs = [np.pi / 4 * width * height for _, _, width, height in pieces]
+    return (discs[1] >= DRAWN_SEVERAL_SIMILAR * discs[0]
+            and sum(discs) >= DRAWN_SEVERAL_COVER * figures.sum())
+
+
+def _holes_filled(figure: np.ndarray) -> np.ndarray:
+    """A figure mask with every patch of background that does not reach the image's edge filled
+    in: what a line drawing's outline, or a face's rim around white eyes and teeth, encloses."""
+    import cv2
+
+    _, regions = cv2.connectedComponents((1 - figure).astype(np.uint8), connectivity=4)
+    outside = np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0],
+                                        regions[:, -1]]))
+    return np.where((figure == 0) & ~np.isin(regions, outside), 1, figure).astype(np.uint8)
+
+
+def _roundish_boxes(figure: np.ndarray, grown_by: int = 0) -> list[np.ndarray]:
+    """The boxes (x, y, width, height), largest first, of the connected figures in a square mask
+    that are roundish and fill their box like a disc (DRAWN_SHAPE_*), each grown by `grown_by`
+    pixels on each side (what an erosion took off)."""
+    import cv2
+
+    side = figure.shape[0]
+    _, _, stats, _ = cv2.connectedComponentsWithStats(figure, connectivity=8)
+    boxes = []
+    for x, y, width, height, area in sorted(stats[1:], key=lambda row: -row[4]):
+        # an eroded disc is a disc: its shape is judged as it is, its size as it was
+        grown_area = area * ((width + 2 * grown_by) * (height + 2 * grown_by)) / (width * height)
+        if (DRAWN_SHAPE_AREA[0] <= grown_area / side ** 2 <= DRAWN_SHAPE_AREA[1]
                 and DRAWN_SHAPE_ASPECT[0] < width / height < DRAWN_SHAPE_ASPECT[1]
-                and area / (width * height) > DRAWN_SHAPE_FILL)
-    if not roundish:
-        return np.zeros(4, np.float32)
-    return np.asarray([x, y, width, height], np.float32) * scale
+                and DRAWN_SHAPE_FILL < area / (width * height)):
+            boxes.append(np.asarray([x - grown_by, y - grown_by, width + 2 * grown_by,
+                                     height + 2 * grown_by], np.float32))
+    return boxes
 
 
 def flat_round_outline(image: np.ndarray) -> np.ndarray:

@@ -288,6 +288,50 @@ def test_emoji_with_open_mouths_tears_and_shading_on_any_plain_background_are_fo
     assert abs(x + width / 2 - 128) < 15 and abs(y + height / 2 - 134) < 15
 
 
+def sticker_sheet(per_side: int, gap: int, size: int = 256) -> tuple[np.ndarray, int]:
+    """A sheet of per_side x per_side emoji (draw_emoji, cut to their disc) on white, `gap`
+    pixels apart and from the edges; and the side of each emoji's cell."""
+    import cv2
+
+    cell = (size - gap * (per_side + 1)) // per_side
+    sheet = np.full((size, size, 3), 255, np.uint8)
+    moods = ("teeth", "smile", "frown")
+    for index in range(per_side ** 2):
+        emoji = draw_emoji((255, 255, 255), index % 2 == 0, moods[index % 3])[42:227, 36:221]
+        row, column = divmod(index, per_side)
+        top, left = gap + row * (cell + gap), gap + column * (cell + gap)
+        sheet[top:top + cell, left:left + cell] = cv2.resize(emoji, (cell, cell),
+                                                             interpolation=cv2.INTER_AREA)
+    return sheet, cell
+
+
+@pytest.mark.parametrize("per_side,gap", [(2, 4), (3, 4), (3, 16), (4, 8), (4, 12)])
+def test_one_emoji_of_a_sticker_sheet_is_found_not_the_sheet(per_side, gap):
+    """Emoji a few pixels apart used to close into one block the size of the sheet, and small
+    ones fell under the least figure: the box is now one emoji's cell."""
+    from trainer.faces import figure_on_plain_background
+
+    sheet, cell = sticker_sheet(per_side, gap)
+    x, y, width, height = figure_on_plain_background(sheet)
+    assert 0.75 * cell < width < 1.2 * cell and 0.75 * cell < height < 1.2 * cell
+
+
+def test_touching_emoji_are_parted():
+    """Emoji that touch one another (no gap between them, a plain margin round the sheet) are
+    one roundish block until an erosion parts them."""
+    import cv2
+
+    from trainer.faces import figure_on_plain_background
+
+    sheet = np.full((256, 256, 3), 255, np.uint8)
+    for centre in ((76, 76), (180, 76), (76, 180), (180, 180)):
+        cv2.circle(sheet, centre, 52, (255, 204, 51), -1)
+        cv2.circle(sheet, (centre[0] - 18, centre[1] - 12), 7, (60, 40, 20), -1)
+        cv2.circle(sheet, (centre[0] + 18, centre[1] - 12), 7, (60, 40, 20), -1)
+    x, y, width, height = figure_on_plain_background(sheet)
+    assert 80 < width < 125 and 80 < height < 125
+
+
 def flat_emoji(count_per_background: int = 3):
     """Emoji images at SIZE, their drawn faces' crops as trainer.faces cuts them, and the same
     crops with a photo's grain."""

@@ -32,9 +32,10 @@ def drawn_faces_data(pairs: int = 5):
     from trainer.sample_data import draw_face
 
     rng = np.random.default_rng(4)
-    moods = ["happy", "sad"] * pairs
+    class_names = ["happy", "sad"]
+    moods = class_names * pairs
     drawings = np.stack([draw_face(mood, 260, rng) for mood in moods]).astype(np.float32)
-    return LabelledImages(source="drawings", class_names=["happy", "sad"],
+    return LabelledImages(source="drawings", class_names=class_names,
                           uris=[f"{index}.png" for index in range(len(moods))],
-                          images=drawings, labels=np.array([moods.index(m) for m in moods]),
+                          images=drawings, labels=np.array([class_names.index(m) for m in moods]),
                           fingerprint="")

@@ -2,11 +2,13 @@
 decoded image, or else a drawn face (a smiley, an emoji, a cartoon), cropped square, grey, at
 the expression network's input size.
 
-Training and serving call `face_inputs` on the same decoded pixels (trainer.images), so the
-crops a model was fitted on and the crops it is served cannot drift apart. Beside the crop, two
-flags say what was found: `face_found` (a face in a photo, MTCNN's) and `drawn_found` (a drawn
-face, only looked for where MTCNN found none). An image with neither gets a blank crop; a model
-must treat that as no evidence either way (trainer.model).
+Training (`face_inputs`) and serving (`model_batch`) cut the same crops from the same decoded
+pixels (trainer.images), so the crops a model was fitted on and the crops it is served cannot
+drift apart. Beside the crop, two flags say what was found: `face_found` (a face in a photo,
+MTCNN's) and `drawn_found` (a drawn face, only looked for where MTCNN found none). An image with
+neither gets a blank crop; a model must treat that as no evidence either way (trainer.model).
+A model is fitted on each image's largest face; it is called once per drawn face of an image
+with several (a sticker sheet), and the image's outputs are the mean over its faces.
 
 MTCNN (the `mtcnn` package, MIT, its weights inside) runs on the decoded image shrunk to
 DETECTION_SIZE pixels: faces smaller than MIN_FACE_PIXELS there are not looked for.
@@ -25,6 +27,7 @@ A drawn face's box is its whole head (the figure's box, the circle's), so its cr
 tighter than a photo face's (DRAWN_MARGIN), whose box holds only the features.
 """
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -51,6 +54,7 @@ DRAWN_SEVERAL_COVER = 0.6
 DRAWN_RADII = (0.15, 0.55)  # of the image's side
 DRAWN_FLATNESS = 0.7  # the share of the inside within DRAWN_TOLERANCE of its median colour
 DRAWN_TOLERANCE = 20  # per RGB channel, of 255
+MOST_DRAWN_FACES = 16  # of a sticker sheet, read one by one (a 4x4 sheet)
 
 
 @lru_cache(maxsize=1)
@@ -118,10 +122,18 @@ def _search_image(image: np.ndarray) -> tuple[np.ndarray, float]:
 
 def figure_on_plain_background(image: np.ndarray) -> np.ndarray:
     """The box (x, y, width, height) of the largest roundish figure on a plain background in a
-    uint8 RGB image; all zeros where the background is not plain or no such figure stands out.
-    Several roundish figures standing apart (a sticker sheet) give the largest of them; else
-    the figure is looked for with a line drawing's broken outline closed, and figures that
-    touch are parted by erosion (DRAWN_SPLIT_RADII)."""
+    uint8 RGB image; all zeros where the background is not plain or no such figure stands out."""
+    figures = figures_on_plain_background(image)
+    return figures[0] if len(figures) else np.zeros(4, np.float32)
+
+
+def figures_on_plain_background(image: np.ndarray) -> np.ndarray:
+    """(k, 4) boxes (x, y, width, height), largest first, of the roundish figures on a plain
+    background in a uint8 RGB image: none where the background is not plain or no such figure
+    stands out; one for a single figure; several side by side (a sticker sheet), apart or
+    touching, each at least DRAWN_SEVERAL_SIMILAR of the largest's size. A single figure is
+    looked for with a line drawing's broken outline closed, and figures that touch are parted
+    by erosion (DRAWN_SPLIT_RADII)."""
     import cv2
 
     small, scale = _search_image(image)
@@ -130,12 +142,13 @@ def figure_on_plain_background(image: np.ndarray) -> np.ndarray:
     background = np.median(border, axis=0)
     border_distance = np.abs(border.astype(np.int16) - background).max(axis=1)
     if np.mean(border_distance < DRAWN_TOLERANCE) < DRAWN_BORDER_SHARE:
-        return np.zeros(4, np.float32)
+        return np.zeros((0, 4), np.float32)
     drawn = (np.abs(small.astype(np.int16) - background).max(axis=2)
              > 2 * DRAWN_TOLERANCE).astype(np.uint8)
     apart = _holes_filled(drawn)
     pieces = _roundish_boxes(apart)
-    if not _several(pieces, apart):  # one figure, or one drawn in broken lines: close them
+    several = _several(pieces, apart)
+    if not several:  # one figure, or one drawn in broken lines: close them
         closed = cv2.morphologyEx(apart, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
         pieces = _roundish_boxes(_holes_filled(closed)) or pieces
         for radius in DRAWN_SPLIT_RADII:  # unless it is several that touch
@@ -143,9 +156,14 @@ def figure_on_plain_background(image: np.ndarray) -> np.ndarray:
             # holes filled after: the gap that touching discs enclose is no hole in either
             parted = _roundish_boxes(_holes_filled(cv2.erode(drawn, disc)), grown_by=radius)
             if _several(parted, apart):
-                pieces = parted
+                pieces, several = parted, True
                 break
-    return pieces[0] * scale if pieces else np.zeros(4, np.float32)
+    if several:
+        largest = pieces[0][2] * pieces[0][3]
+        pieces = [box for box in pieces if box[2] * box[3] >= DRAWN_SEVERAL_SIMILAR * largest]
+    else:
+        pieces = pieces[:1]
+    return np.asarray(pieces, np.float32).reshape(-1, 4) * scale
 
 
 def _several(pieces: list[np.ndarray], figures: np.ndarray) -> bool:
@@ -214,10 +232,21 @@ def flat_round_outline(image: np.ndarray) -> np.ndarray:
     return np.asarray([x - radius, y - radius, 2 * radius, 2 * radius], np.float32) * scale
 
 
+def drawn_faces(image: np.ndarray) -> np.ndarray:
+    """(k, 4) boxes (x, y, width, height), largest first, of the drawn faces in a uint8 RGB
+    image: every face of a sticker sheet (at most MOST_DRAWN_FACES), one drawn face, or none."""
+    boxes = figures_on_plain_background(image)[:MOST_DRAWN_FACES]
+    if len(boxes):
+        return boxes
+    box = flat_round_outline(image)
+    return box[None] if box[2] > 0 else np.zeros((0, 4), np.float32)
+
+
 def drawn_face(image: np.ndarray) -> np.ndarray:
-    """The box (x, y, width, height) of a drawn face in a uint8 RGB image; zeros for none."""
-    box = figure_on_plain_background(image)
-    return box if box[2] > 0 else flat_round_outline(image)
+    """The box (x, y, width, height) of the largest drawn face in a uint8 RGB image; zeros for
+    none."""
+    boxes = drawn_faces(image)
+    return boxes[0] if len(boxes) else np.zeros(4, np.float32)
 
 
 def crop_faces(pixels: np.ndarray, boxes: np.ndarray,
@@ -244,29 +273,67 @@ def crop_faces(pixels: np.ndarray, boxes: np.ndarray,
 
 
 def face_inputs(pixels: np.ndarray) -> dict[str, np.ndarray]:
-    """A face-reading model's face inputs for decoded RGB pixels: the crops (n, 64, 64, 1)
-    uint8, and (n, 1) float32 flags for a photo's face and for a drawn face."""
-    pixels = np.asarray(pixels).astype(np.uint8)
-    boxes = photo_faces(pixels)
-    found = boxes[:, 2] > 0
-    drawn = np.zeros(len(pixels), bool)
-    for index in np.flatnonzero(~found):
-        boxes[index] = drawn_face(pixels[index])
-        drawn[index] = boxes[index, 2] > 0
-    crops = crop_faces(pixels, boxes, np.where(drawn, DRAWN_MARGIN, MARGIN))
-    return {FACE_INPUT: crops, FOUND_INPUT: found.astype(np.float32)[:, None],
-            DRAWN_INPUT: drawn.astype(np.float32)[:, None]}
+    """A face-reading model's face inputs for decoded RGB pixels, one row per image, its largest
+    face: the crops (n, 64, 64, 1) uint8, and (n, 1) float32 flags for a photo's face and for a
+    drawn face. (What a model is fitted on; what it is called with is `model_batch`.)"""
+    return _face_rows(np.asarray(pixels).astype(np.uint8), every_drawn=False)[0]
 
 
-def model_inputs(model, images: np.ndarray):
+def _face_rows(pixels: np.ndarray, every_drawn: bool) -> tuple[dict[str, np.ndarray],
+                                                               np.ndarray]:
+    """The face inputs (as face_inputs) and the image of each row: one row per image, or with
+    `every_drawn`, one per drawn face of an image that has several (a sticker sheet)."""
+    owners, boxes, found, drawn = [], [np.zeros((0, 4), np.float32)], [], []
+    for index, photo_box in enumerate(photo_faces(pixels)):
+        is_found = photo_box[2] > 0
+        faces = photo_box[None] if is_found else drawn_faces(pixels[index])
+        is_drawn = not is_found and len(faces) > 0
+        faces = (faces if every_drawn else faces[:1]) if len(faces) else np.zeros((1, 4))
+        owners += [index] * len(faces)
+        boxes.append(np.asarray(faces, np.float32))
+        found += [is_found] * len(faces)
+        drawn += [is_drawn] * len(faces)
+    owners, drawn = np.asarray(owners, np.int64), np.asarray(drawn, bool)
+    crops = crop_faces(pixels[owners], np.concatenate(boxes),
+                       np.where(drawn, DRAWN_MARGIN, MARGIN))
+    return {FACE_INPUT: crops, FOUND_INPUT: np.asarray(found, np.float32).reshape(-1, 1),
+            DRAWN_INPUT: drawn.astype(np.float32).reshape(-1, 1)}, owners
+
+
+@dataclass(frozen=True)
+class ModelBatch:
+    """What a model is called with for `count` images: `inputs`, a row per face read (an image
+    with several drawn faces, a sticker sheet, has one per face, each beside the whole image),
+    and `owners`, the image of each row. `per_image` folds outputs back to one per image: the
+    mean over its rows, so a sheet is read by all its faces, not by its largest alone."""
+    inputs: dict | np.ndarray
+    owners: np.ndarray
+    count: int
+
+    def per_image(self, values) -> np.ndarray:
+        values = np.asarray(values)
+        if len(values) == self.count:
+            return values  # a row per image: nothing to fold
+        sums = np.zeros((self.count, *values.shape[1:]), np.float64)
+        np.add.at(sums, self.owners, values)
+        rows = np.bincount(self.owners, minlength=self.count)
+        return (sums / rows.reshape(-1, *[1] * (values.ndim - 1))).astype(values.dtype)
+
+    def outputs(self, run) -> dict[str, np.ndarray]:
+        """Every output of `run` (named inputs -> {name: array}) per image."""
+        return {name: self.per_image(value) for name, value in run(self.inputs).items()}
+
+
+def model_batch(model, images: np.ndarray) -> ModelBatch:
     """What `model` is called with for these decoded images: the images alone, or with their
     face inputs for a model that reads faces (the names it has: a model made before drawn faces
     were told apart takes any face as found)."""
+    count = len(images)
     if not reads_faces(model):
-        return images
-    faces = face_inputs(images)
+        return ModelBatch(images, np.arange(count), count)
+    faces, owners = _face_rows(np.asarray(images).astype(np.uint8), every_drawn=True)
     names = {tensor.name for tensor in model.inputs}
     if DRAWN_INPUT not in names:
         faces[FOUND_INPUT] = faces[FOUND_INPUT] + faces.pop(DRAWN_INPUT)
     faces[FACE_INPUT] = faces[FACE_INPUT].astype(np.float32)
-    return {IMAGE_INPUT: images, **faces}
+    return ModelBatch({IMAGE_INPUT: np.asarray(images)[owners], **faces}, owners, count)

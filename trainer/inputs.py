@@ -1,5 +1,5 @@
 """The names of a model's inputs, and their sizes: the contract between the architectures
-(trainer.model), what a model is called with (trainer.faces.model_inputs) and the runtimes that
+(trainer.model), what a model is called with (trainer.faces.model_batch) and the runtimes that
 feed it (trainer.conversion, worker.engine). Every model has the image; a face-reading model
 also has its face crop, whether the crop is a photo's face, and whether it is a drawn one."""
 

@@ -10,13 +10,13 @@ It is checked where the hardware runs it: on a CPU without bf16 it is simply not
 """
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from trainer.conversion import CLASS_OUTPUT, Run, image_input_name
-from trainer.faces import model_inputs
+from trainer.faces import ModelBatch, model_batch
 from trainer.model import class_probabilities
 
 logger = logging.getLogger(__name__)
@@ -105,11 +105,13 @@ def image_size(model) -> int:
     return next(tensor.shape[1] for tensor in model.inputs if tensor.name == name)
 
 
-def named_inputs(model, pixels: np.ndarray) -> dict:
+def named_batch(model, pixels: np.ndarray) -> ModelBatch:
     """uint8 pixels -> the model's inputs by name: the image, and whatever else
-    trainer.faces.model_inputs finds for it (the face search)."""
-    inputs = model_inputs(model, pixels)
-    return dict(inputs) if isinstance(inputs, dict) else {image_input_name(model): inputs}
+    trainer.faces.model_batch finds for it (the face search), a row per face read."""
+    batch = model_batch(model, pixels)
+    if isinstance(batch.inputs, dict):
+        return batch
+    return replace(batch, inputs={image_input_name(model): batch.inputs})
 
 
 def output_differences(reference: dict, candidate: dict) -> tuple[dict[str, float], bool]:
@@ -127,10 +129,10 @@ def check_fp32_parity(model, candidate: Run, reference: Run, images) -> dict:
     runs on fixed probes, which a face-reading model finds unlike anything it was trained on
     and answers alike, so only real images show its photo path. Logged, with its figure."""
     size = image_size(model)
-    inputs = named_inputs(model, np.asarray(images, np.uint8).reshape(-1, size, size, 3))
-    expected = reference(inputs)
+    batch = named_batch(model, np.asarray(images, np.uint8).reshape(-1, size, size, 3))
+    expected = reference(batch.inputs)
     try:
-        differences, passed = output_differences(expected, candidate(inputs))
+        differences, passed = output_differences(expected, candidate(batch.inputs))
     except Exception as error:  # a runtime that cannot run it, or answers another shape
         why = f"fp32: failed on the test images: {error}"
         logger.warning("OpenVINO refused (%s)", why)
@@ -156,9 +158,9 @@ def check_reduced_precision(model, candidates: dict[str, Run], reference: Run, i
                                  f"hardware ({', '.join(sorted(needed))}) on the checking CPU"}
             continue
         size = image_size(model)
-        inputs = named_inputs(model, np.concatenate(
+        batch = named_batch(model, np.concatenate(
             [np.asarray(images, np.uint8).reshape(-1, size, size, 3), probe_images(size)]))
-        probabilities = [class_probabilities(run(inputs)[CLASS_OUTPUT], class_count)
+        probabilities = [class_probabilities(batch.outputs(run)[CLASS_OUTPUT], class_count)
                          for run in (reference, candidates[precision])]
         verdict = judge(precision, *probabilities, labels)
         logger.log(logging.INFO if verdict.passed else logging.WARNING, "reduced precision %s "

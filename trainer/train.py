@@ -121,15 +121,18 @@ def training_dataset(images: np.ndarray, labels: np.ndarray, params: TrainingPar
 
 def predict_outputs(model, images: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
     """Every named output of the model for these images, called on batches directly (no
-    per-call `predict` overhead); a face-reading model is given the face inputs of each batch.
-    A model with one unnamed output gives it as "class_probabilities"."""
-    from trainer.faces import model_inputs
+    per-call `predict` overhead); a face-reading model is given the face inputs of each batch
+    (trainer.faces.model_batch: a sticker sheet is read by each of its faces, and its outputs
+    are their mean). A model with one unnamed output gives it as "class_probabilities"."""
+    from trainer.faces import model_batch
+
+    def run(inputs) -> dict:
+        outputs = model(inputs, training=False)
+        return outputs if isinstance(outputs, dict) else {"class_probabilities": outputs}
 
     chunks: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(images), batch_size):
-        outputs = model(model_inputs(model, images[start:start + batch_size]), training=False)
-        if not isinstance(outputs, dict):
-            outputs = {"class_probabilities": outputs}
+        outputs = model_batch(model, images[start:start + batch_size]).outputs(run)
         for name, value in outputs.items():
             chunks.setdefault(name, []).append(np.asarray(value))
     return {name: np.concatenate(values) for name, values in chunks.items()}

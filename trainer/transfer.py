@@ -248,14 +248,15 @@ def fit_familiarity(model, train_images: np.ndarray, validation_images: np.ndarr
 def fit_temperature_layer(model, images: np.ndarray, labels: np.ndarray) -> float:
     """Set the model's temperature from its scores on these (validation) images."""
     from trainer.calibration import fit_temperature
-    from trainer.faces import model_inputs
+    from trainer.faces import model_batch
 
     names = [tensor.name for tensor in model.inputs]
     scores_of = tensor_runner(model, names, model.get_layer("temperature").input)
-    inputs = model_inputs(model, images)
+    batch = model_batch(model, images)
     # Softening only: a validation split of a few dozen images that the model happens to get
     # all right asks for ever sharper scores, which drawings then pay for (docs/research.md).
-    temperature = fit_temperature(scores_of(*[inputs[name] for name in names]), labels,
-                                  lowest=1.0)
+    # (an image read by several faces, a sticker sheet, by the mean of their scores)
+    scores = batch.per_image(scores_of(*[batch.inputs[name] for name in names]))
+    temperature = fit_temperature(scores, labels, lowest=1.0)
     model.get_layer("temperature").scale = 1 / temperature
     return temperature

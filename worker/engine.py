@@ -12,8 +12,10 @@ Precision is always explicit: fp32, or bf16 only for a version whose registratio
 hardware.
 
 An engine takes uint8 RGB pixels and returns every named output of the model as
-{output name: (n, ...) array}; `prepare` (the face search of trainer.faces.model_inputs) and
-`run` (the graph) are apart so the speed race and the benchmark time the graph alone.
+{output name: (n, ...) array}; `prepare` (the face search of trainer.faces.model_batch: a row
+per face read, several for a sticker sheet) and `run` (the graph, on those rows) are apart so
+the speed race and the benchmark time the graph alone; an image's outputs are the mean of its
+rows'.
 """
 
 import logging
@@ -25,9 +27,10 @@ import numpy as np
 
 from db.settings import InferenceEngine
 from trainer.conversion import CLASS_OUTPUT, Run, openvino_runner, tensorflow_runner
+from trainer.faces import ModelBatch
 from trainer.model import class_probabilities
 from trainer.precision import (OUTPUT_TOLERANCES, PROBABILITY_TOLERANCE, PROBE_COUNT,
-                               REDUCED_PRECISION_FLAGS, cpu_flags, image_size, named_inputs,
+                               REDUCED_PRECISION_FLAGS, cpu_flags, image_size, named_batch,
                                output_differences, probe_images)
 
 logger = logging.getLogger(__name__)
@@ -44,11 +47,11 @@ Build = Callable[[], Run]  # makes a candidate's runner; may raise (it is then n
 class Engine:
     name: str
     run: Run  # named model inputs -> {output name: array}
-    prepare: Callable[[np.ndarray], dict]  # uint8 pixels -> named model inputs
+    prepare: Callable[[np.ndarray], ModelBatch]  # uint8 pixels -> named model inputs
     note: str = ""  # why this engine: parity and speed figures, or why others were refused
 
     def __call__(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
-        return self.run(self.prepare(pixels))
+        return self.prepare(pixels).outputs(self.run)
 
 
 @dataclass
@@ -65,9 +68,9 @@ class Parity:
                 f"{PROBE_COUNT} probes")
 
 
-def input_preparer(model) -> Callable[[np.ndarray], dict]:
-    """uint8 pixels -> the model's inputs by name (trainer.precision.named_inputs)."""
-    return lambda pixels: named_inputs(model, pixels)
+def input_preparer(model) -> Callable[[np.ndarray], ModelBatch]:
+    """uint8 pixels -> the model's inputs by name (trainer.precision.named_batch)."""
+    return lambda pixels: named_batch(model, pixels)
 
 
 def check_parity(reference: dict, candidate: dict, class_count: int) -> Parity:
@@ -141,7 +144,7 @@ def load_engine(model, class_count: int, choice: str = "auto",
                          f"got {choice!r}")
     prepare = input_preparer(model)
     tensorflow = Engine("tensorflow", tensorflow_runner(model, input_scale), prepare)
-    probes = prepare(probe_images(image_size(model)))
+    probes = prepare(probe_images(image_size(model))).inputs
     reference = tensorflow.run(probes)  # also traces the graph: the first batch runs warm
     if choice == InferenceEngine.TENSORFLOW:
         return _chosen(tensorflow, "requested")

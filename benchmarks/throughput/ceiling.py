@@ -105,17 +105,17 @@ def one_image_at_a_time(model_path: str, source: Path, count: int) -> dict:
     import keras
     import tensorflow as tf
 
-    from trainer.faces import model_inputs  # a face-reading model gets its face crop too
+    from trainer.faces import model_batch  # a face-reading model gets its face crop too
 
     model = keras.models.load_model(model_path, compile=False)
     paths = sorted(source.iterdir())[:count]
-    model.predict(model_inputs(model, np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 3), np.float32)),
-                  verbose=0)
+    model.predict(model_batch(model, np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 3),
+                                           np.float32)).inputs, verbose=0)
     started = time.perf_counter()
     for path in paths:
         image = cv2.imread(str(path))
         resized = np.asarray(tf.image.resize(image, (IMAGE_SIZE, IMAGE_SIZE)))
-        model.predict(model_inputs(model, np.expand_dims(resized, 0)), verbose=0)
+        model.predict(model_batch(model, np.expand_dims(resized, 0)).inputs, verbose=0)
     return {"images": len(paths),
             "images_per_second": round(len(paths) / (time.perf_counter() - started), 1)}
 

@@ -78,7 +78,7 @@ def stage_costs(model, engines: dict, paths: list[Path], image_size: int,
         prepared = [engine.prepare(chunk) for chunk in chunks]
         face_ms = (time.perf_counter() - started) / len(pixels) * 1000
         started = time.perf_counter()
-        outputs = [engine.run(inputs) for inputs in prepared]
+        outputs = [batch.outputs(engine.run) for batch in prepared]
         graph_ms = (time.perf_counter() - started) / len(pixels) * 1000
         table[name] = {"engine": engine.name, "decode_cpu_ms": round(decode_ms, 3),
                        "face_search_ms": round(face_ms, 3), "graph_ms": round(graph_ms, 3),

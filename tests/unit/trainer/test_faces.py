@@ -91,8 +91,8 @@ def test_no_face_in_noise_or_flat_images():
 
 
 def fitted_face_model(class_count: int, pixels: np.ndarray):
-    """The default architecture at SIZE with its standardisations and familiarity fitted on
-    `pixels` and random linear parts (what the saved-model and shortcut tests need)."""
+    """The default architecture at `pixels`' size with its standardisations and familiarity
+    fitted on them and random linear parts (what the saved-model and shortcut tests need)."""
     import keras
 
     from trainer.inputs import IMAGE_INPUT
@@ -100,7 +100,7 @@ def fitted_face_model(class_count: int, pixels: np.ndarray):
     from trainer.transfer import fit_familiarity, layer_runner
 
     keras.utils.set_random_seed(0)
-    model = build_pretrained_faces(SIZE, class_count)
+    model = build_pretrained_faces(pixels.shape[1], class_count)
     model.get_layer("feature_standardisation").adapt(
         layer_runner(model, [IMAGE_INPUT], FEATURES_LAYER)(pixels))
     fit_familiarity(model, pixels[::2], pixels[1::2])
@@ -306,14 +306,55 @@ def sticker_sheet(per_side: int, gap: int, size: int = 256) -> tuple[np.ndarray,
 
 
 @pytest.mark.parametrize("per_side,gap", [(2, 4), (3, 4), (3, 16), (4, 8), (4, 12)])
-def test_one_emoji_of_a_sticker_sheet_is_found_not_the_sheet(per_side, gap):
+def test_every_emoji_of_a_sticker_sheet_is_found_not_the_sheet(per_side, gap):
     """Emoji a few pixels apart used to close into one block the size of the sheet, and small
-    ones fell under the least figure: the box is now one emoji's cell."""
-    from trainer.faces import figure_on_plain_background
+    ones fell under the least figure: each box is now one emoji's cell, one per emoji."""
+    from trainer.faces import drawn_faces, figure_on_plain_background
 
     sheet, cell = sticker_sheet(per_side, gap)
     x, y, width, height = figure_on_plain_background(sheet)
     assert 0.75 * cell < width < 1.2 * cell and 0.75 * cell < height < 1.2 * cell
+    boxes = drawn_faces(sheet)
+    assert len(boxes) == per_side ** 2
+    assert np.all((0.75 * cell < boxes[:, 2:]) & (boxes[:, 2:] < 1.2 * cell))
+    centres = boxes[:, :2] + boxes[:, 2:] / 2
+    cells = np.sort(np.floor(centres / (cell + gap)).astype(int) @ [per_side, 1])
+    assert list(cells) == list(range(per_side ** 2))  # each emoji once
+
+
+def test_a_sticker_sheet_is_read_by_every_face_and_other_images_by_their_own():
+    """An image with several drawn faces is called once per face, beside the whole image; its
+    outputs are the mean of theirs, and the images around it keep their own rows."""
+    from trainer.faces import face_inputs, model_batch
+    from worker.engine import load_engine, probe_images
+
+    size = 128
+    sheet, _ = sticker_sheet(3, 8, size)
+    pixels = np.concatenate([probe_images(size)[:2], sheet[None], probe_images(size)[2:4]])
+    model = fitted_face_model(2, np.concatenate([probe_images(size), sheet[None]]).astype(
+        np.float32))
+    batch = model_batch(model, pixels)
+    assert batch.count == 5 and list(batch.owners) == [0, 1] + [2] * 9 + [3, 4]
+    rows = batch.inputs
+    assert np.all(rows["image"][2:11] == sheet) and rows["drawn_found"][2:11].all()
+
+    def run(inputs):
+        return {name: np.asarray(value) for name, value in model(inputs).items()}
+
+    outputs = batch.outputs(run)
+    assert {name: value.shape for name, value in outputs.items()} == {
+        "class_probabilities": (5, 1), "familiarity": (5, 1)}
+    each_face = run(rows)["class_probabilities"][2:11, 0]
+    assert np.ptp(each_face) > 1e-3  # the faces are read apart: smiles, frowns, teeth
+    np.testing.assert_allclose(outputs["class_probabilities"][2, 0], each_face.mean(), rtol=1e-5)
+    # training reads the image by its largest face alone: the first of the sheet's rows
+    np.testing.assert_array_equal(rows["face"][2], face_inputs(sheet[None])["face"][0])
+    alone = model_batch(model, pixels[[0, 1, 3, 4]])
+    np.testing.assert_allclose(outputs["class_probabilities"][[0, 1, 3, 4]],
+                               alone.outputs(run)["class_probabilities"], rtol=1e-5)
+    engine = load_engine(model, 2, "tensorflow")  # the worker's engine: the same, traced
+    np.testing.assert_allclose(engine(pixels)["class_probabilities"],
+                               outputs["class_probabilities"], atol=1e-4)
 
 
 def test_touching_emoji_are_parted():
@@ -321,7 +362,7 @@ def test_touching_emoji_are_parted():
     one roundish block until an erosion parts them."""
     import cv2
 
-    from trainer.faces import figure_on_plain_background
+    from trainer.faces import drawn_faces, figure_on_plain_background
 
     sheet = np.full((256, 256, 3), 255, np.uint8)
     for centre in ((76, 76), (180, 76), (76, 180), (180, 180)):
@@ -330,6 +371,8 @@ def test_touching_emoji_are_parted():
         cv2.circle(sheet, (centre[0] + 18, centre[1] - 12), 7, (60, 40, 20), -1)
     x, y, width, height = figure_on_plain_background(sheet)
     assert 80 < width < 125 and 80 < height < 125
+    boxes = drawn_faces(sheet)
+    assert len(boxes) == 4 and np.all((80 < boxes[:, 2:]) & (boxes[:, 2:] < 125))
 
 
 def flat_emoji(count_per_background: int = 3):

@@ -138,7 +138,7 @@ def test_a_broken_candidate_falls_back_to_tensorflow(decisive_model, broken):
 
 
 def test_auto_takes_the_fastest_candidate_and_refuses_a_slower_one(decisive_model):
-    probes = input_preparer(decisive_model)(probe_images(SIZE))
+    probes = input_preparer(decisive_model)(probe_images(SIZE)).inputs
     answers = tensorflow_runner(decisive_model)(probes)
 
     def slow_build():  # twice TensorFlow's CPU (speed is judged by CPU time, not by waiting)
@@ -260,7 +260,7 @@ def decisive_faces():
     sharpened like `decisive_pretrained`'s head."""
     import keras
 
-    from trainer.faces import model_inputs
+    from trainer.faces import model_batch
     from trainer.inputs import IMAGE_INPUT
     from trainer.model import FEATURES_LAYER, IMAGE_LOGITS_LAYER, build_pretrained_faces
     from trainer.transfer import fit_familiarity, layer_runner
@@ -274,7 +274,7 @@ def decisive_faces():
     head = model.get_layer(IMAGE_LOGITS_LAYER)
     kernel, bias = head.get_weights()
     head.set_weights([kernel * 20, bias])
-    logits = np.asarray(model(model_inputs(model, pixels))["class_probabilities"]).ravel()
+    logits = np.asarray(model(model_batch(model, pixels).inputs)["class_probabilities"]).ravel()
     logits = np.log(logits / (1 - logits))
     head.set_weights([kernel * 20, np.full_like(bias, bias - np.median(logits))])
     return model
@@ -330,9 +330,9 @@ def test_every_output_of_a_two_output_face_model_comes_out_by_name():
 
 def face_model_outputs(model, pixels):
     """The model itself, given the face crops trainer.faces makes (as training does)."""
-    from trainer.faces import model_inputs
+    from trainer.faces import model_batch
 
-    outputs = model(model_inputs(model, model_input(pixels)), training=False)
+    outputs = model(model_batch(model, model_input(pixels)).inputs, training=False)
     if isinstance(outputs, dict):
         return [np.asarray(outputs[name]) for name in model.output_names]
     return np.asarray(outputs)

@@ -54,7 +54,7 @@ DRAWN_SEVERAL_COVER = 0.6
 DRAWN_RADII = (0.15, 0.55)  # of the image's side
 DRAWN_FLATNESS = 0.7  # the share of the inside within DRAWN_TOLERANCE of its median colour
 DRAWN_TOLERANCE = 20  # per RGB channel, of 255
-MOST_DRAWN_FACES = 16  # of a sticker sheet, read one by one (a 4x4 sheet)
+MOST_DRAWN_FACES = 9  # of a sticker sheet, read one by one: its 9 largest
 
 
 @lru_cache(maxsize=1)
@@ -320,8 +320,17 @@ class ModelBatch:
         return (sums / rows.reshape(-1, *[1] * (values.ndim - 1))).astype(values.dtype)
 
     def outputs(self, run) -> dict[str, np.ndarray]:
-        """Every output of `run` (named inputs -> {name: array}) per image."""
-        return {name: self.per_image(value) for name, value in run(self.inputs).items()}
+        """Every output of `run` (named inputs -> {name: array}) per image, `run` called on at
+        most as many rows as there are images (or MOST_DRAWN_FACES): a batch of sheets takes
+        no more memory at once than a batch of photos."""
+        rows = len(self.owners)
+        step = max(self.count, MOST_DRAWN_FACES)
+        if rows <= step:
+            return {name: self.per_image(value) for name, value in run(self.inputs).items()}
+        parts = [run({name: value[start:start + step] for name, value in self.inputs.items()})
+                 for start in range(0, rows, step)]  # several rows per image: named inputs
+        return {name: self.per_image(np.concatenate([part[name] for part in parts]))
+                for name in parts[0]}
 
 
 def model_batch(model, images: np.ndarray) -> ModelBatch:

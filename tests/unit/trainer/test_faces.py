@@ -309,12 +309,14 @@ def sticker_sheet(per_side: int, gap: int, size: int = 256) -> tuple[np.ndarray,
 def test_every_emoji_of_a_sticker_sheet_is_found_not_the_sheet(per_side, gap):
     """Emoji a few pixels apart used to close into one block the size of the sheet, and small
     ones fell under the least figure: each box is now one emoji's cell, one per emoji."""
-    from trainer.faces import drawn_faces, figure_on_plain_background
+    from trainer.faces import (MOST_DRAWN_FACES, drawn_faces, figure_on_plain_background,
+                               figures_on_plain_background)
 
     sheet, cell = sticker_sheet(per_side, gap)
     x, y, width, height = figure_on_plain_background(sheet)
     assert 0.75 * cell < width < 1.2 * cell and 0.75 * cell < height < 1.2 * cell
-    boxes = drawn_faces(sheet)
+    assert len(drawn_faces(sheet)) == min(per_side ** 2, MOST_DRAWN_FACES)
+    boxes = figures_on_plain_background(sheet)
     assert len(boxes) == per_side ** 2
     assert np.all((0.75 * cell < boxes[:, 2:]) & (boxes[:, 2:] < 1.2 * cell))
     centres = boxes[:, :2] + boxes[:, 2:] / 2
@@ -355,6 +357,26 @@ def test_a_sticker_sheet_is_read_by_every_face_and_other_images_by_their_own():
     engine = load_engine(model, 2, "tensorflow")  # the worker's engine: the same, traced
     np.testing.assert_allclose(engine(pixels)["class_probabilities"],
                                outputs["class_probabilities"], atol=1e-4)
+
+
+def test_the_rows_of_a_batch_of_sheets_are_run_a_batch_at_a_time():
+    """A batch of images with several faces each is run on at most as many rows at once as
+    the batch has images, and each image's outputs are the mean of its rows'."""
+    from trainer.faces import MOST_DRAWN_FACES, ModelBatch
+
+    count = 2 * MOST_DRAWN_FACES
+    owners = np.repeat(np.arange(count), 3)
+    rows = np.arange(len(owners), dtype=np.float32)
+    calls = []
+
+    def run(inputs):
+        calls.append(len(inputs["face"]))
+        return {"class_probabilities": inputs["face"][:, None] * 2}
+
+    outputs = ModelBatch({"face": rows}, owners, count).outputs(run)
+    assert max(calls) == count and sum(calls) == len(rows)
+    np.testing.assert_allclose(outputs["class_probabilities"][:, 0],
+                               2 * rows.reshape(count, 3).mean(axis=1))
 
 
 def test_touching_emoji_are_parted():

@@ -5,7 +5,9 @@ the expression network's input size.
 Training (`face_inputs`) and serving (`model_batch`) cut the same crops from the same decoded
 pixels (trainer.images), so the crops a model was fitted on and the crops it is served cannot
 drift apart. Beside the crop, two flags say what was found: `face_found` (a face in a photo,
-MTCNN's) and `drawn_found` (a drawn face, only looked for where MTCNN found none). An image with
+MTCNN's) and `drawn_found` (a drawn face, looked for where MTCNN found none; and a sticker sheet,
+several figures on a plain background, is drawn faces even where MTCNN finds one of its glossy
+emoji: none of the three photo sets' images with an MTCNN face is one). An image with
 neither gets a blank crop; a model must treat that as no evidence either way (trainer.model).
 A model is fitted on each image's largest face; it is called once per drawn face of an image
 with several (a sticker sheet), and the image's outputs are the mean over its faces.
@@ -232,10 +234,13 @@ def flat_round_outline(image: np.ndarray) -> np.ndarray:
     return np.asarray([x - radius, y - radius, 2 * radius, 2 * radius], np.float32) * scale
 
 
-def drawn_faces(image: np.ndarray) -> np.ndarray:
+def drawn_faces(image: np.ndarray, figures: np.ndarray | None = None) -> np.ndarray:
     """(k, 4) boxes (x, y, width, height), largest first, of the drawn faces in a uint8 RGB
-    image: every face of a sticker sheet (at most MOST_DRAWN_FACES), one drawn face, or none."""
-    boxes = figures_on_plain_background(image)[:MOST_DRAWN_FACES]
+    image: every face of a sticker sheet (at most MOST_DRAWN_FACES), one drawn face, or none.
+    `figures`: the image's figures_on_plain_background, where already found."""
+    if figures is None:
+        figures = figures_on_plain_background(image)
+    boxes = figures[:MOST_DRAWN_FACES]
     if len(boxes):
         return boxes
     box = flat_round_outline(image)
@@ -285,8 +290,11 @@ def _face_rows(pixels: np.ndarray, every_drawn: bool) -> tuple[dict[str, np.ndar
     `every_drawn`, one per drawn face of an image that has several (a sticker sheet)."""
     owners, boxes, found, drawn = [], [np.zeros((0, 4), np.float32)], [], []
     for index, photo_box in enumerate(photo_faces(pixels)):
-        is_found = photo_box[2] > 0
-        faces = photo_box[None] if is_found else drawn_faces(pixels[index])
+        figures = None
+        if photo_box[2] > 0:  # unless the image is a sticker sheet: MTCNN finds glossy emoji
+            figures = figures_on_plain_background(pixels[index])
+        is_found = photo_box[2] > 0 and len(figures) < 2
+        faces = photo_box[None] if is_found else drawn_faces(pixels[index], figures)
         is_drawn = not is_found and len(faces) > 0
         faces = (faces if every_drawn else faces[:1]) if len(faces) else np.zeros((1, 4))
         owners += [index] * len(faces)

@@ -47,7 +47,7 @@ Build = Callable[[], Run]  # makes a candidate's runner; may raise (it is then n
 class Engine:
     name: str
     run: Run  # named model inputs -> {output name: array}
-    prepare: Callable[[np.ndarray], ModelBatch]  # uint8 pixels -> named model inputs
+    prepare: Callable[[np.ndarray], ModelBatch]  # uint8 pixels -> named inputs, a row per face
     note: str = ""  # why this engine: parity and speed figures, or why others were refused
 
     def __call__(self, pixels: np.ndarray) -> dict[str, np.ndarray]:

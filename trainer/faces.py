@@ -302,10 +302,16 @@ def _face_rows(pixels: np.ndarray, every_drawn: bool) -> tuple[dict[str, np.ndar
         found += [is_found] * len(faces)
         drawn += [is_drawn] * len(faces)
     owners, drawn = np.asarray(owners, np.int64), np.asarray(drawn, bool)
-    crops = crop_faces(pixels[owners], np.concatenate(boxes),
+    crops = crop_faces(_rows_of(pixels, owners), np.concatenate(boxes),
                        np.where(drawn, DRAWN_MARGIN, MARGIN))
     return {FACE_INPUT: crops, FOUND_INPUT: np.asarray(found, np.float32).reshape(-1, 1),
             DRAWN_INPUT: drawn.astype(np.float32).reshape(-1, 1)}, owners
+
+
+def _rows_of(images: np.ndarray, owners: np.ndarray) -> np.ndarray:
+    """Each row's image: `images` itself where every image has one row (no copy of a batch of
+    photos), else a copy repeating each image for each of its rows."""
+    return images if len(owners) == len(images) else images[owners]
 
 
 @dataclass(frozen=True)
@@ -353,4 +359,4 @@ def model_batch(model, images: np.ndarray) -> ModelBatch:
     if DRAWN_INPUT not in names:
         faces[FOUND_INPUT] = faces[FOUND_INPUT] + faces.pop(DRAWN_INPUT)
     faces[FACE_INPUT] = faces[FACE_INPUT].astype(np.float32)
-    return ModelBatch({IMAGE_INPUT: np.asarray(images)[owners], **faces}, owners, count)
+    return ModelBatch({IMAGE_INPUT: _rows_of(images, owners), **faces}, owners, count)

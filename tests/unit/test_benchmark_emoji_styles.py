@@ -30,3 +30,36 @@ def test_each_emoji_is_written_on_two_backgrounds_at_two_scales(tmp_path):
     gradient = cv2.imread(str(tmp_path / "out" / "sad" / "apple-64__u2639_b1_s1.png"))
     assert tuple(gradient[2, 2]) != (255, 255, 255)
     assert before == {path: path.read_bytes() for path in source.iterdir()}
+
+
+def test_an_iconify_set_gives_each_code_point_its_icon_by_cldr_name(tmp_path, monkeypatch):
+    """Icons are found by the emoji's CLDR name, through an alias, or by the older "cat-face"
+    name; each is rasterised from its own SVG body in the set's view box. (rsvg-convert, from
+    Debian's librsvg2-bin, is not among the tests' dependencies: the rasteriser is replaced by
+    one that reads back which icon it was given.)"""
+    import json
+
+    from benchmarks import emoji_styles
+
+    icons = {name: {"body": f'<path id="{point}"/>'} for point, name
+             in emoji_styles.CLDR_NAMES.items()}
+    icons["grinning-cat-face"] = icons.pop("grinning-cat")  # an older name for U+1F63A
+    icons["beaming"] = icons.pop("beaming-face-with-smiling-eyes")
+    source = tmp_path / "icons.json"
+    source.write_text(json.dumps({"icons": icons, "width": 36, "height": 36, "aliases": {
+        "beaming-face-with-smiling-eyes": {"parent": "beaming"}}}))
+    drawn = []
+
+    def rasterise(svg_path):
+        svg = svg_path.read_text()
+        assert 'viewBox="0 0 36 36"' in svg
+        drawn.append(svg.split('id="')[1].split('"')[0])
+        glyph = np.zeros((64, 64, 4), np.uint8)
+        glyph[..., 3] = 255
+        return glyph
+
+    monkeypatch.setattr(emoji_styles, "read_rgba", rasterise)
+    emoji_styles.main(["iconify", str(source), str(tmp_path / "out"), "--name", "some-set"])
+    assert drawn == emoji_styles.HAPPY + emoji_styles.SAD
+    assert len(list((tmp_path / "out" / "happy").glob("some-set__u*_b*_s*.png"))) == 4 * len(
+        emoji_styles.HAPPY)

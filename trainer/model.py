@@ -53,6 +53,10 @@ class Recipe:
     flat_drawing: tuple[float, float] = (0.3, 0.5)
     drawings_familiar: float = 0.5
     reviewed_drawings_learned: int = 20
+    # How much what drawn happy and sad faces look like (trainer.drawn_prior, learned from
+    # emoji that packages ship) counts beside the expression network's reading of a drawn face
+    # unlike the training photos: as much as a photo face's score counts beside the image's.
+    drawn_prior_weight: float = 0.0
 
 
 # For a few hundred web photos and no pretrained weights: strong augmentation, decoupled weight
@@ -76,7 +80,7 @@ _PRETRAINED = Recipe(image_size=260, learning_rate=0.01, weight_decay=0.0, epoch
 # and 4, 1 was ahead on the drawn sets from every training set for the least cost on photos
 # (docs/research.md).
 _PRETRAINED_FACES = replace(_PRETRAINED, face_weight=2.0, drawn_weight=1.0,
-                            unfamiliar_confidence=0.85)
+                            unfamiliar_confidence=0.85, drawn_prior_weight=2.0)
 
 RECIPES = {
     "baseline": Recipe(image_size=256, learning_rate=1e-3, weight_decay=0.0, epochs=20, patience=5),
@@ -194,6 +198,7 @@ def build_pretrained(image_size: int, class_count: int, backbone: str = PRETRAIN
 # weights and each normalisation are set from the training data, the rest are fixed.
 IMAGE_LOGITS_LAYER = "image_logits"  # the photo's features -> one score per class
 FACE_LOGITS_LAYER = "face_logits"  # the face's expression scores -> one score per class
+DRAWN_PRIOR_LAYER = "drawn_prior_logits"  # the image's features -> trainer.drawn_prior's score
 STYLE_LAYER = "style"  # per-channel mean and mean absolute deviation of the first layer
 
 
@@ -265,11 +270,12 @@ FLAT_DRAWING_GATE = "flat_drawing_gate"
 
 
 def drawing_familiarity(style_familiarity, face, any_face, flat_drawing: tuple[float, float]):
-    """Familiarity from the style statistics, at most 1 minus how surely the image is a face
-    with flat fills, a drawing ("flat_drawing": `any_face` times flat_share's ramp from
-    flat_drawing[0] (0) to flat_drawing[1] (1)), unless FLAT_DRAWING_GATE's scale is 0. Any
-    face, whichever finder found it: the photo finder fires on some line-drawn emoji, which
-    then kept the style's familiarity and got confident photo labels (docs/research.md)."""
+    """(familiarity, flat drawing): familiarity from the style statistics, at most 1 minus how
+    surely the image is a face with flat fills, a drawing ("flat_drawing": `any_face` times
+    flat_share's ramp from flat_drawing[0] (0) to flat_drawing[1] (1)), unless
+    FLAT_DRAWING_GATE's scale is 0; and that flat drawing, before the gate. Any face, whichever
+    finder found it: the photo finder fires on some line-drawn emoji, which then kept the
+    style's familiarity and got confident photo labels (docs/research.md)."""
     from keras import layers
 
     low, high = flat_drawing
@@ -278,9 +284,10 @@ def drawing_familiarity(style_familiarity, face, any_face, flat_drawing: tuple[f
     flatness = layers.ReLU(max_value=1.0, name="flat_drawing_ramp")(scaled)
     drawing = layers.Multiply(name="flat_drawing")([flatness, any_face])
     # 1, or 0 where the training folder is mostly drawn faces (trainer.transfer sets it).
-    drawing = layers.Rescaling(1.0, name=FLAT_DRAWING_GATE)(drawing)
+    gated = layers.Rescaling(1.0, name=FLAT_DRAWING_GATE)(drawing)
     return layers.Minimum(name="familiarity")(
-        [style_familiarity, layers.Rescaling(-1.0, offset=1.0, name="not_flat_drawing")(drawing)])
+        [style_familiarity, layers.Rescaling(-1.0, offset=1.0, name="not_flat_drawing")(gated)]
+    ), drawing
 
 
 def score_limit(confidence: float, class_count: int) -> float:
@@ -318,7 +325,8 @@ def build_pretrained_faces(image_size: int, class_count: int,
     drawn face): no face adds nothing, so a missing face is no evidence for any class. The final
     score weighs that photo score by familiarity and the face's score by the rest: a drawing
     unlike the training photos, or a face with flat fills (drawing_familiarity), is read
-    by what knows expressions, and an unfamiliar image without any face by its photo score,
+    by what knows expressions (and a drawing also by what drawn happy and sad faces look like,
+    trainer.drawn_prior), and an unfamiliar image without any face by its photo score,
     both within the recipe's unfamiliar_confidence: an unfamiliar image never gets a confident
     label.
     A temperature fitted on the validation split calibrates the scores."""
@@ -360,10 +368,19 @@ def build_pretrained_faces(image_size: int, class_count: int,
     familiarity = familiarity_output(_style_statistics(
         backbone_part.get_layer("stem_relu6").output), recipe.familiarity_components)
     any_face = layers.Add(name="any_face")([found, drawn])
-    familiarity = drawing_familiarity(familiarity, face, any_face, recipe.flat_drawing)
+    familiarity, flat_drawing = drawing_familiarity(familiarity, face, any_face,
+                                                    recipe.flat_drawing)
     unfamiliarity = layers.Rescaling(-1.0, offset=1.0, name="unfamiliarity")(familiarity)
+    # A drawn face (either finder's, if its fills are flat) is also read by what drawn happy
+    # and sad faces look like (trainer.drawn_prior; zero for other classes).
+    drawing = layers.Maximum(name="drawing")([drawn, flat_drawing])
+    drawn_prior = layers.Multiply(name="drawn_prior_if_drawing")([
+        layers.Rescaling(recipe.drawn_prior_weight, name="drawn_prior_gain")(
+            layers.Dense(units, kernel_initializer="zeros", name=DRAWN_PRIOR_LAYER)(features)),
+        drawing])  # zero until trainer.transfer.set_drawn_prior sets it
     limit = score_limit(recipe.unfamiliar_confidence, class_count)
-    limited_face_logits = bounded(face_logits, limit, "face_logits")
+    limited_face_logits = bounded(
+        layers.Add(name="drawing_read")([face_logits, drawn_prior]), limit, "face_logits")
     # An unfamiliar image without any face keeps its photo's reading, bounded the same way: a
     # score near zero there was a coin toss on the photos the style statistics find unusual.
     limited_photo_logits = bounded(photo_logits, limit, "photo_logits")

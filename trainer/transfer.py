@@ -1,18 +1,20 @@
 """Training a pretrained architecture: the backbone is frozen, so its features are computed once
 per training image (and once for its mirror image: a face's mood survives a flip) and only the
 linear parts are fitted on them, every epoch a full batch, in seconds rather than an epoch of the
-backbone each time. A face-reading model (trainer.model.build_pretrained_faces) gets three more
+backbone each time. A face-reading model (trainer.model.build_pretrained_faces) gets four more
 steps: its face part fitted on the expression scores of the training photos' faces (and of
-reviewed images' drawn faces), its familiarity set from the training folder's style
-statistics (reviewed images left out), and its temperature from the validation split. What is
-saved is the whole graph.
+reviewed images' drawn faces), the reading of drawn faces that ships with the project
+(trainer.drawn_prior) where its classes are happy and sad, its familiarity set from the
+training folder's style statistics (reviewed images left out), and its temperature from the
+validation split. What is saved is the whole graph.
 """
 
 import numpy as np
 
 from trainer.inputs import DRAWN_INPUT
-from trainer.model import (FACE_LOGITS_LAYER, FEATURES_LAYER, FLAT_DRAWING_GATE,
-                           IMAGE_LOGITS_LAYER, RECIPES, STYLE_LAYER, output_units)
+from trainer.model import (DRAWN_PRIOR_LAYER, FACE_LOGITS_LAYER, FEATURES_LAYER,
+                           FLAT_DRAWING_GATE, IMAGE_LOGITS_LAYER, RECIPES, STYLE_LAYER,
+                           output_units)
 
 MIN_FACES_PER_CLASS = 3  # fewer photo faces of a class in training: the face part stays zero
 SPREAD_FLOOR = 0.1  # familiarity: the least spread of a principal component (features have 1)
@@ -146,6 +148,7 @@ def fit_head(model, data, split, params, callbacks: list):
     model.get_layer(IMAGE_LOGITS_LAYER).set_weights(weights)
     train_faces = face_inputs(images)  # the face search once, for both parts that need it
     fit_faces(model, data, split, params, train_faces)
+    set_drawn_prior(model, data.class_names)
     # Familiar means like the training folder's images: a few reviewed drawings must not make
     # every drawing familiar before the image part has learned them (docs/research.md).
     folder = ~np.isin(split.train, split.reviewed)
@@ -192,6 +195,26 @@ def fit_faces(model, data, split, params, train_faces: dict | None = None) -> No
     standardise.adapt(scores)
     face_logits.set_weights(fit_converged(np.asarray(standardise(scores)), labels, class_count,
                                           RECIPES[params.architecture].head_l2))
+
+
+def set_drawn_prior(model, class_names: list[str], prior=None) -> bool:
+    """The model's reading of drawn faces (DRAWN_PRIOR_LAYER): trainer.drawn_prior's, where the
+    classes are happy and sad and the model's features and image size are the ones it was
+    fitted on; else zero, so it adds nothing. `prior`: a loaded DrawnPrior (default: the
+    shipped one). Returns whether it was set."""
+    from trainer import drawn_prior
+    from trainer.inputs import IMAGE_INPUT
+
+    layer = model.get_layer(DRAWN_PRIOR_LAYER)
+    kernel, bias = layer.get_weights()
+    prior = prior if prior is not None else drawn_prior.load()
+    image_size = next(int(tensor.shape[1]) for tensor in model.inputs
+                      if tensor.name == IMAGE_INPUT)
+    fits = (drawn_prior.applies(class_names) and prior.kernel.shape == kernel.shape
+            and prior.image_size == image_size)
+    layer.set_weights([prior.kernel, prior.bias] if fits
+                      else [np.zeros_like(kernel), np.zeros_like(bias)])
+    return fits
 
 
 def fit_familiarity(model, train_images: np.ndarray, validation_images: np.ndarray,

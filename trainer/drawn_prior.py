@@ -6,7 +6,8 @@ fer's expression network reads photo faces; on drawings it is often wrong (a lou
 line drawing is "happy" to it), and a face part fitted on the user's photo faces cannot learn
 otherwise. This reading was fitted on 720 emoji of 36 faces (18 happy, 18 sad, labelled by
 their Unicode names) in five drawing styles under open licences, none of them a style the
-project is checked on: Twemoji (CC-BY-4.0, npm emoji-datasource-twitter), EmojiOne's monotone
+project is checked on (Fluent 3D, one of the check styles, draws Fluent's designs in 3D, so
+that check is not independent of it): Twemoji (CC-BY-4.0, npm emoji-datasource-twitter), EmojiOne's monotone
 line drawings (CC-BY-4.0, @iconify-json/emojione-monotone), Microsoft's Fluent Emoji in colour
 and in high contrast (MIT, @iconify-json/fluent-emoji, @iconify-json/fluent-emoji-high-contrast)
 and GNU Unifont's pixel glyphs (OFL, Debian's fonts-unifont), each on two backgrounds at two

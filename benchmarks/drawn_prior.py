@@ -1,8 +1,10 @@
 """Fits trainer/data/drawn_prior.npz, trainer.drawn_prior's reading of drawn happy and sad faces,
 on labelled happy/sad folders of drawn faces (benchmarks.emoji_styles draws them from the
 packages; docs/research.md gives the commands): the default model's backbone features of each
-image, at its size, and a logistic regression on them, standardised, solved to its optimum
-(trainer.transfer.fit_converged) and folded into one layer.
+image, at its size; a logistic regression on them, standardised, solved to its optimum
+(trainer.transfer.fit_converged) and folded into one layer; and how like those emoji an image
+is, as familiarity measures it (a distance in the whitened principal components of their
+standardised features, 1 up to the distance most of them are within).
 
     python -m benchmarks.drawn_prior trainer/data/drawn_prior.npz FOLDER [FOLDER ...]
 """
@@ -30,6 +32,23 @@ def fit(features: np.ndarray, labels: np.ndarray, l2: float = L2) -> tuple[np.nd
     kernel, bias = fit_converged((features - mean) / scale, np.asarray(labels), 2, l2)
     kernel = kernel.astype(np.float64) / scale[:, None]
     return kernel.astype(np.float32), (bias - mean @ kernel).astype(np.float32)
+
+
+def likeness(features: np.ndarray, components: int, quantile: float):
+    """(projection kernel (features, components), its bias (components,), the distance
+    `quantile` of the images are within): the mean squared projection of an image's features
+    is its distance from these, in their first `components` whitened principal components of
+    the standardised features (folded into the one projection)."""
+    features = np.asarray(features, np.float64)
+    mean, scale = features.mean(axis=0), np.sqrt(features.var(axis=0) + VARIANCE_FLOOR)
+    standard = (features - mean) / scale
+    _, spreads, axes = np.linalg.svd(standard, full_matrices=False)
+    projection = axes[:components].T / (spreads[:components] / np.sqrt(len(standard)))
+    kernel = projection / scale[:, None]
+    bias = -(mean / scale) @ projection
+    distances = np.mean((features @ kernel + bias) ** 2, axis=1)
+    return (kernel.astype(np.float32), bias.astype(np.float32),
+            float(np.quantile(distances, quantile)))
 
 
 def folder_features(folders: list[str], backbone: str, image_size: int):
@@ -63,9 +82,14 @@ def main(argv: list[str] | None = None) -> None:
     image_size = RECIPES["pretrained-faces"].image_size
     features, labels = folder_features(args.folders, PRETRAINED_BACKBONE, image_size)
     kernel, bias = fit(features, labels)
+    recipe = RECIPES["pretrained-faces"]
+    projection, projection_bias, within = likeness(features, recipe.familiarity_components,
+                                                   recipe.familiar_quantile)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out, backbone=PRETRAINED_BACKBONE, image_size=image_size, kernel=kernel,
-             bias=bias, sources=np.array([Path(folder).name for folder in args.folders]))
+             bias=bias, projection=projection, projection_bias=projection_bias,
+             likely_within=within,
+             sources=np.array([Path(folder).name for folder in args.folders]))
     print(f"{args.out}: fitted on {len(labels)} images of {len(args.folders)} folders")
 
 

@@ -14,8 +14,11 @@ and GNU Unifont's pixel glyphs (OFL, Debian's fonts-unifont), each on two backgr
 scales (benchmarks.emoji_styles). Only the fitted numbers ship, never an image.
 
 A model whose classes are happy and sad adds it, times its recipe's drawn_prior_weight, to the
-face's reading where the face is a drawing and the image is unlike the training photos
-(trainer.model); for any other classes it is zero. Rebuild it (docs/research.md says how the
+face's reading where the face is a drawing and the image is unlike the training photos, as far
+as the image is like those emoji (trainer.model): its features within the distance most of the
+emoji are within (familiarity's measure, in their principal components), and nothing from 1.5
+times that. Fitted on emoji alone, it reads a cartoon person or a silhouette as surely as an
+emoji, and wrongly; those are far from the emoji. For any other classes it is zero. Rebuild it (docs/research.md says how the
 folders are made):
 
     python -m benchmarks.drawn_prior trainer/data/drawn_prior.npz FOLDER [FOLDER ...]
@@ -36,6 +39,9 @@ class DrawnPrior:
     image_size: int
     kernel: np.ndarray  # (features, 1) on the raw features: the standardisation folded in
     bias: np.ndarray  # (1,)
+    projection: np.ndarray  # (features, components): whitened principal components, folded
+    projection_bias: np.ndarray  # (components,)
+    likely_within: float  # the mean squared projection most of the emoji are within
     sources: tuple[str, ...]
 
 
@@ -48,4 +54,7 @@ def load(path: Path = PRIOR_FILE) -> DrawnPrior:
     with np.load(path) as stored:
         return DrawnPrior(str(stored["backbone"]), int(stored["image_size"]),
                           stored["kernel"].astype(np.float32), stored["bias"].astype(np.float32),
+                          stored["projection"].astype(np.float32),
+                          stored["projection_bias"].astype(np.float32),
+                          float(stored["likely_within"]),
                           tuple(str(source) for source in stored["sources"]))

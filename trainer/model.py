@@ -234,6 +234,22 @@ def familiarity_output(style, components: int):
     return layers.ReLU(max_value=1.0, name="style_familiarity")(ramp)
 
 
+def emoji_likeness(features, components: int):
+    """How like the emoji trainer.drawn_prior was fitted on an image is, in [0, 1]: familiarity's
+    measure on the backbone's features (the mean squared projection on their whitened principal
+    components, the standardisation folded into the projection) and its ramp; 0 until
+    trainer.transfer.set_drawn_prior sets it."""
+    from keras import layers
+
+    projected = layers.Dense(components, kernel_initializer="zeros",
+                             name="emoji_projection")(features)
+    squared = layers.Multiply(name="emoji_squared")([projected, projected])
+    distance = layers.Dense(1, use_bias=False, kernel_initializer="zeros",
+                            name="emoji_distance")(squared)
+    ramp = layers.Dense(1, kernel_initializer="zeros", name="emoji_ramp")(distance)
+    return layers.ReLU(max_value=1.0, name="emoji_likeness")(ramp)
+
+
 FLAT_BORDER = 8  # pixels of each edge of the face crop that flat_share leaves out
 FLAT_TOLERANCE = 2  # grey levels: a pixel within this of its right and lower neighbours is flat
 
@@ -372,12 +388,14 @@ def build_pretrained_faces(image_size: int, class_count: int,
                                                     recipe.flat_drawing)
     unfamiliarity = layers.Rescaling(-1.0, offset=1.0, name="unfamiliarity")(familiarity)
     # A drawn face (either finder's, if its fills are flat) is also read by what drawn happy
-    # and sad faces look like (trainer.drawn_prior; zero for other classes).
+    # and sad faces look like, as far as the image is like the emoji that reading was learned
+    # on (trainer.drawn_prior; zero until trainer.transfer.set_drawn_prior sets it, and for
+    # classes other than happy and sad).
     drawing = layers.Maximum(name="drawing")([drawn, flat_drawing])
     drawn_prior = layers.Multiply(name="drawn_prior_if_drawing")([
         layers.Rescaling(recipe.drawn_prior_weight, name="drawn_prior_gain")(
             layers.Dense(units, kernel_initializer="zeros", name=DRAWN_PRIOR_LAYER)(features)),
-        drawing])  # zero until trainer.transfer.set_drawn_prior sets it
+        drawing, emoji_likeness(features, recipe.familiarity_components)])
     limit = score_limit(recipe.unfamiliar_confidence, class_count)
     limited_face_logits = bounded(
         layers.Add(name="drawing_read")([face_logits, drawn_prior]), limit, "face_logits")

@@ -198,23 +198,35 @@ def fit_faces(model, data, split, params, train_faces: dict | None = None) -> No
 
 
 def set_drawn_prior(model, class_names: list[str], prior=None) -> bool:
-    """The model's reading of drawn faces (DRAWN_PRIOR_LAYER): trainer.drawn_prior's, where the
-    classes are happy and sad and the model's features and image size are the ones it was
-    fitted on; else zero, so it adds nothing. `prior`: a loaded DrawnPrior (default: the
-    shipped one). Returns whether it was set."""
+    """The model's reading of drawn faces (DRAWN_PRIOR_LAYER) and how like its emoji an image
+    is (trainer.model.emoji_likeness): trainer.drawn_prior's, where the classes are happy and
+    sad and the model's features, image size and components are the ones it was fitted on;
+    else zero, so it adds nothing. The likeness ramp is familiarity's: 1 up to the distance
+    most of the emoji are within, 0 from the recipe's familiar_span times that. `prior`: a
+    loaded DrawnPrior (default: the shipped one). Returns whether it was set."""
     from trainer import drawn_prior
     from trainer.inputs import IMAGE_INPUT
 
-    layer = model.get_layer(DRAWN_PRIOR_LAYER)
-    kernel, bias = layer.get_weights()
+    reading, projection = model.get_layer(DRAWN_PRIOR_LAYER), model.get_layer("emoji_projection")
+    distance, ramp = model.get_layer("emoji_distance"), model.get_layer("emoji_ramp")
     prior = prior if prior is not None else drawn_prior.load()
     image_size = next(int(tensor.shape[1]) for tensor in model.inputs
                       if tensor.name == IMAGE_INPUT)
-    fits = (drawn_prior.applies(class_names) and prior.kernel.shape == kernel.shape
-            and prior.image_size == image_size)
-    layer.set_weights([prior.kernel, prior.bias] if fits
-                      else [np.zeros_like(kernel), np.zeros_like(bias)])
-    return fits
+    fits = (drawn_prior.applies(class_names) and image_size == prior.image_size
+            and prior.kernel.shape == reading.get_weights()[0].shape
+            and prior.projection.shape == projection.get_weights()[0].shape)
+    if not fits:
+        for layer in (reading, projection, distance, ramp):
+            layer.set_weights([np.zeros_like(weight) for weight in layer.get_weights()])
+        return False
+    span = RECIPES["pretrained-faces"].familiar_span
+    components = prior.projection.shape[1]
+    reading.set_weights([prior.kernel, prior.bias])
+    projection.set_weights([prior.projection, prior.projection_bias])
+    distance.set_weights([np.full((components, 1), 1 / components, np.float32)])
+    ramp.set_weights([np.float32([[-1 / ((span - 1) * prior.likely_within)]]),
+                      np.float32([span / (span - 1)])])
+    return True
 
 
 def fit_familiarity(model, train_images: np.ndarray, validation_images: np.ndarray,

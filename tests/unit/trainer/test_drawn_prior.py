@@ -1,7 +1,8 @@
 """trainer.drawn_prior: the shipped reading of drawn happy and sad faces loads and fits the default
-model; its fit is the standardised logistic regression folded into one layer; a model of happy
-and sad classes reads a drawing unlike its training photos with it, and nothing else changes:
-not a photo's face, not a familiar image, not a model of other classes."""
+model; its fit is the standardised logistic regression folded into one layer, and its likeness
+familiarity's measure; a model of happy and sad classes reads a drawing unlike its training
+photos with it, as far as the image is like its emoji, and nothing else changes: not a photo's
+face, not an image far from the emoji, not a model of other classes."""
 
 import numpy as np
 import pytest
@@ -20,7 +21,27 @@ def test_the_shipped_prior_fits_the_default_model():
     assert prior.image_size == RECIPES["pretrained-faces"].image_size
     assert prior.kernel.shape == (FEATURE_WIDTH, 1) and prior.bias.shape == (1,)
     assert np.all(np.isfinite(prior.kernel)) and np.abs(prior.kernel).max() > 0
+    components = RECIPES["pretrained-faces"].familiarity_components
+    assert prior.projection.shape == (FEATURE_WIDTH, components)
+    assert prior.projection_bias.shape == (components,) and prior.likely_within > 0
     assert len(prior.sources) == 5
+
+
+def test_likeness_is_familiaritys_distance_in_whitened_components():
+    """Along each of the kept components the emoji spread by 1; an image far out along one is
+    far; the chosen share of the emoji is within the distance returned."""
+    from benchmarks.drawn_prior import likeness
+
+    rng = np.random.default_rng(4)
+    features = rng.gamma(2.0, 1.0, (200, 6)) * np.float64([1, 2, 3, 4, 5, 6])
+    kernel, bias, within = likeness(features, 3, 0.9)
+    projected = features @ kernel + bias
+    np.testing.assert_allclose(projected.mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(projected.std(0), 1, atol=1e-3)
+    distances = np.mean(projected ** 2, axis=1)
+    assert np.mean(distances <= within) == pytest.approx(0.9, abs=0.01)
+    far = features.mean(0) + 50 * features.std(0)
+    assert np.mean((far @ kernel + bias) ** 2) > 10 * within
 
 
 @pytest.mark.parametrize("names, expected", [
@@ -47,15 +68,19 @@ def test_the_fit_is_the_standardised_logistic_regression_in_one_layer():
                                rtol=1e-4, atol=1e-4)
 
 
-def prior_for(model, seed: int = 0):
-    """A DrawnPrior with random weights that fits `model` (its size and feature width)."""
+def prior_for(model, far: bool = False):
+    """A DrawnPrior with random weights that fits `model` (its size and feature width), to
+    which every image is as like as can be (a zero projection), or, `far`, none is."""
     from trainer.drawn_prior import DrawnPrior
     from trainer.model import DRAWN_PRIOR_LAYER
 
     kernel = model.get_layer(DRAWN_PRIOR_LAYER).get_weights()[0]
-    rng = np.random.default_rng(seed)
+    projection = model.get_layer("emoji_projection").get_weights()[0]
+    rng = np.random.default_rng(0)
     return DrawnPrior("lite2", SIZE, rng.normal(0, 0.5, kernel.shape).astype(np.float32),
-                      np.float32([0.3]), ("test",))
+                      np.float32([0.3]), np.zeros_like(projection),
+                      np.full(projection.shape[1], 100.0 if far else 0.0, np.float32), 1.0,
+                      ("test",))
 
 
 def test_a_model_gets_the_prior_only_for_happy_and_sad_at_its_size():
@@ -72,7 +97,8 @@ def test_a_model_gets_the_prior_only_for_happy_and_sad_at_its_size():
     np.testing.assert_array_equal(layer.get_weights()[0], prior.kernel)
     assert not set_drawn_prior(model, ["cats", "dogs"], prior)
     assert not any(np.any(weight) for weight in layer.get_weights())
-    other_size = DrawnPrior("lite2", SIZE * 2, prior.kernel, prior.bias, ("test",))
+    other_size = DrawnPrior("lite2", SIZE * 2, prior.kernel, prior.bias, prior.projection,
+                            prior.projection_bias, 1.0, ("test",))
     assert not set_drawn_prior(model, ["happy", "sad"], other_size)
     assert not any(np.any(weight) for weight in layer.get_weights())
 
@@ -114,6 +140,8 @@ def test_a_drawing_is_read_with_the_prior_and_a_photo_face_without_it():
         1 - familiarity)
     np.testing.assert_allclose(logits[drawn], expected[drawn], rtol=1e-4, atol=1e-5)
     assert np.abs(logits[drawn] - before[0][drawn]).max() > 1e-3
+    assert set_drawn_prior(model, ["happy", "sad"], prior_for(model, far=True))
+    np.testing.assert_allclose(np.asarray(part(inputs)[0]), before[0], rtol=1e-5, atol=1e-6)
     blank = dict(inputs, **{FOUND_INPUT: np.zeros_like(inputs[FOUND_INPUT]),
                             DRAWN_INPUT: np.zeros_like(inputs[DRAWN_INPUT]),
                             FACE_INPUT: np.zeros_like(inputs[FACE_INPUT])})

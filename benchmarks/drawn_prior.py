@@ -20,6 +20,11 @@ L2 = 1.0  # of 0.3, 1, 3 and 10, 1 read held-out source styles best (docs/resear
 VARIANCE_FLOOR = 1e-4  # a feature that barely varies over the emoji is not blown up elsewhere
 
 
+def standardisation(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale) of each feature, its variance floored at VARIANCE_FLOOR."""
+    return features.mean(axis=0), np.sqrt(features.var(axis=0) + VARIANCE_FLOOR)
+
+
 def fit(features: np.ndarray, labels: np.ndarray, l2: float = L2) -> tuple[np.ndarray,
                                                                            np.ndarray]:
     """(kernel, bias) on raw features: a logistic regression on the standardised features
@@ -28,7 +33,7 @@ def fit(features: np.ndarray, labels: np.ndarray, l2: float = L2) -> tuple[np.nd
     from trainer.transfer import fit_converged
 
     features = np.asarray(features, np.float64)
-    mean, scale = features.mean(axis=0), np.sqrt(features.var(axis=0) + VARIANCE_FLOOR)
+    mean, scale = standardisation(features)
     kernel, bias = fit_converged((features - mean) / scale, np.asarray(labels), 2, l2)
     kernel = kernel.astype(np.float64) / scale[:, None]
     return kernel.astype(np.float32), (bias - mean @ kernel).astype(np.float32)
@@ -40,7 +45,7 @@ def likeness(features: np.ndarray, components: int, quantile: float):
     is its distance from these, in their first `components` whitened principal components of
     the standardised features (folded into the one projection)."""
     features = np.asarray(features, np.float64)
-    mean, scale = features.mean(axis=0), np.sqrt(features.var(axis=0) + VARIANCE_FLOOR)
+    mean, scale = standardisation(features)
     standard = (features - mean) / scale
     _, spreads, axes = np.linalg.svd(standard, full_matrices=False)
     projection = axes[:components].T / (spreads[:components] / np.sqrt(len(standard)))
@@ -79,10 +84,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", type=Path, help="the .npz to write")
     parser.add_argument("folders", nargs="+", help="labelled happy/sad folders of drawn faces")
     args = parser.parse_args(argv)
-    image_size = RECIPES["pretrained-faces"].image_size
+    recipe = RECIPES["pretrained-faces"]
+    image_size = recipe.image_size
     features, labels = folder_features(args.folders, PRETRAINED_BACKBONE, image_size)
     kernel, bias = fit(features, labels)
-    recipe = RECIPES["pretrained-faces"]
     projection, projection_bias, within = likeness(features, recipe.familiarity_components,
                                                    recipe.familiar_quantile)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -219,13 +219,11 @@ def set_drawn_prior(model, class_names: list[str], prior=None) -> bool:
         for layer in (reading, projection, distance, ramp):
             layer.set_weights([np.zeros_like(weight) for weight in layer.get_weights()])
         return False
-    span = RECIPES["pretrained-faces"].familiar_span
     components = prior.projection.shape[1]
     reading.set_weights([prior.kernel, prior.bias])
     projection.set_weights([prior.projection, prior.projection_bias])
     distance.set_weights([np.full((components, 1), 1 / components, np.float32)])
-    ramp.set_weights([np.float32([[-1 / ((span - 1) * prior.likely_within)]]),
-                      np.float32([span / (span - 1)])])
+    ramp.set_weights(ramp_weights(prior.likely_within, RECIPES["pretrained-faces"].familiar_span))
     return True
 
 
@@ -274,10 +272,15 @@ def fit_familiarity(model, train_images: np.ndarray, validation_images: np.ndarr
     distance_of = layer_runner(model, [IMAGE_INPUT], "style_distance")
     distances = distance_of(validation_images if len(validation_images) else train_images)
     near = max(float(np.quantile(distances, recipe.familiar_quantile)), 1e-6)
-    far = near * recipe.familiar_span
-    model.get_layer("familiarity_ramp").set_weights(
-        [np.full((1, 1), -1 / (far - near), np.float32), np.full(1, far / (far - near),
-                                                                  np.float32)])
+    model.get_layer("familiarity_ramp").set_weights(ramp_weights(near, recipe.familiar_span))
+
+
+def ramp_weights(near: float, span: float) -> list[np.ndarray]:
+    """[kernel, bias] of a Dense(1) that, clipped to [0, 1], is 1 up to the distance `near` and
+    0 from `span` times it: familiarity's ramp, and the drawn prior's likeness."""
+    far = near * span
+    return [np.full((1, 1), -1 / (far - near), np.float32),
+            np.full(1, far / (far - near), np.float32)]
 
 
 def fit_temperature_layer(model, images: np.ndarray, labels: np.ndarray) -> float:

@@ -8,9 +8,11 @@ TEMPERATURES = np.exp(np.linspace(np.log(0.2), np.log(10.0), 241))  # searched, 
 CALIBRATION_BINS = 10
 
 
-def probabilities_from_logits(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """(n, classes) probabilities of (n, 1) sigmoid or (n, k) softmax scores."""
-    scaled = np.asarray(logits, np.float64) / temperature
+def probabilities_from_logits(logits: np.ndarray, temperature: float = 1.0,
+                              offset: np.ndarray | float = 0.0) -> np.ndarray:
+    """(n, classes) probabilities of (n, 1) sigmoid or (n, k) softmax scores, divided by the
+    temperature, plus `offset` (scores the temperature does not touch)."""
+    scaled = np.asarray(logits, np.float64) / temperature + np.asarray(offset, np.float64)
     if scaled.shape[1] == 1:
         second = 1 / (1 + np.exp(-np.clip(scaled[:, 0], -50, 50)))
         return np.stack([1 - second, second], axis=1)
@@ -18,15 +20,16 @@ def probabilities_from_logits(logits: np.ndarray, temperature: float = 1.0) -> n
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray, lowest: float = 0.0) -> float:
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, lowest: float = 0.0,
+                    offset: np.ndarray | float = 0.0) -> float:
     """The temperature, at least `lowest`, that minimises the negative log-likelihood of
-    `labels` (class indices) under softened or sharpened scores; 1 when there is nothing to fit
-    it on."""
+    `labels` (class indices) under softened or sharpened scores (plus `offset`, scores it does
+    not touch); 1 when there is nothing to fit it on."""
     if len(labels) == 0:
         return 1.0
     labels = np.asarray(labels, np.int64)
     searched = np.unique(np.maximum(TEMPERATURES, lowest))
-    losses = [-np.mean(np.log(np.clip(probabilities_from_logits(logits, temperature)[
+    losses = [-np.mean(np.log(np.clip(probabilities_from_logits(logits, temperature, offset)[
         np.arange(len(labels)), labels], 1e-12, 1))) for temperature in searched]
     return float(searched[int(np.argmin(losses))])
 

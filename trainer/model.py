@@ -35,9 +35,12 @@ class Recipe:
     # `familiar_span` times that.
     face_weight: float = 0.0
     drawn_weight: float = 0.0  # the same for a drawn face (trainer.faces finds it)
-    # The most an unfamiliar image's face alone may make the model sure of a class (before the
-    # temperature, which only softens): expression scores of a drawing are no photo's evidence.
+    # The most an unfamiliar image's face alone may make the model sure of a class (the
+    # temperature, fitted on photos, does not touch it): expression scores of a drawing are no
+    # photo's evidence. A drawn face like the emoji trainer.drawn_prior learned on is that much
+    # familiar, and as far as it is, the bound is emoji_confidence.
     unfamiliar_confidence: float = 1.0
+    emoji_confidence: float = 1.0
     familiarity_components: int = 32
     familiar_quantile: float = 0.9
     familiar_span: float = 1.5
@@ -80,7 +83,8 @@ _PRETRAINED = Recipe(image_size=260, learning_rate=0.01, weight_decay=0.0, epoch
 # and 4, 1 was ahead on the drawn sets from every training set for the least cost on photos
 # (docs/research.md).
 _PRETRAINED_FACES = replace(_PRETRAINED, face_weight=2.0, drawn_weight=1.0,
-                            unfamiliar_confidence=0.85, drawn_prior_weight=2.0)
+                            unfamiliar_confidence=0.85, emoji_confidence=0.97,
+                            drawn_prior_weight=2.0)
 
 RECIPES = {
     "baseline": Recipe(image_size=256, learning_rate=1e-3, weight_decay=0.0, epochs=20, patience=5),
@@ -301,7 +305,7 @@ def drawing_familiarity(style_familiarity, face, any_face, flat_drawing: tuple[f
     drawing = layers.Multiply(name="flat_drawing")([flatness, any_face])
     # 1, or 0 where the training folder is mostly drawn faces (trainer.transfer sets it).
     gated = layers.Rescaling(1.0, name=FLAT_DRAWING_GATE)(drawing)
-    return layers.Minimum(name="familiarity")(
+    return layers.Minimum(name="photo_familiarity")(
         [style_familiarity, layers.Rescaling(-1.0, offset=1.0, name="not_flat_drawing")(gated)]
     ), drawing
 
@@ -344,8 +348,9 @@ def build_pretrained_faces(image_size: int, class_count: int,
     by what knows expressions (and a drawing also by what drawn happy and sad faces look like,
     trainer.drawn_prior), and an unfamiliar image without any face by its photo score,
     both within the recipe's unfamiliar_confidence: an unfamiliar image never gets a confident
-    label.
-    A temperature fitted on the validation split calibrates the scores."""
+    label. A drawing like the emoji of trainer.drawn_prior is familiar as far as it is like
+    them (the familiarity output is the larger of the two), and read within emoji_confidence.
+    A temperature fitted on the validation split calibrates the photo's scores."""
     import keras
     from keras import layers
 
@@ -392,24 +397,40 @@ def build_pretrained_faces(image_size: int, class_count: int,
     # on (trainer.drawn_prior; zero until trainer.transfer.set_drawn_prior sets it, and for
     # classes other than happy and sad).
     drawing = layers.Maximum(name="drawing")([drawn, flat_drawing])
+    emoji_like = layers.Multiply(name="emoji_like_drawing")(
+        [drawing, emoji_likeness(features, recipe.familiarity_components)])
     drawn_prior = layers.Multiply(name="drawn_prior_if_drawing")([
         layers.Rescaling(recipe.drawn_prior_weight, name="drawn_prior_gain")(
             layers.Dense(units, kernel_initializer="zeros", name=DRAWN_PRIOR_LAYER)(features)),
-        drawing, emoji_likeness(features, recipe.familiarity_components)])
-    limit = score_limit(recipe.unfamiliar_confidence, class_count)
-    limited_face_logits = bounded(
-        layers.Add(name="drawing_read")([face_logits, drawn_prior]), limit, "face_logits")
+        emoji_like])
+    reading = layers.Add(name="drawing_read")([face_logits, drawn_prior])
+    # An unfamiliar image's face is read within the recipe's unfamiliar_confidence, or, as far
+    # as it is a drawing like the emoji the drawn reading was learned on, its emoji_confidence.
+    limited_face_logits = layers.Add(name="face_reading")([
+        layers.Multiply(name="face_reading_if_unlike")([
+            bounded(reading, score_limit(recipe.unfamiliar_confidence, class_count),
+                    "face_logits"),
+            layers.Rescaling(-1.0, offset=1.0, name="emoji_unlike_drawing")(emoji_like)]),
+        layers.Multiply(name="face_reading_if_like")([
+            bounded(reading, score_limit(recipe.emoji_confidence, class_count), "emoji_logits"),
+            emoji_like])])
     # An unfamiliar image without any face keeps its photo's reading, bounded the same way: a
     # score near zero there was a coin toss on the photos the style statistics find unusual.
+    limit = score_limit(recipe.unfamiliar_confidence, class_count)
     limited_photo_logits = bounded(photo_logits, limit, "photo_logits")
     no_face = layers.Rescaling(-1.0, offset=1.0, name="no_face")(any_face)
-    logits = layers.Add(name="logits")([
+    # The temperature (fitted on the validation photos) calibrates what the photo's features
+    # say; a face read for an unfamiliar image comes after it, its bound its own.
+    photo_scores = layers.Add(name="photo_scores")([
         layers.Multiply(name="familiar_photo_logits")([photo_logits, familiarity]),
-        layers.Multiply(name="unfamiliar_face_logits")(
-            [limited_face_logits, any_face, unfamiliarity]),
         layers.Multiply(name="unfamiliar_faceless_logits")(
             [limited_photo_logits, no_face, unfamiliarity])])
-    calibrated = layers.Rescaling(1.0, name="temperature")(logits)
+    calibrated = layers.Add(name="logits")([
+        layers.Rescaling(1.0, name="temperature")(photo_scores),
+        layers.Multiply(name="unfamiliar_face_logits")(
+            [limited_face_logits, any_face, unfamiliarity])])
+    # What the image is like: the training photos, or the emoji of the drawn reading.
+    familiarity = layers.Maximum(name="familiarity")([familiarity, emoji_like])
     probabilities = layers.Activation("sigmoid" if class_count == 2 else "softmax",
                                       name="class_probabilities")(calibrated)
     model = keras.Model([image, face, found, drawn],

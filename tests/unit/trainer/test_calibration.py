@@ -1,4 +1,5 @@
-"""Calibration: the temperature that undoes a known over-confidence, and the calibration error
+"""Calibration: the temperature that undoes a known over-confidence (of the scores it scales),
+and the calibration error
 of predictions whose confidence matches their accuracy (near zero) or does not."""
 
 import numpy as np
@@ -31,6 +32,19 @@ def test_a_temperature_kept_to_softening_never_sharpens():
     labels = sampled(true_logits, 6)
     assert fit_temperature(0.5 * true_logits, labels, lowest=1.0) == 1.0
     assert abs(fit_temperature(3 * true_logits, labels, lowest=1.0) - 3) < 0.3
+
+
+def test_scores_added_after_the_temperature_are_not_scaled():
+    """Half the images' scores come after the temperature (an unfamiliar image's face, read
+    within its own bound): the temperature undoes the over-confidence of the rest alone."""
+    rng = np.random.default_rng(7)
+    true_logits = rng.normal(0, 2, (4000, 1))
+    labels = sampled(true_logits, 8)
+    after = np.where(np.arange(4000)[:, None] % 2 == 0, true_logits, 0.0)
+    scaled = np.where(after == 0, 3 * true_logits, 0.0)
+    assert abs(fit_temperature(scaled, labels, offset=after) - 3) < 0.3
+    # Scaled with the rest, the sure half's scores would have asked for less softening.
+    assert fit_temperature(scaled + after, labels) < 2.5
 
 
 def test_calibration_error_is_near_zero_when_confidence_matches_accuracy():

@@ -104,9 +104,10 @@ def test_a_model_gets_the_prior_only_for_happy_and_sad_at_its_size():
 
 
 def test_a_drawing_is_read_with_the_prior_and_a_photo_face_without_it():
-    """Where the prior is set, an unfamiliar drawn face's bounded reading gains the recipe's
-    weight times the prior's score; a photo's face (a noisy crop, not flat) and an image
-    without a face keep exactly the outputs they had without it."""
+    """Where the prior is set, an unfamiliar drawn face like its emoji is read by its face
+    reading plus the recipe's weight times the prior's score, within the recipe's
+    emoji_confidence (not the unfamiliar one), and is that familiar; a photo's face (a noisy
+    crop, not flat) and an image without a face keep exactly the outputs they had without it."""
     import keras
 
     from trainer.model import DRAWN_PRIOR_LAYER, FACE_LOGITS_LAYER, RECIPES, score_limit
@@ -125,19 +126,25 @@ def test_a_drawing_is_read_with_the_prior_and_a_photo_face_without_it():
     part = keras.Model(model.inputs, [model.get_layer("logits").output,
                                       model.get_layer(FACE_LOGITS_LAYER).output,
                                       model.get_layer(DRAWN_PRIOR_LAYER).output,
-                                      model.get_layer("familiarity").output])
+                                      model.get_layer("photo_familiarity").output,
+                                      model.output["familiarity"]])
     before = [np.asarray(value) for value in part(inputs)]
     assert set_drawn_prior(model, ["happy", "sad"], prior_for(model))
-    logits, face, prior, familiarity = [np.asarray(value) for value in part(inputs)]
-    assert np.abs(prior).min() > 0 and familiarity.max() == 0
+    logits, face, prior, photo_familiarity, familiarity = [np.asarray(value)
+                                                          for value in part(inputs)]
+    assert np.abs(prior).min() > 0 and photo_familiarity.max() == 0
 
     drawn = inputs[DRAWN_INPUT][:, 0] > 0
     np.testing.assert_allclose(logits[~drawn], before[0][~drawn], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(familiarity[~drawn], before[4][~drawn])
+    np.testing.assert_array_equal(familiarity[drawn], 1.0)  # as like the emoji as can be
     recipe = RECIPES["pretrained-faces"]
     limit = score_limit(recipe.unfamiliar_confidence, 2)
-    photo_part = before[0] - np.clip(face, -limit, limit) * (1 - familiarity)
-    expected = photo_part + np.clip(face + recipe.drawn_prior_weight * prior, -limit, limit) * (
-        1 - familiarity)
+    emoji_limit = score_limit(recipe.emoji_confidence, 2)
+    assert emoji_limit > limit
+    photo_part = before[0] - np.clip(face, -limit, limit) * (1 - photo_familiarity)
+    expected = photo_part + np.clip(face + recipe.drawn_prior_weight * prior,
+                                    -emoji_limit, emoji_limit) * (1 - photo_familiarity)
     np.testing.assert_allclose(logits[drawn], expected[drawn], rtol=1e-4, atol=1e-5)
     assert np.abs(logits[drawn] - before[0][drawn]).max() > 1e-3
     assert set_drawn_prior(model, ["happy", "sad"], prior_for(model, far=True))

@@ -389,9 +389,9 @@ def build_pretrained_faces(image_size: int, class_count: int,
     familiarity = familiarity_output(_style_statistics(
         backbone_part.get_layer("stem_relu6").output), recipe.familiarity_components)
     any_face = layers.Add(name="any_face")([found, drawn])
-    familiarity, flat_drawing = drawing_familiarity(familiarity, face, any_face,
-                                                    recipe.flat_drawing)
-    unfamiliarity = layers.Rescaling(-1.0, offset=1.0, name="unfamiliarity")(familiarity)
+    photo_familiarity, flat_drawing = drawing_familiarity(familiarity, face, any_face,
+                                                          recipe.flat_drawing)
+    unfamiliarity = layers.Rescaling(-1.0, offset=1.0, name="unfamiliarity")(photo_familiarity)
     # A drawn face (either finder's, if its fills are flat) is also read by what drawn happy
     # and sad faces look like, as far as the image is like the emoji that reading was learned
     # on (trainer.drawn_prior; zero until trainer.transfer.set_drawn_prior sets it, and for
@@ -422,7 +422,7 @@ def build_pretrained_faces(image_size: int, class_count: int,
     # The temperature (fitted on the validation photos) calibrates what the photo's features
     # say; a face read for an unfamiliar image comes after it, its bound its own.
     photo_scores = layers.Add(name="photo_scores")([
-        layers.Multiply(name="familiar_photo_logits")([photo_logits, familiarity]),
+        layers.Multiply(name="familiar_photo_logits")([photo_logits, photo_familiarity]),
         layers.Multiply(name="unfamiliar_faceless_logits")(
             [limited_photo_logits, no_face, unfamiliarity])])
     calibrated = layers.Add(name="logits")([
@@ -430,7 +430,7 @@ def build_pretrained_faces(image_size: int, class_count: int,
         layers.Multiply(name="unfamiliar_face_logits")(
             [limited_face_logits, any_face, unfamiliarity])])
     # What the image is like: the training photos, or the emoji of the drawn reading.
-    familiarity = layers.Maximum(name="familiarity")([familiarity, emoji_like])
+    familiarity = layers.Maximum(name="familiarity")([photo_familiarity, emoji_like])
     probabilities = layers.Activation("sigmoid" if class_count == 2 else "softmax",
                                       name="class_probabilities")(calibrated)
     model = keras.Model([image, face, found, drawn],

@@ -285,22 +285,23 @@ def ramp_weights(near: float, span: float) -> list[np.ndarray]:
 
 def fit_temperature_layer(model, images: np.ndarray, labels: np.ndarray) -> float:
     """Set the model's temperature from its scores on these (validation) images: those it
-    scales, beside those added after it (an unfamiliar image's face, if the graph has them)."""
+    scales, beside those added after it (an unfamiliar image's face)."""
+    import keras
+
     from trainer.calibration import fit_temperature
     from trainer.faces import model_batch
 
     names = [tensor.name for tensor in model.inputs]
-    temperature_layer = model.get_layer("temperature")
+    temperature = model.get_layer("temperature")
+    units = temperature.input.shape[-1]
+    both = keras.layers.Concatenate()(  # one pass over the images for both
+        [temperature.input, model.get_layer("unfamiliar_face_logits").output])
     batch = model_batch(model, images)
-    inputs = [batch.inputs[name] for name in names]
     # (an image read by several faces, a sticker sheet, by the mean of their scores)
-    scores = batch.per_image(tensor_runner(model, names, temperature_layer.input)(*inputs))
-    after = 0.0
-    if "photo_scores" in {layer.name for layer in model.layers}:  # the face after it
-        after = batch.per_image(tensor_runner(
-            model, names, model.get_layer("unfamiliar_face_logits").output)(*inputs))
+    scores = batch.per_image(tensor_runner(model, names, both)(
+        *[batch.inputs[name] for name in names]))
     # Softening only: a validation split of a few dozen images that the model happens to get
     # all right asks for ever sharper scores, which drawings then pay for (docs/research.md).
-    temperature = fit_temperature(scores, labels, lowest=1.0, offset=after)
-    model.get_layer("temperature").scale = 1 / temperature
-    return temperature
+    fitted = fit_temperature(scores[:, :units], labels, lowest=1.0, offset=scores[:, units:])
+    temperature.scale = 1 / fitted
+    return fitted
